@@ -1,0 +1,96 @@
+"""Benchmark of the recent-runs query that the dashboard and `dqm runs` make.
+
+Fills a fresh database with N runs spread over years (default 20,000; SQLite in a temporary
+directory unless --database names another, which must be empty), then times the three search modes
+of the run list. Prints the figures; the last line is one JSON object.
+
+    .venv/bin/python bench/recent_runs.py [--runs 20000] [--database URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from sqlalchemy import insert
+
+from dqm.db import migrate, queries
+from dqm.db.models import Run, RunStatus
+from dqm.db.session import transaction
+
+
+def fill(url: str, n_runs: int) -> None:
+    start = dt.datetime(2024, 1, 1)
+    statuses = list(RunStatus)
+    rows = []
+    for i in range(n_runs):
+        begin = start + dt.timedelta(hours=2 * i)
+        running = i >= n_runs - 3
+        rows.append(
+            {
+                "run_id": 1000 + i,
+                "detector": "CD",
+                "run_type": ("physics", "laser", "calibration", "random")[i % 4],
+                "start_time": begin,
+                "end_time": None if running else begin + dt.timedelta(hours=1, minutes=50),
+                "status": RunStatus.DATA_TAKING if running else statuses[2 + i % 3],
+                "n_events": 6_600_000,
+                "n_files": 80,
+                "sampling_fraction": 1.0,
+                "created_at": begin,
+                "updated_at": begin,
+            }
+        )
+    with transaction(url) as session:
+        session.execute(insert(Run), rows)
+
+
+def timed_ms(url: str, repeat: int, **kwargs: object) -> float:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        with transaction(url) as session:
+            runs = queries.recent_runs(session, **kwargs)
+            assert runs
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20_000, help="number of runs to create")
+    parser.add_argument("--database", help="an empty database URL (default: SQLite in a temp dir)")
+    parser.add_argument("--repeat", type=int, default=20, help="repetitions per query (median)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.database or f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
+        migrate.upgrade(url, "head")
+        t0 = time.perf_counter()
+        fill(url, args.runs)
+        fill_s = time.perf_counter() - t0
+        now = dt.datetime(2024, 1, 1) + dt.timedelta(hours=2 * args.runs)
+        figures = {
+            "n_runs": args.runs,
+            "fill_runs_per_s": round(args.runs / fill_s),
+            "recent_runs_ms": round(timed_ms(url, args.repeat, limit=50), 2),
+            "recent_completed_ms": round(timed_ms(url, args.repeat, limit=50, completed=True), 2),
+            "recent_days_ms": round(timed_ms(url, args.repeat, days=7, now=now), 2),
+            "status_filter_ms": round(timed_ms(url, args.repeat, limit=50, status="Failed"), 2),
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        }
+        if args.database:
+            migrate.downgrade(url, "base")
+    for key, value in figures.items():
+        print(f"{key:>22}: {value}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

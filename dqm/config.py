@@ -1,0 +1,300 @@
+"""The effective configuration of the DQM, in one place.
+
+Sources, lowest priority first:
+
+1. built-in defaults (an SQLite database and an embedded broker under the data directory);
+2. an optional TOML file: the path given with ``--config`` or ``DQM_CONFIG``, otherwise ``dqm.toml``
+   in the working directory if it exists. Relative paths in the file are relative to the file;
+3. environment variables ``DQM_DATABASE_URL``, ``DQM_BROKER_URL``, ``DQM_DATA_DIR``,
+   ``DQM_RAW_ROOTS`` (directories separated by ``os.pathsep``). Environment variables win.
+
+Example ``dqm.toml``::
+
+    database_url = "postgresql+psycopg://dqm:secret@db.example.org/dqm"
+    broker_url = "amqp://dqm:secret@mq.example.org:5672//"
+    data_dir = "/srv/dqm"
+    raw_roots = ["/data/raw", "/eos/juno/raw"]
+
+Every problem (malformed URL, unknown key, unreadable file) raises :class:`~dqm.errors.ConfigError`
+with one sentence that names the source and what is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from dqm.errors import ConfigError
+
+#: The directory that holds ``pyproject.toml`` when the package runs from a checkout.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Environment variable naming the TOML configuration file.
+CONFIG_FILE_ENV = "DQM_CONFIG"
+
+#: Configuration keys, their environment variables and what they mean.
+KEYS: dict[str, tuple[str, str]] = {
+    "database_url": (
+        "DQM_DATABASE_URL",
+        "SQLAlchemy URL of the DQM database (sqlite, mysql+pymysql, postgresql+psycopg)",
+    ),
+    "broker_url": (
+        "DQM_BROKER_URL",
+        "kombu URL of the message broker (filesystem:// is the embedded default, amqp:// for RabbitMQ)",
+    ),
+    "data_dir": ("DQM_DATA_DIR", "directory for the embedded database, broker and raw data"),
+    "raw_roots": ("DQM_RAW_ROOTS", "directories raw files may come from"),
+}
+
+#: Database backends and the drivers the DQM is tested with.
+DATABASE_DRIVERS = {
+    "sqlite": "pysqlite",
+    "mysql": "pymysql",
+    "mariadb": "pymysql",
+    "postgresql": "psycopg",
+}
+
+#: Broker transports accepted in ``DQM_BROKER_URL``.
+BROKER_SCHEMES = {"filesystem", "memory", "amqp", "amqps", "pyamqp", "redis", "rediss"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The effective configuration.
+
+    Attributes:
+        database_url: SQLAlchemy URL of the DQM database, with an explicit driver.
+        broker_url: kombu URL of the message broker; ``filesystem://`` keeps the queues under
+            ``data_dir/broker``.
+        data_dir: directory for the embedded database and broker and for simulated raw data.
+        raw_roots: directories raw files may come from; a file outside all of them is refused.
+        config_file: the TOML file that was read, if any.
+        sources: for each key, where its value came from (``default``, the file path, or the
+            environment variable).
+    """
+
+    database_url: str
+    broker_url: str
+    data_dir: Path
+    raw_roots: tuple[Path, ...]
+    config_file: Path | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def broker_dir(self) -> Path:
+        """Directory of the embedded filesystem broker."""
+        return self.data_dir / "broker"
+
+    @property
+    def raw_dir(self) -> Path:
+        """Directory where the simulator writes raw files (the first raw root)."""
+        return self.raw_roots[0]
+
+    def masked(self) -> dict[str, str]:
+        """The configuration as strings, with passwords replaced by ``***``."""
+        return {
+            "database_url": mask_url(self.database_url),
+            "broker_url": mask_url(self.broker_url),
+            "data_dir": str(self.data_dir),
+            "raw_roots": os.pathsep.join(str(p) for p in self.raw_roots),
+            "config_file": str(self.config_file) if self.config_file else "",
+        }
+
+
+def default_data_dir() -> Path:
+    """``data/`` of the checkout when running from one, else ``./data``."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "data"
+    return Path.cwd() / "data"
+
+
+def mask_url(url: str) -> str:
+    """Replace the password of a URL by ``***`` (other parts unchanged, even if malformed)."""
+    parts = urlsplit(url)
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hostport}"))
+
+
+def check_database_url(url: str, source: str) -> str:
+    """Validate a database URL and return it with an explicit, supported driver.
+
+    Args:
+        url: the URL as given.
+        source: where it came from, for the error message (e.g. ``DQM_DATABASE_URL``).
+
+    Raises:
+        ConfigError: the URL is malformed, names an unsupported backend or lacks a database name.
+    """
+    example = (
+        "expected e.g. sqlite:///data/dqm.sqlite, mysql+pymysql://root@127.0.0.1:3306/dqm "
+        "or postgresql+psycopg://postgres@127.0.0.1:5432/dqm"
+    )
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise ConfigError(f"{source}: {url!r} is not a database URL; {example}.") from exc
+    backend = parsed.get_backend_name()
+    if backend not in DATABASE_DRIVERS:
+        raise ConfigError(f"{source}: database backend {backend!r} is not supported; {example}.")
+    driver = DATABASE_DRIVERS[backend]
+    if "+" not in parsed.drivername and backend != "sqlite":
+        parsed = parsed.set(drivername=f"{backend}+{driver}")
+    elif parsed.get_driver_name() != driver:
+        raise ConfigError(
+            f"{source}: driver {parsed.get_driver_name()!r} is not supported for {backend}; "
+            f"use {backend}+{driver}://."
+        )
+    if backend != "sqlite" and not parsed.database:
+        raise ConfigError(f"{source}: {mask_url(url)!r} names no database; {example}.")
+    if backend != "sqlite" and not parsed.host:
+        raise ConfigError(f"{source}: {mask_url(url)!r} names no host; {example}.")
+    return parsed.render_as_string(hide_password=False)
+
+
+def check_broker_url(url: str, source: str) -> str:
+    """Validate a kombu broker URL.
+
+    Raises:
+        ConfigError: the scheme is unknown, the URL is malformed or names no host where one is needed.
+    """
+    example = "expected e.g. filesystem:// (embedded) or amqp://guest:guest@127.0.0.1:5672//"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError as exc:
+        raise ConfigError(
+            f"{source}: {mask_url(url)!r} is not a broker URL ({exc}); {example}."
+        ) from exc
+    scheme = parts.scheme
+    if scheme.startswith("sqla+"):
+        check_database_url(url[len("sqla+") :], source)
+        return url
+    if scheme not in BROKER_SCHEMES:
+        raise ConfigError(
+            f"{source}: broker transport {scheme or url!r} is not supported; {example}."
+        )
+    if scheme not in {"filesystem", "memory"} and not parts.hostname:
+        raise ConfigError(f"{source}: {mask_url(url)!r} names no host; {example}.")
+    return url
+
+
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as fh:
+            content = tomllib.load(fh)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"configuration file {path} does not exist.") from exc
+    except OSError as exc:
+        raise ConfigError(f"configuration file {path} cannot be read: {exc.strerror}.") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}.") from exc
+    unknown = sorted(set(content) - set(KEYS))
+    if unknown:
+        raise ConfigError(
+            f"configuration file {path}: unknown key {unknown[0]!r}; known keys are "
+            f"{', '.join(KEYS)}."
+        )
+    return content
+
+
+def _as_path(value: object, base: Path, source: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(
+            f"{source}: expected a directory path as a non-empty string, got {value!r}."
+        )
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path)
+
+
+def _as_paths(value: object, base: Path, source: str) -> tuple[Path, ...]:
+    if isinstance(value, str):
+        items: list[object] = [v for v in value.split(os.pathsep) if v]
+    elif isinstance(value, list):
+        items = list(value)
+    else:
+        raise ConfigError(f"{source}: expected a list of directories, got {value!r}.")
+    if not items:
+        raise ConfigError(f"{source}: names no directory.")
+    return tuple(_as_path(item, base, source) for item in items)
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Read the effective configuration.
+
+    Args:
+        config_file: a TOML file to read; overrides ``DQM_CONFIG`` and ``./dqm.toml``.
+        env: the environment to read (default: ``os.environ``).
+
+    Raises:
+        ConfigError: any value is invalid; the message names its source.
+    """
+    env = os.environ if env is None else env
+    path: Path | None = None
+    if config_file is not None:
+        path = Path(config_file)
+    elif env.get(CONFIG_FILE_ENV):
+        path = Path(env[CONFIG_FILE_ENV])
+    elif Path("dqm.toml").is_file():
+        path = Path("dqm.toml")
+
+    raw: dict[str, tuple[object, Path, str]] = {}
+    if path is not None:
+        path = path.expanduser().resolve()
+        for key, value in _read_toml(path).items():
+            raw[key] = (value, path.parent, f"{path} ({key})")
+    for key, (var, _doc) in KEYS.items():
+        if env.get(var):
+            raw[key] = (env[var], Path.cwd(), var)
+
+    sources = {key: "default" for key in KEYS}
+    for key, (_value, _base, source) in raw.items():
+        sources[key] = str(path) if source.startswith(str(path)) else source
+
+    data_dir = default_data_dir()
+    if "data_dir" in raw:
+        data_dir = _as_path(*raw["data_dir"])
+    raw_roots: tuple[Path, ...] = (data_dir / "raw",)
+    if "raw_roots" in raw:
+        raw_roots = _as_paths(*raw["raw_roots"])
+
+    database_url = f"sqlite:///{data_dir / 'dqm.sqlite'}"
+    if "database_url" in raw:
+        value, _base, source = raw["database_url"]
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: expected a URL string, got {value!r}.")
+        database_url = value
+    database_url = check_database_url(database_url, _source_label(raw, "database_url"))
+
+    broker_url = "filesystem://"
+    if "broker_url" in raw:
+        value, _base, source = raw["broker_url"]
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: expected a URL string, got {value!r}.")
+        broker_url = value
+    broker_url = check_broker_url(broker_url, _source_label(raw, "broker_url"))
+
+    return Settings(
+        database_url=database_url,
+        broker_url=broker_url,
+        data_dir=data_dir,
+        raw_roots=raw_roots,
+        config_file=path,
+        sources=sources,
+    )
+
+
+def _source_label(raw: Mapping[str, tuple[object, Path, str]], key: str) -> str:
+    """Name of the source of ``key`` for error messages."""
+    return raw[key][2] if key in raw else f"default {key}"

@@ -1,0 +1,8 @@
+"""The DQM database.
+
+Modules:
+    models: SQLAlchemy models (runs, files, jobs, messages, histograms, pmt_stats, calibrations).
+    session: engines (SQLite with WAL and foreign keys), sessions and transactions.
+    queries: the query functions every other part uses; nothing else writes SQL.
+    migrate: Alembic upgrade/downgrade/check from Python.
+"""

@@ -1,0 +1,299 @@
+"""SQLAlchemy models of the DQM database.
+
+The schema belongs to Alembic (``migrations/``): these models describe it, a test checks that the
+migrations and the models do not drift, and production databases are created only by
+``dqm init-db`` (``alembic upgrade head``).
+
+Per-PMT arrays and histogram contents are stored as little-endian binary blobs (see
+:mod:`dqm.histcodec`); on MariaDB/MySQL they use ``LONGBLOB`` since a ``BLOB`` holds only 64 kB.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+from dqm.times import utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Binary column for arrays: LONGBLOB on MariaDB/MySQL (BLOB holds only 64 kB), BYTEA/BLOB elsewhere.
+Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+#: Long text (raw messages, tracebacks): LONGTEXT on MariaDB/MySQL (TEXT holds only 64 kB).
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+
+
+class RunStatus(enum.StrEnum):
+    """Status of a run as the shifter sees it (DESIGN.md, "Run status")."""
+
+    DATA_TAKING = "Data Taking"
+    REC_RUNNING = "Rec Running"
+    PARTLY_COMPLETED = "Partly Completed"
+    ALL_COMPLETED = "All Completed"
+    FAILED = "Failed"
+
+
+class FileState(enum.StrEnum):
+    """Life of a raw file, from its announcement to its processing."""
+
+    ANNOUNCED = "announced"  # file_ready received, availability not yet checked
+    AVAILABLE = "available"  # present under a raw root with the announced size and checksum
+    PROCESSING = "processing"
+    DONE = "done"
+    FAILED = "failed"
+    MISSING = "missing"  # announced but never delivered (or checksum never matched)
+
+
+class JobState(enum.StrEnum):
+    """States of a job (XENONnT offline-monitoring style)."""
+
+    TODO = "TODO"
+    SUBMITTED = "SUBMITTED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    TOCHECK = "TOCHECK"  # data never arrived, or the job stayed silent too long
+
+
+class MessageOutcome(enum.StrEnum):
+    """What intake did with a broker message."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class EnumString(TypeDecorator[enum.StrEnum]):
+    """A ``VARCHAR`` holding the value of a string enum; reads back the enum member."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_class: type[enum.StrEnum], length: int = 20) -> None:
+        super().__init__(length)
+        self.enum_class = enum_class
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return self.enum_class(value).value
+
+    def process_result_value(self, value: Any, dialect: Any) -> enum.StrEnum | None:
+        return None if value is None else self.enum_class(value)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the naming convention that migrations rely on."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Run(Base):
+    """A data-taking run."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_end_time", "end_time"),
+        Index("ix_runs_status_end_time", "status", "end_time"),
+        Index("ix_runs_start_time", "start_time"),
+        Index("ix_runs_run_type", "run_type"),
+    )
+
+    run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    detector: Mapped[str] = mapped_column(String(32), default="CD")
+    run_type: Mapped[str] = mapped_column(String(32))
+    start_time: Mapped[dt.datetime] = mapped_column(DateTime)
+    end_time: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    status: Mapped[RunStatus] = mapped_column(EnumString(RunStatus), default=RunStatus.DATA_TAKING)
+    n_events: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    n_files: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    sampling_fraction: Mapped[float] = mapped_column(Float, default=1.0)
+    rec_method: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    files: Mapped[list[File]] = relationship(
+        back_populates="run",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="File.seq",
+    )
+
+    def __repr__(self) -> str:
+        return f"Run({self.run_id}, {self.run_type!r}, {self.status})"
+
+
+class File(Base):
+    """A raw ROOT file of a run (one sequence number)."""
+
+    __tablename__ = "files"
+    __table_args__ = (
+        UniqueConstraint("run_id", "seq"),
+        Index("ix_files_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    uri: Mapped[str] = mapped_column(String(1024))
+    size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    checksum: Mapped[str | None] = mapped_column(String(16), nullable=True)  # adler32, 8 hex digits
+    n_events: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    arrived_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    state: Mapped[FileState] = mapped_column(EnumString(FileState), default=FileState.ANNOUNCED)
+
+    run: Mapped[Run] = relationship(back_populates="files")
+
+    def __repr__(self) -> str:
+        return f"File({self.run_id}.{self.seq}, {self.state})"
+
+
+class Job(Base):
+    """A unit of work of the job server (process a file, merge a run, an analysis, a check)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_state_not_before", "state", "not_before"),
+        Index("ix_jobs_run_id_kind", "run_id", "kind"),
+        Index("ix_jobs_file_id", "file_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    file_id: Mapped[int | None] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), nullable=True
+    )
+    state: Mapped[JobState] = mapped_column(EnumString(JobState), default=JobState.TODO)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    not_before: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # retry backoff
+    submitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    error: Mapped[str | None] = mapped_column(LongText, nullable=True)
+    parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    code_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+    def __repr__(self) -> str:
+        return f"Job({self.id}, {self.kind!r}, run {self.run_id}, {self.state})"
+
+
+class Message(Base):
+    """A message received from the broker, kept whatever its outcome (nothing is lost)."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_received_at", "received_at"),
+        Index("ix_messages_outcome", "outcome"),
+        Index("ix_messages_run_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Unique when present; a message rejected because it has no valid id stores NULL.
+    message_id: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    payload: Mapped[str] = mapped_column(LongText)  # the body exactly as received
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    outcome: Mapped[MessageOutcome] = mapped_column(EnumString(MessageOutcome))
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Histogram(Base):
+    """A histogram of one file (``file_id`` set) or of a whole run (``file_id`` NULL: the merge)."""
+
+    __tablename__ = "histograms"
+    __table_args__ = (
+        UniqueConstraint("file_id", "stage", "name"),
+        Index("ix_histograms_run_id_stage_name", "run_id", "stage", "name"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    file_id: Mapped[int | None] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), nullable=True
+    )
+    stage: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    axes: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    storage: Mapped[str] = mapped_column(String(16))
+    values: Mapped[bytes] = mapped_column(Blob)
+    variances: Mapped[bytes | None] = mapped_column(Blob, nullable=True)
+    entries: Mapped[float] = mapped_column(Float, default=0.0)
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PmtStats(Base):
+    """Per-PMT sums of one file (``file_id`` set) or of a whole run (``file_id`` NULL).
+
+    Sums rather than means, so that a run's statistics are exactly the sum of its files'. Arrays are
+    little-endian float64 of length ``n_pmts``, stored as blobs (see :mod:`dqm.histcodec`).
+    """
+
+    __tablename__ = "pmt_stats"
+    __table_args__ = (UniqueConstraint("run_id", "file_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    file_id: Mapped[int | None] = mapped_column(
+        ForeignKey("files.id", ondelete="CASCADE"), nullable=True
+    )
+    n_pmts: Mapped[int] = mapped_column(Integer)
+    n_events: Mapped[int] = mapped_column(BigInteger)
+    livetime_ns: Mapped[float] = mapped_column(Float)  # summed readout windows, for dark rates
+    hit_count: Mapped[bytes] = mapped_column(Blob)  # hits per PMT
+    fired_events: Mapped[bytes] = mapped_column(Blob)  # events in which the PMT fired
+    charge_sum: Mapped[bytes] = mapped_column(Blob)  # summed charge (PE)
+    time_sum: Mapped[bytes] = mapped_column(Blob)  # summed hit time (ns)
+    dark_count: Mapped[bytes] = mapped_column(Blob)  # hits outside the signal time window
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Calibration(Base):
+    """A version of the per-PMT calibration constants, valid from a run on."""
+
+    __tablename__ = "calibrations"
+    __table_args__ = (Index("ix_calibrations_valid_from_run", "valid_from_run"),)
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    valid_from_run: Mapped[int] = mapped_column(Integer)
+    valid_to_run: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    source_run: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    n_pmts: Mapped[int] = mapped_column(Integer)
+    gains: Mapped[bytes] = mapped_column(Blob)  # ADC counts per PE
+    time_offsets: Mapped[bytes] = mapped_column(Blob)  # ns
+    pmt_status: Mapped[bytes] = mapped_column(Blob)  # 0 good, 1 dead, 2 hot, 3 not fitted
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)

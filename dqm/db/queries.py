@@ -1,0 +1,522 @@
+"""Query functions of the DQM database.
+
+Plain functions with keyword-only arguments that take a :class:`~sqlalchemy.orm.Session`; the caller
+owns the transaction (``with transaction(url) as session: ...``). The job server, the dashboard's
+state classes and the command line all go through these: nothing else writes SQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import hist
+import numpy as np
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from dqm.db.models import (
+    Calibration,
+    File,
+    FileState,
+    Histogram,
+    Job,
+    Message,
+    MessageOutcome,
+    PmtStats,
+    Run,
+    RunStatus,
+)
+from dqm.errors import InvalidValueError, NotFoundError
+from dqm.histcodec import array_from_bytes, array_to_bytes, decode, encode
+from dqm.times import parse_time, utcnow
+
+#: Run attributes that ``update_run`` may change.
+RUN_FIELDS = (
+    "detector",
+    "run_type",
+    "start_time",
+    "end_time",
+    "status",
+    "n_events",
+    "n_files",
+    "sampling_fraction",
+    "rec_method",
+    "comment",
+)
+
+#: Run statuses that mean processing has finished, well or badly.
+FINAL_STATUSES = (RunStatus.ALL_COMPLETED, RunStatus.FAILED)
+
+
+def parse_status(value: str | RunStatus) -> RunStatus:
+    """A run status from its display name or enum name, case-insensitively.
+
+    ``"All Completed"``, ``"all-completed"`` and ``"ALL_COMPLETED"`` all give
+    :attr:`RunStatus.ALL_COMPLETED`.
+
+    Raises:
+        InvalidValueError: not a run status (the message lists the valid ones).
+    """
+    if isinstance(value, RunStatus):
+        return value
+    key = value.strip().replace("-", " ").replace("_", " ").casefold()
+    for status in RunStatus:
+        if key == status.value.casefold():
+            return status
+    valid = ", ".join(repr(s.value) for s in RunStatus)
+    raise InvalidValueError(f"{value!r} is not a run status; use one of {valid}.")
+
+
+# --- runs --------------------------------------------------------------------------------------
+
+
+def get_run(session: Session, run_id: int) -> Run:
+    """The run ``run_id``.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id} does not exist.")
+    return run
+
+
+def find_run(session: Session, run_id: int) -> Run | None:
+    """The run ``run_id``, or ``None``."""
+    return session.get(Run, run_id)
+
+
+def _check_run(run: Run) -> None:
+    if run.run_id < 0:
+        raise InvalidValueError(f"run id {run.run_id} is negative; run ids are positive integers.")
+    if run.end_time is not None and run.start_time is not None and run.end_time < run.start_time:
+        raise InvalidValueError(
+            f"run {run.run_id}: end time {run.end_time:%Y-%m-%d %H:%M:%S} is before its start time "
+            f"{run.start_time:%Y-%m-%d %H:%M:%S}."
+        )
+    if run.sampling_fraction is not None and not 0.0 < run.sampling_fraction <= 1.0:
+        raise InvalidValueError(
+            f"run {run.run_id}: sampling fraction {run.sampling_fraction} is not in (0, 1]."
+        )
+    for name in ("n_events", "n_files"):
+        value = getattr(run, name)
+        if value is not None and value < 0:
+            raise InvalidValueError(f"run {run.run_id}: {name} {value} is negative.")
+
+
+def add_run(
+    session: Session,
+    *,
+    run_id: int,
+    run_type: str,
+    start_time: dt.datetime | str,
+    detector: str = "CD",
+    end_time: dt.datetime | str | None = None,
+    status: RunStatus | str | None = None,
+    n_events: int | None = None,
+    n_files: int | None = None,
+    sampling_fraction: float = 1.0,
+    rec_method: str | None = None,
+    comment: str | None = None,
+) -> Run:
+    """Record a new run.
+
+    The status defaults to Data Taking, or to Rec Running when an end time is given.
+
+    Raises:
+        InvalidValueError: the run exists already, or a value is invalid.
+    """
+    if session.get(Run, run_id) is not None:
+        raise InvalidValueError(f"run {run_id} exists already; use 'dqm run set' to change it.")
+    if status is None:
+        status = RunStatus.DATA_TAKING if end_time is None else RunStatus.REC_RUNNING
+    run = Run(
+        run_id=run_id,
+        run_type=run_type,
+        detector=detector,
+        start_time=parse_time(start_time, what="start time"),
+        end_time=None if end_time is None else parse_time(end_time, what="end time"),
+        status=parse_status(status),
+        n_events=n_events,
+        n_files=n_files,
+        sampling_fraction=sampling_fraction,
+        rec_method=rec_method,
+        comment=comment,
+    )
+    _check_run(run)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def update_run(session: Session, run_id: int, **changes: Any) -> Run:
+    """Change attributes of a run (any of :data:`RUN_FIELDS`).
+
+    Times may be given as ISO 8601 text; the status by name.
+
+    Raises:
+        NotFoundError: no such run.
+        InvalidValueError: unknown attribute or invalid value.
+    """
+    run = get_run(session, run_id)
+    for name, value in changes.items():
+        if name not in RUN_FIELDS:
+            raise InvalidValueError(
+                f"{name!r} is not a run attribute; use one of {', '.join(RUN_FIELDS)}."
+            )
+        if name in ("start_time", "end_time") and value is not None:
+            value = parse_time(value, what=name.replace("_", " "))
+        if name == "status":
+            value = parse_status(value)
+        setattr(run, name, value)
+    _check_run(run)
+    session.flush()
+    return run
+
+
+def delete_run(session: Session, run_id: int) -> None:
+    """Delete a run with its files, jobs, histograms and PMT statistics.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    get_run(session, run_id)
+    # Explicit deletes, children first, so that the result does not depend on whether the
+    # backend enforces ON DELETE CASCADE (SQLite does only with foreign keys on).
+    for model in (Histogram, PmtStats, Job, File):
+        session.execute(delete(model).where(model.run_id == run_id))
+    session.execute(delete(Run).where(Run.run_id == run_id))
+    session.expunge_all()
+
+
+def recent_runs(
+    session: Session,
+    *,
+    limit: int | None = None,
+    days: float | None = None,
+    status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+    run_type: str | Iterable[str] | None = None,
+    completed: bool = False,
+    now: dt.datetime | None = None,
+) -> list[Run]:
+    """Recent runs, the running ones first, then by end time, newest first.
+
+    Args:
+        limit: at most this many runs (the "Recent Runs" mode).
+        days: only runs still taking data or that ended in the last ``days`` days, or started in
+            them (the "Recent Days" mode).
+        status: only runs in this status (or these statuses).
+        run_type: only runs of this type (or these types).
+        completed: only runs whose processing has finished (All Completed or Failed).
+        now: the reference time for ``days`` (default: the current UTC time).
+    """
+    query = select(Run)
+    if days is not None:
+        if days < 0:
+            raise InvalidValueError(f"days {days} is negative.")
+        cutoff = (now or utcnow()) - dt.timedelta(days=days)
+        query = query.where(
+            or_(Run.end_time.is_(None), Run.end_time >= cutoff, Run.start_time >= cutoff)
+        )
+    if status is not None:
+        statuses = [status] if isinstance(status, str | RunStatus) else list(status)
+        query = query.where(Run.status.in_([parse_status(s) for s in statuses]))
+    if completed:
+        query = query.where(Run.status.in_(FINAL_STATUSES))
+    if run_type is not None:
+        types = [run_type] if isinstance(run_type, str) else list(run_type)
+        query = query.where(Run.run_type.in_(types))
+    # Two indexed queries rather than one ORDER BY over an expression (which scans every run):
+    # the few runs still taking data, then the ended ones by end time.
+    running = list(
+        session.scalars(
+            query.where(Run.end_time.is_(None)).order_by(Run.start_time.desc(), Run.run_id.desc())
+        )
+    )
+    if limit is not None:
+        if limit < 0:
+            raise InvalidValueError(f"limit {limit} is negative.")
+        running = running[:limit]
+    ended_query = query.where(Run.end_time.is_not(None)).order_by(
+        Run.end_time.desc(), Run.start_time.desc(), Run.run_id.desc()
+    )
+    if limit is not None:
+        ended_query = ended_query.limit(limit - len(running))
+    return running + list(session.scalars(ended_query))
+
+
+def run_types(session: Session) -> list[str]:
+    """The run types present in the database, sorted."""
+    return list(session.scalars(select(Run.run_type).distinct().order_by(Run.run_type)))
+
+
+def count_runs_by_status(session: Session) -> dict[RunStatus, int]:
+    """Number of runs in each status (statuses with no run are absent)."""
+    rows = session.execute(select(Run.status, func.count()).group_by(Run.status))
+    return {RunStatus(status): count for status, count in rows}
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def add_file(
+    session: Session,
+    *,
+    run_id: int,
+    seq: int,
+    uri: str,
+    size: int | None = None,
+    checksum: str | None = None,
+    n_events: int | None = None,
+    state: FileState = FileState.ANNOUNCED,
+) -> File:
+    """Record a raw file of a run.
+
+    Raises:
+        NotFoundError: the run does not exist.
+        InvalidValueError: the run already has a file with this sequence number.
+    """
+    get_run(session, run_id)
+    existing = session.scalar(select(File).where(File.run_id == run_id, File.seq == seq))
+    if existing is not None:
+        raise InvalidValueError(f"run {run_id} already has file {seq} ({existing.uri}).")
+    file = File(
+        run_id=run_id,
+        seq=seq,
+        uri=uri,
+        size=size,
+        checksum=checksum,
+        n_events=n_events,
+        state=state,
+    )
+    session.add(file)
+    session.flush()
+    return file
+
+
+def files_of_run(session: Session, run_id: int) -> list[File]:
+    """The files of a run, by sequence number."""
+    return list(session.scalars(select(File).where(File.run_id == run_id).order_by(File.seq)))
+
+
+# --- messages ----------------------------------------------------------------------------------
+
+
+def message_seen(session: Session, message_id: str) -> bool:
+    """Whether a message with this id has been recorded already."""
+    return session.scalar(select(Message.id).where(Message.message_id == message_id)) is not None
+
+
+def record_message(
+    session: Session,
+    *,
+    payload: str,
+    outcome: MessageOutcome,
+    message_id: str | None = None,
+    type: str | None = None,
+    run_id: int | None = None,
+    error: str | None = None,
+) -> Message:
+    """Record a received message (accepted or rejected) exactly as it arrived."""
+    message = Message(
+        message_id=message_id,
+        type=type,
+        run_id=run_id,
+        payload=payload,
+        outcome=outcome,
+        error=error,
+    )
+    session.add(message)
+    session.flush()
+    return message
+
+
+def messages(
+    session: Session, *, outcome: MessageOutcome | None = None, limit: int | None = 100
+) -> list[Message]:
+    """Received messages, newest first."""
+    query = select(Message).order_by(Message.received_at.desc(), Message.id.desc())
+    if outcome is not None:
+        query = query.where(Message.outcome == outcome)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+# --- histograms --------------------------------------------------------------------------------
+
+
+def save_histogram(
+    session: Session,
+    *,
+    run_id: int,
+    file_id: int | None,
+    stage: str,
+    name: str,
+    histogram: hist.Hist,
+    title: str | None = None,
+    entries: float | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> Histogram:
+    """Store a histogram of a file (or of the run when ``file_id`` is None), replacing any earlier
+    one of the same stage and name, so that storing twice gives the same rows."""
+    encoded = encode(histogram, entries=entries)
+    old = session.scalar(
+        select(Histogram).where(
+            Histogram.run_id == run_id,
+            Histogram.file_id.is_(None) if file_id is None else Histogram.file_id == file_id,
+            Histogram.stage == stage,
+            Histogram.name == name,
+        )
+    )
+    row = old or Histogram(run_id=run_id, file_id=file_id, stage=stage, name=name)
+    row.title = title
+    row.axes = encoded.axes
+    row.storage = encoded.storage
+    row.values = encoded.values
+    row.variances = encoded.variances
+    row.entries = encoded.entries
+    row.provenance = dict(provenance or {})
+    row.created_at = utcnow()
+    session.add(row)
+    session.flush()
+    return row
+
+
+def histogram_rows(
+    session: Session,
+    *,
+    run_id: int,
+    file_id: int | None = None,
+    stage: str | None = None,
+    names: Sequence[str] | None = None,
+) -> list[Histogram]:
+    """The stored histograms of a run (``file_id`` None: the run's merged ones), by stage and name."""
+    query = select(Histogram).where(
+        Histogram.run_id == run_id,
+        Histogram.file_id.is_(None) if file_id is None else Histogram.file_id == file_id,
+    )
+    if stage is not None:
+        query = query.where(Histogram.stage == stage)
+    if names is not None:
+        query = query.where(Histogram.name.in_(list(names)))
+    return list(session.scalars(query.order_by(Histogram.stage, Histogram.name)))
+
+
+def load_histogram(row: Histogram) -> hist.Hist:
+    """The ``hist.Hist`` of a stored histogram row."""
+    return decode(row.axes, row.storage, row.values, row.variances)
+
+
+# --- PMT statistics ----------------------------------------------------------------------------
+
+#: The per-PMT arrays of :class:`PmtStats`.
+PMT_ARRAYS = ("hit_count", "fired_events", "charge_sum", "time_sum", "dark_count")
+
+
+def save_pmt_stats(
+    session: Session,
+    *,
+    run_id: int,
+    file_id: int | None,
+    n_events: int,
+    livetime_ns: float,
+    arrays: Mapping[str, np.ndarray],
+    provenance: Mapping[str, Any] | None = None,
+) -> PmtStats:
+    """Store per-PMT sums of a file (or of the run), replacing earlier ones (idempotent).
+
+    Raises:
+        InvalidValueError: an array is missing or the arrays differ in length.
+    """
+    missing = [name for name in PMT_ARRAYS if name not in arrays]
+    if missing:
+        raise InvalidValueError(f"PMT statistics lack the array(s) {', '.join(missing)}.")
+    lengths = {len(arrays[name]) for name in PMT_ARRAYS}
+    if len(lengths) != 1:
+        raise InvalidValueError(f"PMT statistics arrays differ in length: {sorted(lengths)}.")
+    old = session.scalar(
+        select(PmtStats).where(
+            PmtStats.run_id == run_id,
+            PmtStats.file_id.is_(None) if file_id is None else PmtStats.file_id == file_id,
+        )
+    )
+    row = old or PmtStats(run_id=run_id, file_id=file_id)
+    row.n_pmts = lengths.pop()
+    row.n_events = n_events
+    row.livetime_ns = livetime_ns
+    for name in PMT_ARRAYS:
+        setattr(row, name, array_to_bytes(arrays[name]))
+    row.provenance = dict(provenance or {})
+    row.created_at = utcnow()
+    session.add(row)
+    session.flush()
+    return row
+
+
+def pmt_stats_row(session: Session, *, run_id: int, file_id: int | None = None) -> PmtStats | None:
+    """The PMT statistics of a file, or of the run (``file_id`` None), if stored."""
+    return session.scalar(
+        select(PmtStats).where(
+            PmtStats.run_id == run_id,
+            PmtStats.file_id.is_(None) if file_id is None else PmtStats.file_id == file_id,
+        )
+    )
+
+
+def pmt_arrays(row: PmtStats) -> dict[str, np.ndarray]:
+    """The per-PMT arrays of a stored row, by name (see :data:`PMT_ARRAYS`)."""
+    return {name: array_from_bytes(getattr(row, name)) for name in PMT_ARRAYS}
+
+
+# --- calibrations ------------------------------------------------------------------------------
+
+
+def add_calibration(
+    session: Session,
+    *,
+    valid_from_run: int,
+    gains: np.ndarray,
+    time_offsets: np.ndarray,
+    pmt_status: np.ndarray,
+    source_run: int | None = None,
+    created_by: str | None = None,
+    comment: str | None = None,
+) -> Calibration:
+    """Store a new version of the per-PMT constants, valid from run ``valid_from_run`` on.
+
+    The version number is one more than the highest so far.
+    """
+    if not len(gains) == len(time_offsets) == len(pmt_status):
+        raise InvalidValueError("calibration arrays differ in length.")
+    version = (session.scalar(select(func.max(Calibration.version))) or 0) + 1
+    calibration = Calibration(
+        version=version,
+        valid_from_run=valid_from_run,
+        source_run=source_run,
+        n_pmts=len(gains),
+        gains=array_to_bytes(gains),
+        time_offsets=array_to_bytes(time_offsets),
+        pmt_status=array_to_bytes(pmt_status),
+        created_by=created_by,
+        comment=comment,
+    )
+    session.add(calibration)
+    session.flush()
+    return calibration
+
+
+def calibration_for_run(session: Session, run_id: int) -> Calibration | None:
+    """The calibration valid for ``run_id``: the newest version whose validity range contains it."""
+    return session.scalar(
+        select(Calibration)
+        .where(
+            Calibration.valid_from_run <= run_id,
+            or_(Calibration.valid_to_run.is_(None), Calibration.valid_to_run >= run_id),
+        )
+        .order_by(Calibration.version.desc())
+        .limit(1)
+    )

@@ -1,0 +1,1 @@
+"""Alembic environment of the DQM database (installed as ``dqm.migrations``)."""

@@ -1,0 +1,103 @@
+"""Configuration: defaults, TOML file, environment variables that win, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dqm.config import PROJECT_ROOT, load_settings, mask_url
+from dqm.errors import ConfigError
+
+
+def test_defaults_use_the_data_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(env={})
+    assert settings.data_dir == PROJECT_ROOT / "data"
+    assert settings.database_url == f"sqlite:///{PROJECT_ROOT / 'data' / 'dqm.sqlite'}"
+    assert settings.broker_url == "filesystem://"
+    assert settings.raw_roots == (PROJECT_ROOT / "data" / "raw",)
+    assert settings.config_file is None
+    assert set(settings.sources.values()) == {"default"}
+
+
+def test_toml_file_then_environment_wins(tmp_path: Path) -> None:
+    config = tmp_path / "site" / "dqm.toml"
+    config.parent.mkdir()
+    config.write_text(
+        'database_url = "postgresql://dqm:s3cret@db.example.org/dqm"\n'
+        'data_dir = "state"\n'
+        'raw_roots = ["/data/raw", "incoming"]\n'
+    )
+    settings = load_settings(config, env={})
+    # The driver the DQM is tested with is made explicit; relative paths follow the file.
+    assert settings.database_url == "postgresql+psycopg://dqm:s3cret@db.example.org/dqm"
+    assert settings.data_dir == tmp_path / "site" / "state"
+    assert settings.raw_roots == (Path("/data/raw"), tmp_path / "site" / "incoming")
+    assert settings.sources["database_url"] == str(config)
+
+    env = {"DQM_DATABASE_URL": "mysql://root@127.0.0.1:3306/test", "DQM_RAW_ROOTS": "/a:/b"}
+    settings = load_settings(config, env=env)
+    assert settings.database_url == "mysql+pymysql://root@127.0.0.1:3306/test"
+    assert settings.raw_roots == (Path("/a"), Path("/b"))
+    assert settings.sources["database_url"] == "DQM_DATABASE_URL"
+    assert settings.data_dir == tmp_path / "site" / "state"  # still from the file
+
+
+def test_config_file_from_environment(tmp_path: Path) -> None:
+    config = tmp_path / "other.toml"
+    config.write_text('broker_url = "amqp://guest:guest@127.0.0.1:5672//"\n')
+    settings = load_settings(env={"DQM_CONFIG": str(config)})
+    assert settings.broker_url == "amqp://guest:guest@127.0.0.1:5672//"
+    assert settings.config_file == config
+
+
+def test_passwords_are_masked() -> None:
+    settings = load_settings(
+        env={
+            "DQM_DATABASE_URL": "postgresql+psycopg://dqm:s3cret@db/dqm",
+            "DQM_BROKER_URL": "amqp://mq:hunter2@mq.example.org:5672//",
+        }
+    )
+    shown = settings.masked()
+    assert shown["database_url"] == "postgresql+psycopg://dqm:***@db/dqm"
+    assert shown["broker_url"] == "amqp://mq:***@mq.example.org:5672//"
+    assert "s3cret" not in str(shown) and "hunter2" not in str(shown)
+    assert mask_url("amqp://u:p@h:99999") == "amqp://u:***@h:99999"  # even when malformed
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DQM_DATABASE_URL": "not a url"}, "DQM_DATABASE_URL: 'not a url' is not a database URL"),
+        ({"DQM_DATABASE_URL": "oracle://u@h/db"}, "backend 'oracle' is not supported"),
+        ({"DQM_DATABASE_URL": "mysql+mysqldb://u@h/db"}, "use mysql\\+pymysql://"),
+        ({"DQM_DATABASE_URL": "postgresql+psycopg://u@h"}, "names no database"),
+        ({"DQM_DATABASE_URL": "postgresql+psycopg:///db"}, "names no host"),
+        ({"DQM_BROKER_URL": "kafka://h:9092"}, "broker transport 'kafka' is not supported"),
+        ({"DQM_BROKER_URL": "amqp://u:pw@h:99999//"}, "not a broker URL"),
+        ({"DQM_BROKER_URL": "amqp://"}, "names no host"),
+    ],
+)
+def test_malformed_values_are_one_clear_error(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_settings(env=env)
+    assert "\n" not in str(info.value)
+    assert "pw" not in str(info.value)
+
+
+def test_bad_files_are_one_clear_error(tmp_path: Path) -> None:
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('databse_url = "sqlite://"\n')
+    with pytest.raises(ConfigError, match="unknown key 'databse_url'; known keys are database_url"):
+        load_settings(unknown, env={})
+    broken = tmp_path / "broken.toml"
+    broken.write_text("database_url = \n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load_settings(broken, env={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "missing.toml", env={})
+    wrong_type = tmp_path / "wrong.toml"
+    wrong_type.write_text("raw_roots = 3\n")
+    with pytest.raises(ConfigError, match="expected a list of directories"):
+        load_settings(wrong_type, env={})
