@@ -269,21 +269,10 @@ def load_settings(
     if "raw_roots" in raw:
         raw_roots = _as_paths(*raw["raw_roots"])
 
-    database_url = f"sqlite:///{data_dir / 'dqm.sqlite'}"
-    if "database_url" in raw:
-        value, _base, source = raw["database_url"]
-        if not isinstance(value, str):
-            raise ConfigError(f"{source}: expected a URL string, got {value!r}.")
-        database_url = value
-    database_url = check_database_url(database_url, _source_label(raw, "database_url"))
-
-    broker_url = "filesystem://"
-    if "broker_url" in raw:
-        value, _base, source = raw["broker_url"]
-        if not isinstance(value, str):
-            raise ConfigError(f"{source}: expected a URL string, got {value!r}.")
-        broker_url = value
-    broker_url = check_broker_url(broker_url, _source_label(raw, "broker_url"))
+    database_url = check_database_url(
+        *_url_value(raw, "database_url", f"sqlite:///{data_dir / 'dqm.sqlite'}")
+    )
+    broker_url = check_broker_url(*_url_value(raw, "broker_url", "filesystem://"))
 
     return Settings(
         database_url=database_url,
@@ -295,6 +284,13 @@ def load_settings(
     )
 
 
-def _source_label(raw: Mapping[str, tuple[object, Path, str]], key: str) -> str:
-    """Name of the source of ``key`` for error messages."""
-    return raw[key][2] if key in raw else f"default {key}"
+def _url_value(
+    raw: Mapping[str, tuple[object, Path, str]], key: str, default: str
+) -> tuple[str, str]:
+    """The URL given for ``key`` (or the default) and the name of its source."""
+    if key not in raw:
+        return default, f"default {key}"
+    value, _base, source = raw[key]
+    if not isinstance(value, str):
+        raise ConfigError(f"{source}: expected a URL string, got {value!r}.")
+    return value, source

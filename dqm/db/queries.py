@@ -13,7 +13,7 @@ from typing import Any
 
 import hist
 import numpy as np
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from dqm.db.models import (
@@ -346,6 +346,12 @@ def messages(
     return list(session.scalars(query))
 
 
+def _of_file(model: type[Histogram | PmtStats], run_id: int, file_id: int | None) -> Any:
+    """Rows of one file of a run, or the run's merged row when ``file_id`` is None."""
+    scope = model.file_id.is_(None) if file_id is None else model.file_id == file_id
+    return and_(model.run_id == run_id, scope)
+
+
 # --- histograms --------------------------------------------------------------------------------
 
 
@@ -366,8 +372,7 @@ def save_histogram(
     encoded = encode(histogram, entries=entries)
     old = session.scalar(
         select(Histogram).where(
-            Histogram.run_id == run_id,
-            Histogram.file_id.is_(None) if file_id is None else Histogram.file_id == file_id,
+            _of_file(Histogram, run_id, file_id),
             Histogram.stage == stage,
             Histogram.name == name,
         )
@@ -396,8 +401,7 @@ def histogram_rows(
 ) -> list[Histogram]:
     """The stored histograms of a run (``file_id`` None: the run's merged ones), by stage and name."""
     query = select(Histogram).where(
-        Histogram.run_id == run_id,
-        Histogram.file_id.is_(None) if file_id is None else Histogram.file_id == file_id,
+        _of_file(Histogram, run_id, file_id),
     )
     if stage is not None:
         query = query.where(Histogram.stage == stage)
@@ -440,8 +444,7 @@ def save_pmt_stats(
         raise InvalidValueError(f"PMT statistics arrays differ in length: {sorted(lengths)}.")
     old = session.scalar(
         select(PmtStats).where(
-            PmtStats.run_id == run_id,
-            PmtStats.file_id.is_(None) if file_id is None else PmtStats.file_id == file_id,
+            _of_file(PmtStats, run_id, file_id),
         )
     )
     row = old or PmtStats(run_id=run_id, file_id=file_id)
@@ -461,8 +464,7 @@ def pmt_stats_row(session: Session, *, run_id: int, file_id: int | None = None) 
     """The PMT statistics of a file, or of the run (``file_id`` None), if stored."""
     return session.scalar(
         select(PmtStats).where(
-            PmtStats.run_id == run_id,
-            PmtStats.file_id.is_(None) if file_id is None else PmtStats.file_id == file_id,
+            _of_file(PmtStats, run_id, file_id),
         )
     )
 
