@@ -22,6 +22,7 @@ with one sentence that names the source and what is expected.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,9 +33,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from dqm.errors import ConfigError
+from dqm.paths import PROJECT_ROOT
 
-#: The directory that holds ``pyproject.toml`` when the package runs from a checkout.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["PROJECT_ROOT", "Settings", "load_settings", "mask_url"]
 
 #: Environment variable naming the TOML configuration file.
 CONFIG_FILE_ENV = "DQM_CONFIG"
@@ -49,6 +50,7 @@ KEYS: dict[str, tuple[str, str]] = {
         "DQM_BROKER_URL",
         "kombu URL of the message broker (filesystem:// is the embedded default, amqp:// for RabbitMQ)",
     ),
+    "broker_queue": ("DQM_BROKER_QUEUE", "queue on which data transfer announces runs and files"),
     "data_dir": ("DQM_DATA_DIR", "directory for the embedded database, broker and raw data"),
     "raw_roots": ("DQM_RAW_ROOTS", "directories raw files may come from"),
 }
@@ -73,6 +75,7 @@ class Settings:
         database_url: SQLAlchemy URL of the DQM database, with an explicit driver.
         broker_url: kombu URL of the message broker; ``filesystem://`` keeps the queues under
             ``data_dir/broker``.
+        broker_queue: name of the queue (and routing key) of data-transfer messages.
         data_dir: directory for the embedded database and broker and for simulated raw data.
         raw_roots: directories raw files may come from; a file outside all of them is refused.
         config_file: the TOML file that was read, if any.
@@ -82,6 +85,7 @@ class Settings:
 
     database_url: str
     broker_url: str
+    broker_queue: str
     data_dir: Path
     raw_roots: tuple[Path, ...]
     config_file: Path | None = None
@@ -102,6 +106,7 @@ class Settings:
         return {
             "database_url": mask_url(self.database_url),
             "broker_url": mask_url(self.broker_url),
+            "broker_queue": self.broker_queue,
             "data_dir": str(self.data_dir),
             "raw_roots": os.pathsep.join(str(p) for p in self.raw_roots),
             "config_file": str(self.config_file) if self.config_file else "",
@@ -273,15 +278,27 @@ def load_settings(
         *_url_value(raw, "database_url", f"sqlite:///{data_dir / 'dqm.sqlite'}")
     )
     broker_url = check_broker_url(*_url_value(raw, "broker_url", "filesystem://"))
+    broker_queue = (
+        _queue_name(*raw["broker_queue"][::2]) if "broker_queue" in raw else "dqm.transfer"
+    )
 
     return Settings(
         database_url=database_url,
         broker_url=broker_url,
+        broker_queue=broker_queue,
         data_dir=data_dir,
         raw_roots=raw_roots,
         config_file=path,
         sources=sources,
     )
+
+
+def _queue_name(value: object, source: str) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_.:\-]{1,200}", value):
+        raise ConfigError(
+            f"{source}: queue name must be 1-200 letters, digits, '_', '.', ':' or '-', got {value!r}."
+        )
+    return value
 
 
 def _url_value(

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from dqm.config import PROJECT_ROOT
 from dqm.geometry import COLUMNS, N_PMTS, PMT_RADIUS_MM, PMT_TYPES, generate_layout
+from dqm.paths import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = [
     "ATTENUATION_LENGTH_MM",
@@ -75,6 +78,8 @@ def load_pmts(path: str | Path | None = None) -> pd.DataFrame:
     Args:
         path: another CSV of the same columns (for tests and other detectors).
     """
+    import pandas as pd  # here, not at the top: simulation workers import this module
+
     csv = Path(path) if path is not None else PMT_POSITIONS_CSV
     if csv.is_file():
         table = pd.read_csv(csv, dtype=_DTYPES)

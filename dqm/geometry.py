@@ -17,9 +17,12 @@ from __future__ import annotations
 import argparse
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: Radius of the sphere of PMT centres, in mm.
 PMT_RADIUS_MM = 19_434.0
@@ -103,6 +106,8 @@ def generate_layout() -> pd.DataFrame:
     PMT ids run from 0 at the north pole (z > 0) to 17,611 at the south pole, ring by ring and
     by increasing azimuth within a ring. Azimuths are in degrees in [-180, 180).
     """
+    import pandas as pd  # here, not at the top: simulation workers import this module
+
     thetas = _ring_thetas()
     n_in_cap = sum(CAP_CIRCLES)
     slots, counts = _ring_counts(thetas, N_PMTS - 2 * n_in_cap)
@@ -165,7 +170,7 @@ def write_csv(path: str | Path) -> Path:
 
 def main(argv: list[str] | None = None) -> None:
     """Command line: ``python -m dqm.geometry [-o PATH]``."""
-    from dqm.config import PROJECT_ROOT
+    from dqm.paths import PROJECT_ROOT
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(

@@ -69,3 +69,26 @@ def fresh_database(backend: str) -> Iterator[str]:
             else:
                 connection.execute(text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         admin.dispose()
+
+
+RABBITMQ_URL = os.environ.get("DQM_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
+
+
+@contextmanager
+def fresh_queue(url: str = RABBITMQ_URL) -> Iterator[tuple[str, str]]:
+    """A uniquely named queue on RabbitMQ: yield (broker URL, queue name); delete the queue after."""
+    import kombu
+
+    name = f"dqm.test.{uuid.uuid4().hex[:12]}"
+    connection = kombu.Connection(url, connect_timeout=5)
+    try:
+        connection.ensure_connection(max_retries=1)
+    except Exception as exc:  # noqa: BLE001 - any failure to connect means the service is absent
+        connection.release()
+        unavailable("rabbitmq", exc)
+    try:
+        yield url, name
+    finally:
+        with connection.channel() as channel:
+            kombu.Queue(name, channel=channel).delete()
+        connection.release()

@@ -22,6 +22,8 @@ def test_a_server_that_is_down_is_reported(monkeypatch: pytest.MonkeyPatch) -> N
         "postgresql+psycopg://postgres@127.0.0.1:1/test",
     )
     monkeypatch.setenv("DQM_REQUIRE_SERVICES", "1")
-    with pytest.raises(pytest.fail.Exception, match="postgresql is not reachable"):
-        with fresh_database("postgresql"):
-            pass
+    with (
+        pytest.raises(pytest.fail.Exception, match="postgresql is not reachable"),
+        fresh_database("postgresql"),
+    ):
+        pass
