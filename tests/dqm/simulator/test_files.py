@@ -31,7 +31,7 @@ def test_files_have_the_documented_branches(simulate: Callable[..., SimulationRe
         with uproot.open(sim_file.path) as f:
             tree = f[rawformat.EVENTS_TREE]
             assert tree.num_entries == 250
-            types = {name: tree[name].interpretation for name in tree}
+            types = {branch.name: branch.interpretation for branch in tree.branches}
             for name, dtype in rawformat.EVENT_BRANCHES.items():
                 assert types[name].to_dtype == dtype, name
             for name, dtype in rawformat.HIT_BRANCHES.items():
