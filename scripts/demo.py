@@ -1,4 +1,4 @@
-"""The demo behind `make demo`: set up the embedded database and show what the system has so far.
+"""The demo behind `make demo`: set up the embedded database, simulate runs, show what exists so far.
 
 Runs against the configuration in force (by default an SQLite file and an embedded broker under
 data/), so it needs no service.
@@ -29,10 +29,40 @@ def main() -> None:
         f"PMT map: {len(pmts)} large PMTs ({counts['NNVT']} NNVT, {counts['Hamamatsu']} Hamamatsu) "
         "from data/pmt_positions.csv"
     )
+    # The detector's stand-in: a laser run (gains and timing), a source run and physics runs,
+    # one of them with dead and hot PMTs, announced on the embedded broker.
+    dqm("simulate", "10001", "--type", "laser", "--events", "2000", "--overwrite", "--notify")
+    dqm(
+        "simulate",
+        "10002",
+        "--type",
+        "calibration",
+        "--source",
+        "Cs137",
+        "--events",
+        "2000",
+        "--overwrite",
+        "--notify",
+    )
+    dqm("simulate", "10003", "--files", "3", "--events", "2000", "--overwrite", "--notify")
+    dqm(
+        "simulate",
+        "10004",
+        "--files",
+        "3",
+        "--events",
+        "2000",
+        "--fault",
+        "dead:n=40",
+        "--fault",
+        "hot:n=8",
+        "--overwrite",
+        "--notify",
+    )
     dqm("runs")
     print(
-        "Not yet in the demo: the DAQ simulator, the job server and the dashboard "
-        "(the database, the PMT geometry and the dqm command line are ready)."
+        "Not yet in the demo: the job server that processes these runs and the dashboard that shows "
+        "them (the database, PMT geometry, simulator, broker messages and dqm command line are ready)."
     )
 
 
