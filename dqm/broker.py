@@ -3,13 +3,26 @@
 ``DQM_BROKER_URL`` selects the broker: ``filesystem://`` (the default) keeps the queue as files under
 ``data_dir/broker`` and needs no service; ``amqp://`` talks to RabbitMQ. Messages are JSON text
 (:mod:`dqm.messages`), persistent, on a durable queue named by ``DQM_BROKER_QUEUE``.
+
+The embedded transport is kombu's filesystem transport made crash-safe: a message taken from the
+queue is moved to a spool folder and deleted only when it is acknowledged, and a consumer that starts
+puts back whatever a consumer before it left unacknowledged (killed before it acknowledged), so no
+message is lost. It serves one consumer (one job server); for several, use RabbitMQ.
 """
 
 from __future__ import annotations
 
+import os
+import time
+import uuid
+from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import kombu
+from kombu.transport import filesystem
+from kombu.utils.encoding import bytes_to_str, str_to_bytes
+from kombu.utils.json import dumps, loads
 
 from dqm.config import Settings, mask_url
 from dqm.errors import DQMError
@@ -23,20 +36,108 @@ class BrokerError(DQMError):
     """The broker cannot be reached or refused a message."""
 
 
+class SpoolingChannel(filesystem.Channel):
+    """Filesystem channel that keeps taken messages in a spool folder until they are acknowledged."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._spooled: dict[str, Path] = {}
+        self._recovered = False
+
+    @property
+    def spool_folder(self) -> Path:
+        return Path(self.transport_options["spool_folder"])
+
+    def _put(self, queue: str, payload: Any, **kwargs: Any) -> None:
+        # Wall-clock nanoseconds order messages across processes (kombu's milliseconds do not), and
+        # the rename makes a message appear whole or not at all.
+        name = f"{time.time_ns():020d}_{uuid.uuid4().hex}.{queue}.msg"
+        folder = Path(self.data_folder_out)
+        tmp = folder / f".{name}.tmp"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(str_to_bytes(dumps(payload)))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, folder / name)
+        except OSError as exc:
+            raise kombu.exceptions.ChannelError(f"cannot add a message to {folder}: {exc}") from exc
+
+    def _recover(self) -> None:
+        """Put back the messages a previous consumer took but never acknowledged."""
+        self._recovered = True
+        self.spool_folder.mkdir(parents=True, exist_ok=True)
+        for path in self.spool_folder.iterdir():
+            if path.name.endswith(".msg"):
+                os.replace(path, Path(self.data_folder_in) / path.name)
+
+    def _get(self, queue: str) -> Any:
+        if not self._recovered:
+            self._recover()
+        wanted = f"{queue}.msg"
+        folder = Path(self.data_folder_in)
+        for name in sorted(os.listdir(folder)):
+            if name.partition(".")[2] != wanted:
+                continue
+            spooled = self.spool_folder / name
+            try:
+                os.replace(folder / name, spooled)
+            except FileNotFoundError:
+                continue  # taken in the meantime
+            payload = loads(bytes_to_str(spooled.read_bytes()))
+            self._spooled[payload["properties"]["delivery_tag"]] = spooled
+            return payload
+        raise Empty()
+
+    def _forget(self, delivery_tag: str) -> None:
+        path = self._spooled.pop(delivery_tag, None)
+        if path is not None:
+            path.unlink(missing_ok=True)
+
+    def basic_ack(self, delivery_tag: str, multiple: bool = False) -> None:
+        super().basic_ack(delivery_tag, multiple)
+        self._forget(delivery_tag)
+
+    def basic_reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        super().basic_reject(delivery_tag, requeue)  # a requeued message is put back by _restore
+        self._forget(delivery_tag)
+
+    def _restore(self, message: Any) -> None:
+        # Back under its original name, so that it keeps its place in the queue.
+        path = self._spooled.pop(message.delivery_tag, None)
+        if path is not None and path.exists():
+            os.replace(path, Path(self.data_folder_in) / path.name)
+        else:
+            super()._restore(message)
+
+
+class SpoolingTransport(filesystem.Transport):
+    """The embedded broker: kombu's filesystem transport with :class:`SpoolingChannel`."""
+
+    Channel = SpoolingChannel
+
+
 def connection(settings: Settings) -> kombu.Connection:
     """A (not yet connected) kombu connection to the configured broker."""
-    options: dict[str, Any] = {}
     if settings.broker_url.startswith("filesystem:"):
         queues = settings.broker_dir / "queues"
         control = settings.broker_dir / "control"
-        for folder in (queues, control):
+        spool = settings.broker_dir / "unacked"
+        for folder in (queues, control, spool):
             folder.mkdir(parents=True, exist_ok=True)
         options = {
             "data_folder_in": str(queues),
             "data_folder_out": str(queues),
             "control_folder": str(control),
+            "spool_folder": str(spool),
         }
-    return kombu.Connection(settings.broker_url, transport_options=options, connect_timeout=5)
+        return kombu.Connection(
+            settings.broker_url,
+            transport=SpoolingTransport,
+            transport_options=options,
+            connect_timeout=5,
+        )
+    return kombu.Connection(settings.broker_url, connect_timeout=5, heartbeat=0)
 
 
 def transfer_queue(settings: Settings) -> kombu.Queue:

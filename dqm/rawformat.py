@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from dqm.errors import DQMError
 
 EVENTS_TREE = "events"
 RUN_INFO_KEY = "run_info"
@@ -44,6 +47,51 @@ TRIGGER_RANDOM = 3  # periodic random trigger (dark noise, pedestals)
 TRIGGER_TYPES = {TRIGGER_GLOBAL: "global", TRIGGER_LASER: "laser", TRIGGER_RANDOM: "random"}
 
 
+class RawFormatError(DQMError):
+    """A file is not a raw file of the DQM (not ROOT, no events tree, a branch missing or mistyped)."""
+
+
+def check_events_tree(file: Any, path: str | Path) -> Any:
+    """The ``events`` tree of an open uproot file, after checking every documented branch and type.
+
+    Raises:
+        RawFormatError: one sentence naming what is missing or wrong.
+    """
+    name = Path(str(path)).name
+    try:
+        tree = file[EVENTS_TREE]
+    except Exception:  # noqa: BLE001 - uproot raises several kinds for a missing or odd key
+        keys = ", ".join(sorted({k.split(";")[0] for k in file.keys(recursive=False)})) or "nothing"
+        raise RawFormatError(
+            f"{name} is not a DQM raw file: it has no tree '{EVENTS_TREE}' (it holds {keys})."
+        ) from None
+    if not hasattr(tree, "branches"):
+        raise RawFormatError(
+            f"{name} is not a DQM raw file: '{EVENTS_TREE}' is a {type(tree).__name__}, not a TTree."
+        )
+    branches = {branch.name: branch for branch in tree.branches}
+    wanted = {**EVENT_BRANCHES, **HIT_BRANCHES}
+    for branch_name, dtype in wanted.items():
+        branch = branches.get(branch_name)
+        if branch is None:
+            raise RawFormatError(
+                f"{name} is not a DQM raw file: tree '{EVENTS_TREE}' lacks the branch '{branch_name}'."
+            )
+        interpretation = branch.interpretation
+        found = getattr(getattr(interpretation, "content", interpretation), "to_dtype", None)
+        jagged = hasattr(interpretation, "content")
+        if (
+            found is None
+            or np.dtype(found).newbyteorder("=") != dtype
+            or jagged != (branch_name in HIT_BRANCHES)
+        ):
+            raise RawFormatError(
+                f"{name} is not a DQM raw file: branch '{branch_name}' is {interpretation}, "
+                f"expected {'jagged ' if branch_name in HIT_BRANCHES else ''}{dtype}."
+            )
+    return tree
+
+
 def raw_file_name(run_id: int, seq: int) -> str:
     """File name of sequence ``seq`` of run ``run_id``: ``<run>.<seq>.root``."""
     return f"{run_id}.{seq}.root"
@@ -52,6 +100,41 @@ def raw_file_name(run_id: int, seq: int) -> str:
 def raw_file_path(raw_dir: Path, run_id: int, seq: int) -> Path:
     """Where a raw file lives under a raw root: ``<raw_dir>/<run>/<run>.<seq>.root``."""
     return raw_dir / str(run_id) / raw_file_name(run_id, seq)
+
+
+def resolve_raw_uri(uri: str, raw_roots: tuple[Path, ...] | list[Path]) -> Path:
+    """The local path of an announced raw file, which must lie under one of the allowed raw roots.
+
+    Accepts an absolute path, a path relative to a raw root, or a ``file://`` URL.
+
+    Raises:
+        InvalidValueError: another URL scheme, a ``..`` component, or a path outside every raw root
+            (no path traversal), as one sentence.
+    """
+    from dqm.errors import InvalidValueError
+
+    text = uri.removeprefix("file://")
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise InvalidValueError(
+            f"uri {uri!r}: scheme {scheme!r} is not supported; give a local path under a raw root."
+        )
+    if "\x00" in text:
+        raise InvalidValueError(f"uri {uri!r} contains a NUL character.")
+    path = Path(text)
+    if ".." in path.parts:
+        raise InvalidValueError(
+            f"uri {uri!r} contains '..'; raw files are named by paths without it."
+        )
+    roots = [Path(root).resolve() for root in raw_roots]
+    if not path.is_absolute():
+        candidates = [root / path for root in roots]
+        path = next((c for c in candidates if c.exists()), candidates[0])
+    resolved = path.resolve()
+    if not any(resolved.is_relative_to(root) for root in roots):
+        allowed = ", ".join(str(root) for root in roots)
+        raise InvalidValueError(f"uri {uri!r} is outside the allowed raw roots ({allowed}).")
+    return resolved
 
 
 def adler32_file(path: str | Path, chunk_bytes: int = 4 << 20) -> str:

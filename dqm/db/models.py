@@ -84,7 +84,8 @@ class MessageOutcome(enum.StrEnum):
     """What intake did with a broker message."""
 
     ACCEPTED = "accepted"
-    REJECTED = "rejected"
+    REJECTED = "rejected"  # invalid, or inconsistent with what is recorded: the error says why
+    DUPLICATE = "duplicate"  # already recorded (same message id, run or file): ignored
 
 
 class EnumString(TypeDecorator[enum.StrEnum]):

@@ -22,6 +22,7 @@ from dqm.db.models import (
     FileState,
     Histogram,
     Job,
+    JobState,
     Message,
     MessageOutcome,
     PmtStats,
@@ -300,6 +301,186 @@ def add_file(
 def files_of_run(session: Session, run_id: int) -> list[File]:
     """The files of a run, by sequence number."""
     return list(session.scalars(select(File).where(File.run_id == run_id).order_by(File.seq)))
+
+
+# --- jobs ------------------------------------------------------------------------------------
+
+
+def add_job(
+    session: Session,
+    *,
+    kind: str,
+    run_id: int,
+    file_id: int | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    code_version: str | None = None,
+    not_before: dt.datetime | None = None,
+) -> Job:
+    """Create a job in state TODO."""
+    job = Job(
+        kind=kind,
+        run_id=run_id,
+        file_id=file_id,
+        state=JobState.TODO,
+        attempts=0,
+        parameters=dict(parameters or {}),
+        code_version=code_version,
+        not_before=not_before,
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(session: Session, job_id: int) -> Job:
+    """The job ``job_id``.
+
+    Raises:
+        NotFoundError: no such job.
+    """
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFoundError(f"job {job_id} does not exist.")
+    return job
+
+
+def open_job(session: Session, *, kind: str, run_id: int, file_id: int | None = None) -> Job | None:
+    """A job of this kind for this run (and file) that has not started yet (TODO), if any."""
+    query = select(Job).where(Job.kind == kind, Job.run_id == run_id, Job.state == JobState.TODO)
+    if file_id is not None:
+        query = query.where(Job.file_id == file_id)
+    return session.scalar(query.limit(1))
+
+
+def due_jobs(session: Session, *, now: dt.datetime, limit: int) -> list[Job]:
+    """TODO jobs whose time has come (no backoff pending), oldest first."""
+    return list(
+        session.scalars(
+            select(Job)
+            .where(Job.state == JobState.TODO, or_(Job.not_before.is_(None), Job.not_before <= now))
+            .order_by(Job.id)
+            .limit(limit)
+        )
+    )
+
+
+def jobs_in_states(
+    session: Session, states: Iterable[JobState], *, worker: str | None = None
+) -> list[Job]:
+    """Jobs in any of ``states`` (of one worker if given)."""
+    query = select(Job).where(Job.state.in_(list(states)))
+    if worker is not None:
+        query = query.where(Job.worker == worker)
+    return list(session.scalars(query.order_by(Job.id)))
+
+
+def list_jobs(
+    session: Session,
+    *,
+    run_id: int | None = None,
+    state: JobState | str | None = None,
+    kind: str | None = None,
+    limit: int | None = 200,
+) -> list[Job]:
+    """Jobs, newest first, filtered by run, state and kind."""
+    query = select(Job)
+    if run_id is not None:
+        query = query.where(Job.run_id == run_id)
+    if state is not None:
+        query = query.where(Job.state == parse_job_state(state))
+    if kind is not None:
+        query = query.where(Job.kind == kind)
+    query = query.order_by(Job.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def parse_job_state(value: str | JobState) -> JobState:
+    """A job state from its name, case-insensitively.
+
+    Raises:
+        InvalidValueError: not a job state.
+    """
+    if isinstance(value, JobState):
+        return value
+    for state in JobState:
+        if value.strip().upper() == state.value:
+            return state
+    raise InvalidValueError(
+        f"{value!r} is not a job state; use one of {', '.join(s.value for s in JobState)}."
+    )
+
+
+def count_jobs_by_state(session: Session, *, run_id: int | None = None) -> dict[JobState, int]:
+    """Number of jobs in each state (of one run if given)."""
+    query = select(Job.state, func.count()).group_by(Job.state)
+    if run_id is not None:
+        query = query.where(Job.run_id == run_id)
+    return {JobState(state): count for state, count in session.execute(query)}
+
+
+def retry_jobs(
+    session: Session, *, job_id: int | None = None, run_id: int | None = None
+) -> list[Job]:
+    """Put FAILED and TOCHECK jobs (one job, or all of a run) back to TODO with fresh attempts.
+
+    Raises:
+        NotFoundError: the job or run does not exist.
+        InvalidValueError: the job is not FAILED or TOCHECK.
+    """
+    if job_id is not None:
+        job = get_job(session, job_id)
+        if job.state not in (JobState.FAILED, JobState.TOCHECK):
+            raise InvalidValueError(
+                f"job {job_id} is {job.state.value}; only FAILED or TOCHECK jobs are retried."
+            )
+        jobs = [job]
+    else:
+        if run_id is None:
+            raise InvalidValueError("give a job id or a run.")
+        get_run(session, run_id)
+        jobs = list(
+            session.scalars(
+                select(Job).where(
+                    Job.run_id == run_id, Job.state.in_([JobState.FAILED, JobState.TOCHECK])
+                )
+            )
+        )
+    for job in jobs:
+        job.state = JobState.TODO
+        job.attempts = 0
+        job.not_before = None
+        job.error = None
+        job.worker = None
+        job.finished_at = None
+        if job.file_id is not None:
+            file = session.get(File, job.file_id)
+            if file is not None and file.state in (FileState.FAILED, FileState.MISSING):
+                file.state = FileState.ANNOUNCED
+    session.flush()
+    for run in {job.run_id for job in jobs}:
+        refresh_run_status(session, run)
+    return jobs
+
+
+def refresh_run_status(session: Session, run_id: int) -> RunStatus:
+    """Derive the run's status from its files and jobs and store it (in the caller's transaction)."""
+    from dqm.runstatus import derive_run_status
+
+    run = get_run(session, run_id)
+    file_states = list(session.scalars(select(File.state).where(File.run_id == run_id)))
+    job_states = list(session.scalars(select(Job.state).where(Job.run_id == run_id)))
+    status = derive_run_status(
+        ended=run.end_time is not None,
+        n_files_announced=len(file_states),
+        n_files_expected=run.n_files if run.end_time is not None else None,
+        file_states=file_states,
+        job_states=job_states,
+    )
+    if run.status != status:
+        run.status = status
+    return status
 
 
 # --- messages ----------------------------------------------------------------------------------

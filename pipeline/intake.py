@@ -1,0 +1,165 @@
+"""Message intake: every message from data transfer recorded in the database, exactly once.
+
+A message is validated against the shared schema (:mod:`dqm.messages`) and recorded with its
+outcome — accepted, rejected (with the reason) or duplicate — together with its effects (the run,
+the file, the jobs it calls for and the run's new status) in one transaction. It is acknowledged
+only after that transaction has committed: a crash before leaves it on the broker, which delivers
+it again, and the second delivery is recognised as a duplicate.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from dqm import messages, rawformat
+from dqm.db import queries
+from dqm.db.models import File, MessageOutcome, Run
+from dqm.errors import DQMError
+from dqm.times import parse_time
+from pipeline import jobs
+
+log = logging.getLogger("dqm.intake")
+
+#: At most this much of a message body is kept in the database (a message is a few hundred bytes;
+#: anything larger is garbage, kept in part as evidence).
+STORED_BODY_BYTES = 1 << 20
+
+
+class Rejected(DQMError):
+    """A valid message that contradicts what is recorded (unknown run, path outside the raw roots)."""
+
+
+class Duplicate(DQMError):
+    """A message whose effect is already recorded."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What intake did with a message."""
+
+    outcome: MessageOutcome
+    type: str | None
+    run_id: int | None
+    reason: str | None = None
+
+
+def _body_text(body: bytes | str) -> tuple[str, str | None]:
+    raw = body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")
+    note = None
+    if len(raw) > STORED_BODY_BYTES:
+        note = f"body of {len(raw)} bytes, first {STORED_BODY_BYTES} kept"
+        raw = raw[:STORED_BODY_BYTES]
+    return raw.decode("utf-8", "backslashreplace"), note
+
+
+def record(session: Session, body: bytes | str, context: jobs.Context) -> Outcome:
+    """Validate a message body and record it with its effects (in the caller's transaction)."""
+    text, note = _body_text(body)
+    try:
+        message = messages.parse(body)
+    except messages.MessageError as exc:
+        reason = str(exc) + (f" ({note})" if note else "")
+        queries.record_message(session, payload=text, outcome=MessageOutcome.REJECTED, error=reason)
+        return Outcome(MessageOutcome.REJECTED, None, None, reason)
+    if queries.message_seen(session, message.message_id):
+        reason = f"duplicate of message {message.message_id}, already recorded"
+        queries.record_message(
+            session,
+            payload=text,
+            outcome=MessageOutcome.DUPLICATE,
+            type=message.type,
+            run_id=message.run_id,
+            error=reason,
+        )
+        return Outcome(MessageOutcome.DUPLICATE, message.type, message.run_id, reason)
+    try:
+        with session.begin_nested():
+            _apply(session, message, context)
+    except (Rejected, Duplicate) as exc:
+        outcome = MessageOutcome.REJECTED if isinstance(exc, Rejected) else MessageOutcome.DUPLICATE
+        # The id is kept only in the payload: a corrected message may be sent again with the same id.
+        queries.record_message(
+            session,
+            payload=text,
+            outcome=outcome,
+            type=message.type,
+            run_id=message.run_id,
+            error=str(exc),
+        )
+        return Outcome(outcome, message.type, message.run_id, str(exc))
+    queries.record_message(
+        session,
+        payload=text,
+        outcome=MessageOutcome.ACCEPTED,
+        message_id=message.message_id,
+        type=message.type,
+        run_id=message.run_id,
+    )
+    return Outcome(MessageOutcome.ACCEPTED, message.type, message.run_id)
+
+
+def _apply(session: Session, message: messages.Message, context: jobs.Context) -> None:
+    fields = message.fields
+    run_id = message.run_id
+    run = queries.find_run(session, run_id)
+    if message.type == "run_start":
+        if run is not None:
+            raise Duplicate(f"run {run_id} was already started.")
+        comment = fields.get("comment")
+        queries.add_run(
+            session,
+            run_id=run_id,
+            run_type=fields["run_type"],
+            detector=fields["detector"],
+            start_time=parse_time(fields["start_time"]),
+            comment=comment,
+        )
+        return
+    if run is None:
+        raise Rejected(f"run {run_id} is unknown: no run_start was received for it.")
+    if message.type == "file_ready":
+        _file_ready(session, run, message, context)
+    else:
+        _run_end(session, run, message, context)
+    queries.refresh_run_status(session, run_id)
+
+
+def _file_ready(
+    session: Session, run: Run, message: messages.Message, context: jobs.Context
+) -> None:
+    fields = message.fields
+    existing = session.query(File).filter_by(run_id=run.run_id, seq=fields["seq"]).one_or_none()
+    if existing is not None:
+        raise Duplicate(f"run {run.run_id} already has file {fields['seq']} ({existing.uri}).")
+    try:
+        rawformat.resolve_raw_uri(fields["uri"], context.settings.raw_roots)
+    except DQMError as exc:
+        raise Rejected(str(exc)) from None
+    file = queries.add_file(
+        session,
+        run_id=run.run_id,
+        seq=fields["seq"],
+        uri=fields["uri"],
+        size=fields["size"],
+        checksum=fields["checksum"],
+        n_events=fields["n_events"],
+    )
+    jobs.create_jobs(session, "file_announced", run, file, context)
+
+
+def _run_end(session: Session, run: Run, message: messages.Message, context: jobs.Context) -> None:
+    if run.end_time is not None:
+        raise Duplicate(f"run {run.run_id} has already ended.")
+    end_time = parse_time(message.fields["end_time"])
+    if end_time < run.start_time:
+        raise Rejected(
+            f"run {run.run_id}: end time {end_time:%Y-%m-%d %H:%M:%S} is before its start time "
+            f"{run.start_time:%Y-%m-%d %H:%M:%S}."
+        )
+    run.end_time = end_time
+    run.n_files = message.fields["n_files"]
+    run.n_events = message.fields["n_events"]
+    jobs.create_jobs(session, "run_ended", run, None, context)
