@@ -23,9 +23,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from dqm import __version__
 from dqm.config import KEYS, Settings, load_settings
 from dqm.db import migrate, queries
-from dqm.db.models import Run, RunStatus
+from dqm.db.models import JobState, MessageOutcome, Run, RunStatus
 from dqm.db.session import check_schema, engine_for, transaction
 from dqm.errors import ConfigError, DatabaseError, DQMError, InvalidValueError, NotFoundError
+from dqm.messages import MessageError
+from dqm.rawformat import RawFormatError
 
 #: Entry-point group through which other packages add subcommands.
 COMMAND_GROUP = "dqm.commands"
@@ -83,7 +85,7 @@ class DQMGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (InvalidValueError, NotFoundError, ConfigError) as exc:
+        except (InvalidValueError, NotFoundError, ConfigError, MessageError, RawFormatError) as exc:
             fail(str(exc), EXIT_BAD_INPUT)
         except DQMError as exc:
             fail(str(exc), EXIT_FAILURE)
@@ -434,6 +436,276 @@ def run_delete(app: AppContext, run_id: int, yes: bool) -> None:
     with transaction(url) as session:
         queries.delete_run(session, run_id)
     click.echo(f"deleted run {run_id}.")
+
+
+# --- jobs and messages -------------------------------------------------------------------------
+
+
+@cli.command("jobs")
+@click.option(
+    "--run", "run_id", type=click.IntRange(min=0), default=None, help="Only the jobs of this run."
+)
+@click.option(
+    "--state",
+    default=None,
+    help="Only jobs in this state: TODO, SUBMITTED, RUNNING, DONE, FAILED, TOCHECK.",
+)
+@click.option("--kind", default=None, help="Only jobs of this kind (process_file, merge_run, ...).")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="At most N jobs, newest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_app
+def jobs_command(
+    app: AppContext,
+    run_id: int | None,
+    state: str | None,
+    kind: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List jobs with their state, attempts and last error; counts per state first."""
+    wanted = None if state is None else queries.parse_job_state(state)
+    with transaction(app.database()) as session:
+        found = queries.list_jobs(session, run_id=run_id, state=wanted, kind=kind, limit=limit)
+        counts = queries.count_jobs_by_state(session, run_id=run_id)
+        seqs = {
+            f.id: f.seq
+            for run in {j.run_id for j in found}
+            for f in queries.files_of_run(session, run)
+        }
+        rows = [
+            {
+                "id": job.id,
+                "kind": job.kind,
+                "run_id": job.run_id,
+                "seq": seqs.get(job.file_id) if job.file_id is not None else None,
+                "state": job.state.value,
+                "attempts": job.attempts,
+                "worker": job.worker,
+                "submitted_at": _iso(job.submitted_at),
+                "finished_at": _iso(job.finished_at),
+                "error": job.error,
+            }
+            for job in found
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo("  ".join(f"{s.value}: {counts.get(s, 0)}" for s in JobState))
+    if not rows:
+        click.echo("no jobs match.")
+        return
+    for row in rows:
+        row["error"] = (row["error"] or "")[:80]
+    _print_table(
+        rows,
+        [
+            ("id", "job"),
+            ("kind", "kind"),
+            ("run_id", "run"),
+            ("seq", "file"),
+            ("state", "state"),
+            ("attempts", "tries"),
+            ("finished_at", "finished (UTC)"),
+            ("error", "error"),
+        ],
+    )
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat(sep=" ", timespec="seconds") if value is not None else None
+
+
+@cli.command("retry")
+@click.argument("job_id", type=click.IntRange(min=1), required=False)
+@click.option(
+    "--run",
+    "run_id",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Retry every FAILED or TOCHECK job of this run.",
+)
+@pass_app
+def retry_command(app: AppContext, job_id: int | None, run_id: int | None) -> None:
+    """Send a FAILED or TOCHECK job (or all of a run) back to TODO with fresh attempts."""
+    if (job_id is None) == (run_id is None):
+        raise InvalidValueError("give either a JOB id or --run RUN.")
+    with transaction(app.database()) as session:
+        retried = queries.retry_jobs(session, job_id=job_id, run_id=run_id)
+        ids = [job.id for job in retried]
+    if not ids:
+        click.echo(f"run {run_id} has no FAILED or TOCHECK job.")
+    else:
+        click.echo(
+            f"job(s) {', '.join(map(str, ids))} back to TODO; the job server submits them again."
+        )
+
+
+@cli.command("messages")
+@click.option("--rejected", is_flag=True, help="Only rejected messages, with the reason.")
+@click.option("--duplicates", is_flag=True, help="Only duplicates.")
+@click.option(
+    "-n",
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="At most N messages, newest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with the payload as received).")
+@pass_app
+def messages_command(
+    app: AppContext, rejected: bool, duplicates: bool, limit: int, as_json: bool
+) -> None:
+    """List received messages and what intake did with them."""
+    if rejected and duplicates:
+        raise InvalidValueError("give --rejected or --duplicates, not both.")
+    outcome = (
+        MessageOutcome.REJECTED if rejected else MessageOutcome.DUPLICATE if duplicates else None
+    )
+    with transaction(app.database()) as session:
+        rows = [
+            {
+                "id": m.id,
+                "received_at": _iso(m.received_at),
+                "type": m.type,
+                "run_id": m.run_id,
+                "outcome": m.outcome.value,
+                "error": m.error,
+                "message_id": m.message_id,
+                "payload": m.payload,
+            }
+            for m in queries.messages(session, outcome=outcome, limit=limit)
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no messages match.")
+        return
+    for row in rows:
+        row["error"] = (row["error"] or "")[:100]
+    _print_table(
+        rows,
+        [
+            ("id", "#"),
+            ("received_at", "received (UTC)"),
+            ("type", "type"),
+            ("run_id", "run"),
+            ("outcome", "outcome"),
+            ("error", "reason"),
+        ],
+    )
+
+
+@cli.group("notify")
+def notify_group() -> None:
+    """Publish a message by hand, as data transfer does (operators, integration)."""
+
+
+def _publish(app: AppContext, type_: str, **fields: Any) -> None:
+    from dqm import broker, messages
+
+    message = messages.make(type_, **fields)
+    broker.publish(app.settings, message)
+    click.echo(f"published {type_} for run {message.run_id} (message {message.message_id}).")
+
+
+@notify_group.command("run-start")
+@click.argument("run_id", type=click.IntRange(min=0))
+@click.option("--type", "run_type", required=True, help="physics, calibration, laser or random.")
+@click.option(
+    "--start", "start_time", default="now", show_default=True, help="Start time, ISO 8601."
+)
+@click.option("--detector", default="CD", show_default=True, help="Detector name.")
+@click.option("--source", default=None, help="Calibration source.")
+@click.option("--source-z", "source_z_mm", type=float, default=None, help="Source position, mm.")
+@click.option("--comment", default=None, help="Free text.")
+@pass_app
+def notify_run_start(app: AppContext, start_time: str, **fields: Any) -> None:
+    """Announce that run RUN_ID started."""
+    from dqm.times import parse_time
+
+    _publish(app, "run_start", start_time=parse_time(start_time, what="start time"), **fields)
+
+
+@notify_group.command("file-ready")
+@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("seq", type=click.IntRange(min=0))
+@click.argument("uri")
+@click.option("--size", type=click.IntRange(min=0), default=None, help="Bytes [from the file].")
+@click.option("--checksum", default=None, help="adler32, 8 hex digits [from the file].")
+@click.option(
+    "--events", "n_events", type=click.IntRange(min=0), default=None, help="Events [from the file]."
+)
+@pass_app
+def notify_file_ready(
+    app: AppContext,
+    run_id: int,
+    seq: int,
+    uri: str,
+    size: int | None,
+    checksum: str | None,
+    n_events: int | None,
+) -> None:
+    """Announce that file SEQ of run RUN_ID is at URI (size, checksum and events read from it if not given)."""
+    from pathlib import Path
+
+    from dqm import rawformat
+
+    path = Path(uri.removeprefix("file://"))
+    if size is None or checksum is None or n_events is None:
+        if not path.is_file():
+            raise InvalidValueError(
+                f"{uri} is not a local file; give --size, --checksum and --events."
+            )
+        size = path.stat().st_size if size is None else size
+        checksum = rawformat.adler32_file(path) if checksum is None else checksum
+        if n_events is None:
+            import uproot
+
+            try:
+                with uproot.open(path) as file:
+                    n_events = int(rawformat.check_events_tree(file, path).num_entries)
+            except rawformat.RawFormatError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - uproot raises many kinds for a non-ROOT file
+                raise InvalidValueError(
+                    f"{uri} cannot be read as ROOT ({type(exc).__name__}); give --events."
+                ) from None
+    _publish(
+        app,
+        "file_ready",
+        run_id=run_id,
+        seq=seq,
+        uri=uri,
+        size=size,
+        checksum=checksum,
+        n_events=n_events,
+    )
+
+
+@notify_group.command("run-end")
+@click.argument("run_id", type=click.IntRange(min=0))
+@click.option("--end", "end_time", default="now", show_default=True, help="End time, ISO 8601.")
+@click.option(
+    "--files", "n_files", type=click.IntRange(min=0), required=True, help="Files of the run."
+)
+@click.option(
+    "--events", "n_events", type=click.IntRange(min=0), required=True, help="Events of the run."
+)
+@pass_app
+def notify_run_end(app: AppContext, end_time: str, **fields: Any) -> None:
+    """Announce that run RUN_ID ended."""
+    from dqm.times import parse_time
+
+    _publish(app, "run_end", end_time=parse_time(end_time, what="end time"), **fields)
 
 
 # --- simulator ---------------------------------------------------------------------------------
