@@ -20,7 +20,7 @@ from queue import Empty
 from typing import Any
 
 import kombu
-from kombu.transport import filesystem
+from kombu.transport import filesystem, virtual
 from kombu.utils.encoding import bytes_to_str, str_to_bytes
 from kombu.utils.json import dumps, loads
 
@@ -115,6 +115,12 @@ class SpoolingTransport(filesystem.Transport):
     """The embedded broker: kombu's filesystem transport with :class:`SpoolingChannel`."""
 
     Channel = SpoolingChannel
+
+    def __init__(self, client: Any, **kwargs: Any) -> None:
+        super().__init__(client, **kwargs)
+        # kombu keeps the bindings of virtual transports in a class-wide cache; a binding cached
+        # for one broker folder must not stand for another (the folder's control file is the truth).
+        self.state = virtual.BrokerState()
 
 
 def connection(settings: Settings) -> kombu.Connection:
