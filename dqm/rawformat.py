@@ -89,7 +89,27 @@ def check_events_tree(file: Any, path: str | Path) -> Any:
                 f"{name} is not a DQM raw file: branch '{branch_name}' is {interpretation}, "
                 f"expected {'jagged ' if branch_name in HIT_BRANCHES else ''}{dtype}."
             )
+    _check_baskets(tree, Path(str(path)), name)
     return tree
+
+
+def _check_baskets(tree: Any, path: Path, name: str) -> None:
+    """A file cut short (a truncated transfer) still opens; its baskets then point past its end."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # not a local file: the reader will find out
+    for branch in tree.branches:
+        n = branch.num_baskets
+        if not n:
+            continue
+        seeks = np.asarray(branch.member("fBasketSeek")[:n], dtype=np.int64)
+        sizes = np.asarray(branch.member("fBasketBytes")[:n], dtype=np.int64)
+        end = int((seeks + sizes).max())
+        if end > size:
+            raise RawFormatError(
+                f"{name} is truncated: branch '{branch.name}' has data up to byte {end}, the file ends at {size}."
+            )
 
 
 def raw_file_name(run_id: int, seq: int) -> str:

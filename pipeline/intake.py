@@ -9,6 +9,7 @@ it again, and the second delivery is recognised as a duplicate.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
@@ -55,6 +56,22 @@ def _body_text(body: bytes | str) -> tuple[str, str | None]:
     return raw.decode("utf-8", "backslashreplace"), note
 
 
+def _guess_type_and_run(text: str) -> tuple[str | None, int | None]:
+    """The type and run of an invalid message, where they can be told (for the record only)."""
+    if len(text) > messages.MAX_MESSAGE_BYTES:
+        return None, None
+    try:
+        decoded = json.loads(text)
+    except (ValueError, RecursionError):
+        return None, None
+    if not isinstance(decoded, dict):
+        return None, None
+    type_ = decoded.get("type") if decoded.get("type") in messages.SCHEMAS else None
+    run_id = decoded.get("run_id")
+    valid_run = isinstance(run_id, int) and not isinstance(run_id, bool) and 0 <= run_id < 2**31
+    return type_, run_id if valid_run else None
+
+
 def record(session: Session, body: bytes | str, context: jobs.Context) -> Outcome:
     """Validate a message body and record it with its effects (in the caller's transaction)."""
     text, note = _body_text(body)
@@ -62,8 +79,11 @@ def record(session: Session, body: bytes | str, context: jobs.Context) -> Outcom
         message = messages.parse(body)
     except messages.MessageError as exc:
         reason = str(exc) + (f" ({note})" if note else "")
-        queries.record_message(session, payload=text, outcome=MessageOutcome.REJECTED, error=reason)
-        return Outcome(MessageOutcome.REJECTED, None, None, reason)
+        type_, run_id = _guess_type_and_run(text)
+        queries.record_message(
+            session, payload=text, outcome=MessageOutcome.REJECTED, type=type_, run_id=run_id, error=reason
+        )
+        return Outcome(MessageOutcome.REJECTED, type_, run_id, reason)
     if queries.message_seen(session, message.message_id):
         reason = f"duplicate of message {message.message_id}, already recorded"
         queries.record_message(
