@@ -81,7 +81,12 @@ def record(session: Session, body: bytes | str, context: jobs.Context) -> Outcom
         reason = str(exc) + (f" ({note})" if note else "")
         type_, run_id = _guess_type_and_run(text)
         queries.record_message(
-            session, payload=text, outcome=MessageOutcome.REJECTED, type=type_, run_id=run_id, error=reason
+            session,
+            payload=text,
+            outcome=MessageOutcome.REJECTED,
+            type=type_,
+            run_id=run_id,
+            error=reason,
         )
         return Outcome(MessageOutcome.REJECTED, type_, run_id, reason)
     if queries.message_seen(session, message.message_id):

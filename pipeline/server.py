@@ -151,6 +151,7 @@ class JobServer:
         self._connection: kombu.Connection | None = None
         self._consumer: kombu.Consumer | None = None
         self._messages_this_pass = 0
+        self._backoff: set[int] = set()  # jobs this server put back to TODO to be retried later
         self._last_housekeeping = 0.0
         self._last_heartbeat = 0.0
 
@@ -175,6 +176,7 @@ class JobServer:
                     once
                     and not busy
                     and not self.active
+                    and not self._waiting_retries()
                     and not self.database.down
                     and not self.broker_outage.down
                 ):
@@ -185,6 +187,23 @@ class JobServer:
                     self.stopping.wait(self.options.poll_s if self._connection else 0.2)
         finally:
             self._shutdown()
+
+    def _waiting_retries(self) -> bool:
+        """Whether a job this server is to retry after a backoff still waits (``once`` waits for it)."""
+        if not self._backoff:
+            return False
+        try:
+            with self.sessions.begin() as session:
+                waiting = {
+                    job.id
+                    for job in session.query(Job).filter(
+                        Job.id.in_(self._backoff), Job.state == JobState.TODO
+                    )
+                }
+        except SQLAlchemyError:
+            return True
+        self._backoff &= waiting
+        return bool(waiting)
 
     def stop(self, *_args: object) -> None:
         """Ask the loop to stop (signal handler)."""
@@ -502,6 +521,7 @@ class JobServer:
                     self.options.retry_base_s * 2 ** (job.attempts - 1), self.options.retry_max_s
                 )
                 job.not_before = now + dt.timedelta(seconds=delay)
+                self._backoff.add(job.id)
                 self._transition(job, JobState.TODO, f"retry in {delay:.0f} s after: {job.error}")
                 if file is not None:
                     file.state = FileState.ANNOUNCED

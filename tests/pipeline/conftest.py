@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from services import fresh_queue  # noqa: E402
+from services import fresh_queue
 
 BROKERS = ["embedded", pytest.param("rabbitmq", marks=pytest.mark.services)]
 

@@ -32,7 +32,12 @@ def shared_executor() -> LocalExecutor:
     return _POOL
 
 
-def make_settings(tmp_path: Path, database_url: str, broker_url: str = "filesystem://", queue: str = "dqm.transfer") -> Settings:
+def make_settings(
+    tmp_path: Path,
+    database_url: str,
+    broker_url: str = "filesystem://",
+    queue: str = "dqm.transfer",
+) -> Settings:
     return load_settings(
         env={
             "DQM_DATA_DIR": str(tmp_path / "data"),
@@ -46,18 +51,35 @@ def make_settings(tmp_path: Path, database_url: str, broker_url: str = "filesyst
 FAST = {"retry_base_s": 0.2, "availability_poll_s": 0.2, "poll_s": 0.05, "outage_retry_s": 1.0}
 
 
-def run_server(settings: Settings, *, executor: Any = None, max_seconds: float = 120, **options: Any) -> JobServer:
+def run_server(
+    settings: Settings, *, executor: Any = None, max_seconds: float = 120, **options: Any
+) -> JobServer:
     """Run a job server in this process until it has nothing left to do."""
-    server = JobServer(settings, executor or shared_executor(), ServerOptions(**{**FAST, **options}))
+    server = JobServer(
+        settings, executor or shared_executor(), ServerOptions(**{**FAST, **options})
+    )
     server.run(once=True, max_seconds=max_seconds)
     return server
 
 
-def simulate(settings: Settings, run_id: int, *, n_files: int = 2, events: int = 60, notify: bool = True,
-             faults: tuple[str, ...] = (), **kwargs: Any) -> SimulationResult:
+def simulate(
+    settings: Settings,
+    run_id: int,
+    *,
+    n_files: int = 2,
+    events: int = 60,
+    notify: bool = True,
+    faults: tuple[str, ...] = (),
+    **kwargs: Any,
+) -> SimulationResult:
     config = SimulationConfig(
-        run_id=run_id, n_files=n_files, events_per_file=events, n_jobs=1,
-        faults=tuple(parse_fault(f) for f in faults), start_time=dt.datetime(2026, 11, 1, 8, run_id % 60), **kwargs,
+        run_id=run_id,
+        n_files=n_files,
+        events_per_file=events,
+        n_jobs=1,
+        faults=tuple(parse_fault(f) for f in faults),
+        start_time=dt.datetime(2026, 11, 1, 8, run_id % 60),
+        **kwargs,
     )
     return simulate_run(config, settings, notify=notify, progress=False, overwrite=True)
 
@@ -69,8 +91,12 @@ def publish_raw(settings: Settings, *bodies: bytes | str) -> None:
         producer = connection.Producer()
         for body in bodies:
             producer.publish(
-                body, exchange=broker.EXCHANGE, routing_key=settings.broker_queue, declare=[queue],
-                content_type="application/json", content_encoding="binary" if isinstance(body, bytes) else "utf-8",
+                body,
+                exchange=broker.EXCHANGE,
+                routing_key=settings.broker_queue,
+                declare=[queue],
+                content_type="application/json",
+                content_encoding="binary" if isinstance(body, bytes) else "utf-8",
             )
 
 
@@ -78,4 +104,32 @@ def session(settings: Settings):
     return transaction(settings.database_url)
 
 
-__all__ = ["kombu", "make_settings", "publish_raw", "run_server", "session", "shared_executor", "simulate"]
+__all__ = [
+    "kombu",
+    "make_settings",
+    "publish_raw",
+    "run_server",
+    "session",
+    "shared_executor",
+    "simulate",
+]
+
+
+# --- job kinds for scheduler tests (module level, so that worker processes can import them) ------
+
+
+def flaky(argument: dict[str, Any]) -> str:
+    """Fails until its attempt number reaches ``succeed_on``."""
+    if argument["attempt"] < argument["succeed_on"]:
+        raise RuntimeError(f"transient failure on attempt {argument['attempt']}")
+    return "ok"
+
+
+def sleepy(argument: dict[str, Any]) -> str:
+    """Sleeps, reporting its pid in a file first (so that a test can kill it)."""
+    import os
+    import time
+
+    Path(argument["pid_file"]).write_text(str(os.getpid()))
+    time.sleep(argument["seconds"])
+    return "slept"

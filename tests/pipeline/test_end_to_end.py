@@ -13,7 +13,9 @@ from dqm.db import queries
 from dqm.db.models import FileState, JobState, MessageOutcome, RunStatus
 
 
-def test_runs_go_from_data_taking_to_all_completed(tmp_path: Path, database: str, broker_url: tuple[str, str]) -> None:
+def test_runs_go_from_data_taking_to_all_completed(
+    tmp_path: Path, database: str, broker_url: tuple[str, str]
+) -> None:
     settings = make_settings(tmp_path, database, *broker_url)
     physics = simulate(settings, 301, n_files=3, events=80)
     laser = simulate(settings, 302, n_files=1, events=40, run_type="laser")
@@ -29,17 +31,28 @@ def test_runs_go_from_data_taking_to_all_completed(tmp_path: Path, database: str
             assert [f.state for f in files] == [FileState.DONE] * len(result.files)
             jobs = queries.list_jobs(s, run_id=result.run_id)
             assert {j.state for j in jobs} == {JobState.DONE}
-            assert sorted(j.kind for j in jobs if j.kind == "process_file") == ["process_file"] * len(result.files)
+            assert sorted(j.kind for j in jobs if j.kind == "process_file") == [
+                "process_file"
+            ] * len(result.files)
             # The run's histogram is the sum of its files', and counts every event.
-            per_file = [queries.load_histogram(r) for f in files for r in queries.histogram_rows(s, run_id=result.run_id, file_id=f.id)]
+            per_file = [
+                queries.load_histogram(r)
+                for f in files
+                for r in queries.histogram_rows(s, run_id=result.run_id, file_id=f.id)
+            ]
             (merged_row,) = queries.histogram_rows(s, run_id=result.run_id)
             merged = queries.load_histogram(merged_row)
             assert merged == sum(per_file[1:], per_file[0])
             assert merged.sum(flow=True) == result.n_events
             assert merged_row.provenance["n_files"] == len(result.files)
             # ... and it is the histogram of the raw data.
-            counts = np.concatenate([uproot.open(f.path)["events"]["nhits"].array(library="np") for f in result.files])
-            np.testing.assert_array_equal(merged.values(flow=True), np.histogram(counts, bins=np.r_[-np.inf, np.linspace(0, 25_000, 251), np.inf])[0])
+            counts = np.concatenate(
+                [uproot.open(f.path)["events"]["nhits"].array(library="np") for f in result.files]
+            )
+            np.testing.assert_array_equal(
+                merged.values(flow=True),
+                np.histogram(counts, bins=np.r_[-np.inf, np.linspace(0, 25_000, 251), np.inf])[0],
+            )
         accepted = queries.messages(s, outcome=MessageOutcome.ACCEPTED, limit=None)
         assert len(accepted) == 2 + 2 + 3 + 1  # run_start, run_end of each, one file_ready per file
         assert not queries.messages(s, outcome=MessageOutcome.REJECTED)
@@ -49,21 +62,64 @@ def test_status_follows_the_run(tmp_path: Path, sqlite_database: str) -> None:
     settings = make_settings(tmp_path, sqlite_database)
     from dqm import broker, messages
 
-    broker.publish(settings, messages.make("run_start", run_id=7, run_type="physics", start_time="2026-11-01T08:00:00", detector="CD"))
+    broker.publish(
+        settings,
+        messages.make(
+            "run_start",
+            run_id=7,
+            run_type="physics",
+            start_time="2026-11-01T08:00:00",
+            detector="CD",
+        ),
+    )
     run_server(settings)
     with session(settings) as s:
         assert queries.get_run(s, 7).status is RunStatus.DATA_TAKING
     result = simulate(settings, 8, n_files=2, events=30, notify=False)
-    broker.publish(settings, messages.make("run_start", run_id=8, run_type="physics", start_time="2026-11-01T09:00:00", detector="CD"))
+    broker.publish(
+        settings,
+        messages.make(
+            "run_start",
+            run_id=8,
+            run_type="physics",
+            start_time="2026-11-01T09:00:00",
+            detector="CD",
+        ),
+    )
     f0 = result.files[0]
-    broker.publish(settings, messages.make("file_ready", run_id=8, seq=0, uri=str(f0.path), size=f0.size, checksum=f0.checksum, n_events=f0.n_events))
-    broker.publish(settings, messages.make("run_end", run_id=8, end_time="2026-11-01T10:00:00", n_files=2, n_events=60))
+    broker.publish(
+        settings,
+        messages.make(
+            "file_ready",
+            run_id=8,
+            seq=0,
+            uri=str(f0.path),
+            size=f0.size,
+            checksum=f0.checksum,
+            n_events=f0.n_events,
+        ),
+    )
+    broker.publish(
+        settings,
+        messages.make("run_end", run_id=8, end_time="2026-11-01T10:00:00", n_files=2, n_events=60),
+    )
     run_server(settings)
     with session(settings) as s:
         # One of the two files is done, the other was never announced: work is still pending.
         assert queries.get_run(s, 8).status is RunStatus.PARTLY_COMPLETED
     f1 = result.files[1]
-    broker.publish(settings, messages.make("file_ready", run_id=8, seq=1, uri=str(f1.path), size=f1.size, checksum=f1.checksum, n_events=f1.n_events))
+    broker.publish(
+        settings,
+        messages.make(
+            "file_ready",
+            run_id=8,
+            seq=1,
+            uri=str(f1.path),
+            size=f1.size,
+            checksum=f1.checksum,
+            n_events=f1.n_events,
+        ),
+    )
     run_server(settings)
     with session(settings) as s:
         assert queries.get_run(s, 8).status is RunStatus.ALL_COMPLETED
