@@ -4,6 +4,7 @@ or job server, silent jobs, the concurrency limit, and retrying by hand."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import signal
 import threading
@@ -189,7 +190,7 @@ def test_retries_with_exponential_backoff(settings, test_kinds) -> None:
         (job,) = queries.list_jobs(s, run_id=23, kind="test_flaky")
         assert job.state is JobState.DONE and job.attempts == 3
         assert queries.get_run(s, 23).status is RunStatus.ALL_COMPLETED
-    gaps = [(b - a).total_seconds() for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     assert len(gaps) == 2 and 0.3 <= gaps[0] < gaps[1] and gaps[1] >= 0.6  # 0.3 s, then 0.6 s
     assert result.run_id == 23
 
@@ -261,7 +262,7 @@ def test_jobs_of_a_vanished_job_server_are_resubmitted(settings) -> None:
     simulate(settings, 26, n_files=2, events=20)
     run_server(settings)
     with session(settings) as s:
-        (first, second) = queries.list_jobs(s, run_id=26, kind="process_file")
+        (first, _second) = queries.list_jobs(s, run_id=26, kind="process_file")
         # As if a job server (pid 999999, long gone) had died with this job out.
         job = s.get(Job, first.id)
         job.state, job.worker, job.attempts = JobState.RUNNING, f"{os.uname().nodename}:999999", 1
@@ -312,7 +313,7 @@ def test_the_concurrency_limit_holds(settings) -> None:
     with session(settings) as s:
         process = queries.list_jobs(s, run_id=28, kind="process_file")
         intervals = sorted((j.submitted_at, j.finished_at) for j in process)
-        assert all(a[1] <= b[0] for a, b in zip(intervals, intervals[1:], strict=False))
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(intervals))
         assert queries.get_run(s, 28).status is RunStatus.ALL_COMPLETED
 
 
