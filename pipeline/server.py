@@ -107,7 +107,8 @@ class _Outage:
         now = time.monotonic()
         if self.since is None:
             self.since = now
-            log.error("%s: %s; retrying every %.0f s", self.what, _reason(exc), retry_s)
+            cause = getattr(exc, "orig", None) or exc  # the driver's words, not SQLAlchemy's wrapping
+            log.error("%s: %s; retrying every %.0f s", self.what, _reason(cause), retry_s)
         self.retry_at = now + retry_s
 
     def ok(self) -> None:
@@ -262,13 +263,17 @@ class JobServer:
 
     def _open_consumer(self) -> None:
         connection = broker.connection(self.settings)
-        connection.ensure_connection(max_retries=1, timeout=5)
-        channel = connection.channel()
-        channel.basic_qos(0, 10, False)
-        consumer = kombu.Consumer(
-            channel, queues=[broker.transfer_queue(self.settings)], on_message=self._on_message
-        )
-        consumer.consume()
+        try:
+            connection.ensure_connection(max_retries=1, timeout=5)
+            channel = connection.channel()
+            channel.basic_qos(0, 10, False)
+            consumer = kombu.Consumer(
+                channel, queues=[broker.transfer_queue(self.settings)], on_message=self._on_message
+            )
+            consumer.consume()
+        except BaseException:
+            connection.collect()  # drop it without talking to a broker that is not there
+            raise
         self._connection, self._consumer = connection, consumer
         log.info(
             "listening on %s, queue %s",
@@ -279,8 +284,10 @@ class JobServer:
     def _close_consumer(self) -> None:
         connection, self._connection, self._consumer = self._connection, None, None
         if connection is not None:
-            with contextlib.suppress(Exception):
+            try:
                 connection.release()
+            except Exception:  # noqa: BLE001 - a broken connection cannot be closed politely
+                connection.collect()
 
     def _on_message(self, message: kombu.Message) -> None:
         try:
