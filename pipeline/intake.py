@@ -17,9 +17,9 @@ from sqlalchemy.orm import Session
 
 from dqm import messages, rawformat
 from dqm.db import queries
-from dqm.db.models import File, MessageOutcome, Run
+from dqm.db.models import File, FileState, JobState, MessageOutcome, Run
 from dqm.errors import DQMError
-from dqm.times import parse_time
+from dqm.times import parse_time, utcnow
 from pipeline import jobs
 
 log = logging.getLogger("dqm.intake")
@@ -157,12 +157,29 @@ def _file_ready(
 ) -> None:
     fields = message.fields
     existing = session.query(File).filter_by(run_id=run.run_id, seq=fields["seq"]).one_or_none()
-    if existing is not None:
+    if existing is not None and existing.uri:
         raise Duplicate(f"run {run.run_id} already has file {fields['seq']} ({existing.uri}).")
     try:
         rawformat.resolve_raw_uri(fields["uri"], context.settings.raw_roots)
     except DQMError as exc:
         raise Rejected(str(exc)) from None
+    if existing is not None:  # a file given up as never announced arrives after all
+        existing.uri, existing.size, existing.checksum = (
+            fields["uri"],
+            fields["size"],
+            fields["checksum"],
+        )
+        existing.n_events, existing.state, existing.arrived_at = (
+            fields["n_events"],
+            FileState.ANNOUNCED,
+            utcnow(),
+        )
+        for job in queries.list_jobs(
+            session, run_id=run.run_id, kind=jobs.PROCESS_FILE.name, limit=None
+        ):
+            if job.file_id == existing.id and job.state == JobState.TOCHECK:
+                job.state, job.error, job.attempts, job.finished_at = JobState.TODO, None, 0, None
+        return
     file = queries.add_file(
         session,
         run_id=run.run_id,

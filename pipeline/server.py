@@ -107,7 +107,9 @@ class _Outage:
         now = time.monotonic()
         if self.since is None:
             self.since = now
-            cause = getattr(exc, "orig", None) or exc  # the driver's words, not SQLAlchemy's wrapping
+            cause = (
+                getattr(exc, "orig", None) or exc
+            )  # the driver's words, not SQLAlchemy's wrapping
             log.error("%s: %s; retrying every %.0f s", self.what, _reason(cause), retry_s)
         self.retry_at = now + retry_s
 
@@ -321,6 +323,7 @@ class JobServer:
         if now_s - self._last_housekeeping > 5.0 or self._last_housekeeping == 0.0:
             busy |= self._recover_orphans()
             busy |= self._time_out()
+            busy |= self._unannounced_files()
             self._last_housekeeping = now_s
         if now_s - self._last_heartbeat > min(10.0, self.options.lease_s / 4) and self.active:
             with self.sessions.begin() as session:
@@ -560,6 +563,32 @@ class JobServer:
                     if file is not None:
                         file.state = FileState.ANNOUNCED
                 queries.refresh_run_status(session, job.run_id)
+                changed = True
+        return changed
+
+    def _unannounced_files(self) -> bool:
+        """Files that run_end counted but no file_ready announced, once the availability timeout has
+        passed since run_end: recorded as MISSING with a TOCHECK job that says so."""
+        now = utcnow()
+        changed = False
+        with self.sessions.begin() as session:
+            for run in queries.runs_missing_files(session):
+                ended_at = queries.run_end_received_at(session, run.run_id) or now
+                waited = (now - ended_at).total_seconds()
+                if waited < self.options.availability_timeout_s:
+                    continue
+                known = {f.seq for f in queries.files_of_run(session, run.run_id)}
+                for seq in sorted(set(range(run.n_files or 0)) - known):
+                    file = queries.add_file(
+                        session, run_id=run.run_id, seq=seq, uri="", state=FileState.MISSING
+                    )
+                    job = queries.add_job(
+                        session, kind=jobs.PROCESS_FILE.name, run_id=run.run_id, file_id=file.id
+                    )
+                    job.error = f"file {seq} of run {run.run_id} was counted by run_end but never announced (waited {waited:.0f} s)"
+                    job.finished_at = now
+                    self._transition(job, JobState.TOCHECK, job.error)
+                queries.refresh_run_status(session, run.run_id)
                 changed = True
         return changed
 

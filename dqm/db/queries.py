@@ -464,6 +464,28 @@ def retry_jobs(
     return jobs
 
 
+def runs_missing_files(session: Session) -> list[Run]:
+    """Ended runs with fewer files recorded than their run_end counted."""
+    counts = select(File.run_id, func.count().label("n")).group_by(File.run_id).subquery()
+    query = (
+        select(Run)
+        .outerjoin(counts, counts.c.run_id == Run.run_id)
+        .where(Run.end_time.is_not(None), Run.n_files > func.coalesce(counts.c.n, 0))
+    )
+    return list(session.scalars(query))
+
+
+def run_end_received_at(session: Session, run_id: int) -> dt.datetime | None:
+    """When the accepted run_end of a run was received."""
+    return session.scalar(
+        select(Message.received_at).where(
+            Message.run_id == run_id,
+            Message.type == "run_end",
+            Message.outcome == MessageOutcome.ACCEPTED,
+        )
+    )
+
+
 def refresh_run_status(session: Session, run_id: int) -> RunStatus:
     """Derive the run's status from its files and jobs and store it (in the caller's transaction)."""
     from dqm.runstatus import derive_run_status

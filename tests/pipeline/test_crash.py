@@ -32,14 +32,29 @@ CRASH_POINTS = [
 ]
 
 
-def dqm_jobserver(env: dict[str, str], log: Path, failpoints: str = "", kill_after_s: float | None = None) -> int:
+def dqm_jobserver(
+    env: dict[str, str], log: Path, failpoints: str = "", kill_after_s: float | None = None
+) -> int:
     command = [
-        str(Path(sys.executable).parent / "dqm"), "jobserver", "--once", "--max-jobs", "2",
-        "--retry-base", "0.2", "--availability-poll", "0.2", "--lease", "5",
+        str(Path(sys.executable).parent / "dqm"),
+        "jobserver",
+        "--once",
+        "--max-jobs",
+        "2",
+        "--retry-base",
+        "0.2",
+        "--availability-poll",
+        "0.2",
+        "--lease",
+        "5",
     ]
     with log.open("ab") as out:
         process = subprocess.Popen(
-            command, env={**env, "DQM_FAILPOINTS": failpoints}, stdout=out, stderr=out, start_new_session=True
+            command,
+            env={**env, "DQM_FAILPOINTS": failpoints},
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
         )
         try:
             if kill_after_s is not None:
@@ -76,8 +91,14 @@ def test_kill_9_at_any_moment_loses_nothing(tmp_path: Path, broker_url: tuple[st
     from dqm.simulator import SimulationConfig, simulate_run
 
     simulate(reference, 600, n_files=10, events=150, seed=11)
-    config = SimulationConfig(run_id=600, n_files=10, events_per_file=150, seed=11, n_jobs=1,
-                              start_time=__import__("datetime").datetime(2026, 11, 1, 8, 0))
+    config = SimulationConfig(
+        run_id=600,
+        n_files=10,
+        events_per_file=150,
+        seed=11,
+        n_jobs=1,
+        start_time=__import__("datetime").datetime(2026, 11, 1, 8, 0),
+    )
     simulate_run(config, crashed, notify=True, progress=False, publish=capture)
     run_server(reference)
 
@@ -106,7 +127,9 @@ def test_kill_9_at_any_moment_loses_nothing(tmp_path: Path, broker_url: tuple[st
     with session(crashed) as s, session(reference) as r:
         assert queries.get_run(s, 600).status is RunStatus.ALL_COMPLETED
         process_jobs = queries.list_jobs(s, run_id=600, kind="process_file", limit=None)
-        assert sorted(j.file_id for j in process_jobs) == sorted(f.id for f in queries.files_of_run(s, 600))
+        assert sorted(j.file_id for j in process_jobs) == sorted(
+            f.id for f in queries.files_of_run(s, 600)
+        )
         assert {j.state for j in process_jobs} == {JobState.DONE}
         # Every message that was sent is recorded as accepted exactly once.
         accepted = queries.messages(s, outcome=MessageOutcome.ACCEPTED, limit=None)

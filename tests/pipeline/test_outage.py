@@ -37,7 +37,9 @@ def test_database_and_broker_outages(tmp_path: Path, caplog: pytest.LogCaptureFi
 
     with fresh_database("postgresql") as database_url, fresh_queue() as (broker_url, queue):
         db = make_url(database_url)
-        amqp = make_url(broker_url.replace("amqp://", "postgresql://"))  # only to read host and port
+        amqp = make_url(
+            broker_url.replace("amqp://", "postgresql://")
+        )  # only to read host and port
         db_proxy = CuttableProxy((db.host or "127.0.0.1", db.port or 5432))
         mq_proxy = CuttableProxy((amqp.host or "127.0.0.1", amqp.port or 5672))
         migrate.upgrade(database_url)
@@ -47,9 +49,17 @@ def test_database_and_broker_outages(tmp_path: Path, caplog: pytest.LogCaptureFi
             f"amqp://guest:guest@127.0.0.1:{mq_proxy.port}//",
             queue,
         )
-        direct = load_settings(env={"DQM_DATA_DIR": str(through_proxies.data_dir), "DQM_DATABASE_URL": database_url,
-                                    "DQM_BROKER_URL": broker_url, "DQM_BROKER_QUEUE": queue})
-        server = JobServer(through_proxies, shared_executor(), ServerOptions(poll_s=0.05, outage_retry_s=2.0))
+        direct = load_settings(
+            env={
+                "DQM_DATA_DIR": str(through_proxies.data_dir),
+                "DQM_DATABASE_URL": database_url,
+                "DQM_BROKER_URL": broker_url,
+                "DQM_BROKER_QUEUE": queue,
+            }
+        )
+        server = JobServer(
+            through_proxies, shared_executor(), ServerOptions(poll_s=0.05, outage_retry_s=2.0)
+        )
         thread = threading.Thread(target=server.run, kwargs={"max_seconds": 240})
         caplog.set_level(logging.INFO, logger="dqm")
         thread.start()
@@ -64,7 +74,9 @@ def test_database_and_broker_outages(tmp_path: Path, caplog: pytest.LogCaptureFi
             wait_for(lambda: completed(701))
 
             mq_proxy.cut()
-            simulate(direct, 702, n_files=2, events=40)  # published while the job server cannot hear
+            simulate(
+                direct, 702, n_files=2, events=40
+            )  # published while the job server cannot hear
             time.sleep(OUTAGE_S)
             assert not completed(702)
             mq_proxy.restore()
@@ -86,7 +98,9 @@ def test_database_and_broker_outages(tmp_path: Path, caplog: pytest.LogCaptureFi
         assert len([e for e in errors if e.startswith("database ")]) == 1, errors
         assert all("unreachable" in e and "retrying every 2 s" in e for e in errors)
         recovered = [r.getMessage() for r in caplog.records if "again after" in r.getMessage()]
-        assert any(m.startswith("broker ") for m in recovered) and any(m.startswith("database ") for m in recovered)
+        assert any(m.startswith("broker ") for m in recovered) and any(
+            m.startswith("database ") for m in recovered
+        )
         with session(direct) as s:
             accepted = queries.messages(s, outcome=MessageOutcome.ACCEPTED, limit=None)
             assert sorted((m.run_id, m.type) for m in accepted).count((703, "file_ready")) == 3
