@@ -82,7 +82,7 @@ class DaskExecutor:
         from distributed import Client
 
         self.client = (
-            scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout="30s")
+            scheduler if isinstance(scheduler, Client) else Client(scheduler, timeout="10s")
         )
         self._processing: set[str] = set()
 

@@ -1,4 +1,4 @@
-"""The demo behind `make demo`: set up the embedded database, simulate runs, show what exists so far.
+"""The demo behind `make demo`: set up the embedded database, simulate runs, process them.
 
 Runs against the configuration in force (by default an SQLite file and an embedded broker under
 data/), so it needs no service.
@@ -59,10 +59,13 @@ def main() -> None:
         "--overwrite",
         "--notify",
     )
+    # The job server takes the messages and processes every file, then stops when idle.
+    dqm("jobserver", "--once")
     dqm("runs")
+    dqm("jobs", "--limit", "5")
     print(
-        "Not yet in the demo: the job server that processes these runs and the dashboard that shows "
-        "them (the database, PMT geometry, simulator, broker messages and dqm command line are ready)."
+        "Not yet in the demo: the dashboard that shows these runs (the database, PMT geometry, "
+        "simulator, broker, job server and dqm command line are ready)."
     )
 
 
