@@ -122,11 +122,11 @@ def measure(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
             with broker.connection(settings) as connection:
                 broker.transfer_queue(settings)(connection.default_channel).delete()
         dispose_engines()
-    to_done = [(done[seq] - published[seq]).total_seconds() for seq in published]
+    to_done = [(done[seq] - sent).total_seconds() for seq, sent in published.items()]
     to_merged = []
-    for seq in published:
+    for seq, sent in published.items():
         merged_at = next(finished for submitted, finished in merges if submitted >= done[seq])
-        to_merged.append((merged_at - published[seq]).total_seconds())
+        to_merged.append((merged_at - sent).total_seconds())
     return {
         f"{kind}_p50_done_s": round(float(np.percentile(to_done, 50)), 3),
         f"{kind}_p95_done_s": round(float(np.percentile(to_done, 95)), 3),
