@@ -81,6 +81,25 @@ def _grow(array: np.ndarray, size: int) -> np.ndarray:
     return bigger
 
 
+@numba.njit(cache=True, inline="always")
+def _noise_hit(
+    state: np.ndarray,
+    spare: np.ndarray,
+    pmt: int,
+    gain: float,
+    spe_sigma: float,
+    window: float,
+    n: int,
+    pmt_out: np.ndarray,
+    adc_out: np.ndarray,
+    tdc_out: np.ndarray,
+) -> None:
+    """Write hit ``n``: one photo-electron of PMT ``pmt`` at a uniform time (dark noise, hot PMT)."""
+    pmt_out[n] = pmt
+    adc_out[n] = gain * max(0.0, 1.0 + spe_sigma * _normal(state, spare))
+    tdc_out[n] = _uniform(state) * window
+
+
 @numba.njit(cache=True)
 def _event(
     state: np.ndarray,
@@ -160,17 +179,13 @@ def _event(
                     tdc_out[n] = t_hit
                     n += 1
         if hot_occupancy[i] > 0.0 and _uniform(state) < hot_occupancy[i] and n < capacity:
-            pmt_out[n] = i
-            adc_out[n] = gain[i] * max(0.0, 1.0 + spe_sigma * _normal(state, spare))
-            tdc_out[n] = _uniform(state) * window
+            _noise_hit(state, spare, i, gain[i], spe_sigma, window, n, pmt_out, adc_out, tdc_out)
             n += 1
         dark_sum += dark_mu[i]
         while dark_next < dark_sum:
             dark_next += _exponential(state)
             if n < capacity:
-                pmt_out[n] = i
-                adc_out[n] = gain[i] * max(0.0, 1.0 + spe_sigma * _normal(state, spare))
-                tdc_out[n] = _uniform(state) * window
+                _noise_hit(state, spare, i, gain[i], spe_sigma, window, n, pmt_out, adc_out, tdc_out)
                 n += 1
     return n
 
