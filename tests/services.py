@@ -12,6 +12,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -92,3 +93,15 @@ def fresh_queue(url: str = RABBITMQ_URL) -> Iterator[tuple[str, str]]:
         with connection.channel() as channel:
             kombu.Queue(name, channel=channel).delete()
         connection.release()
+
+
+def foreign_root_dir() -> Path:
+    """Real ROOT files of other experiments (scikit-hep-testdata), beside the checkout in
+    ``shared/data/foreign-root`` or where ``DQM_FOREIGN_ROOT_DIR`` says."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "foreign-root"
+    path = Path(os.environ.get("DQM_FOREIGN_ROOT_DIR", default))
+    if not any(path.glob("*.root")):
+        pytest.fail(
+            f"the foreign ROOT files are missing in {path}; set DQM_FOREIGN_ROOT_DIR", pytrace=False
+        )
+    return path

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 from helpers import make_settings, publish_raw, run_server, session, simulate
+from services import foreign_root_dir
 
 from dqm import broker, messages
 from dqm.db import queries
 from dqm.db.models import FileState, JobState, MessageOutcome, RunStatus
-
-FOREIGN = Path(__file__).resolve().parents[3] / "shared" / "data" / "foreign-root"
 
 
 def good(type_: str, **fields: object) -> dict[str, object]:
@@ -154,8 +153,8 @@ def test_files_that_are_not_dqm_raw_files_fail_with_the_reason(
     settings = make_settings(tmp_path, sqlite_database)
     run_dir = settings.raw_dir / "910"
     run_dir.mkdir(parents=True)
-    candidates = sorted(FOREIGN.glob("*.root"))
-    assert len(candidates) >= 8, f"foreign ROOT files missing in {FOREIGN}"
+    candidates = sorted(foreign_root_dir().glob("*.root"))
+    assert len(candidates) >= 8
     text = run_dir / "notes.root"
     text.write_text("this is a text file, not ROOT\n" * 100)
     empty = run_dir / "empty.root"

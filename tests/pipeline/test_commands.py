@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from services import fresh_database, fresh_queue
+from services import foreign_root_dir, fresh_database, fresh_queue
 
 from dqm.cli import cli
 
@@ -64,14 +64,7 @@ def test_notify_and_messages(tmp_path: Path, sqlite_database: str) -> None:
     runner = CliRunner()
     raw = tmp_path / "data" / "raw" / "61"
     raw.mkdir(parents=True)
-    shutil.copy(
-        Path(__file__).resolve().parents[3]
-        / "shared"
-        / "data"
-        / "foreign-root"
-        / "uproot-simple.root",
-        raw / "61.0.root",
-    )
+    shutil.copy(foreign_root_dir() / "uproot-simple.root", raw / "61.0.root")
     assert (
         runner.invoke(
             cli,
