@@ -175,15 +175,11 @@ def _complete_process_file(
 def _prepare_merge_run(session: Session, job: Job, context: Context) -> dict[str, Any]:
     done = [f for f in queries.files_of_run(session, job.run_id) if f.state == FileState.DONE]
     parts = []
+    titles: dict[str, str | None] = {}
     for file in done:
         rows = queries.histogram_rows(session, run_id=job.run_id, file_id=file.id, stage=hits.STAGE)
         parts.append({row.name: queries.load_histogram(row) for row in rows})
-    titles = {}
-    for file in done[:1]:
-        for row in queries.histogram_rows(
-            session, run_id=job.run_id, file_id=file.id, stage=hits.STAGE
-        ):
-            titles[row.name] = row.title
+        titles.update((row.name, row.title) for row in rows)
     return {
         "parts": parts,
         "titles": titles,

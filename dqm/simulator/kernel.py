@@ -185,7 +185,9 @@ def _event(
         while dark_next < dark_sum:
             dark_next += _exponential(state)
             if n < capacity:
-                _noise_hit(state, spare, i, gain[i], spe_sigma, window, n, pmt_out, adc_out, tdc_out)
+                _noise_hit(
+                    state, spare, i, gain[i], spe_sigma, window, n, pmt_out, adc_out, tdc_out
+                )
                 n += 1
     return n
 

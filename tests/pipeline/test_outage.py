@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from helpers import make_settings, session, shared_executor, simulate
 from proxy import CuttableProxy
-from services import SERVER_URLS, fresh_database, fresh_queue
+from services import fresh_database, fresh_queue
 
 from dqm.config import load_settings
 from dqm.db import migrate, queries
@@ -109,4 +109,3 @@ def test_database_and_broker_outages(tmp_path: Path, caplog: pytest.LogCaptureFi
             for run_id, n_files in ((701, 2), (702, 2), (703, 3)):
                 (merged,) = queries.histogram_rows(s, run_id=run_id)
                 assert merged.provenance["n_files"] == n_files
-    assert SERVER_URLS
