@@ -24,12 +24,15 @@ __all__ = [
     "LIGHT_YIELD_PE_PER_MEV",
     "LS_GROUP_VELOCITY_MM_PER_NS",
     "LS_RADIUS_MM",
+    "NOMINAL_GAIN_ADC_PER_PE",
     "N_PMTS",
     "PDE",
     "PMT_POSITIONS_CSV",
     "PMT_RADIUS_MM",
     "PMT_TYPES",
+    "PRETRIGGER_WINDOW_NS",
     "READOUT_WINDOW_NS",
+    "TRIGGER_POSITION_NS",
     "TTS_SIGMA_NS",
     "aitoff",
     "load_pmts",
@@ -45,6 +48,13 @@ LS_GROUP_VELOCITY_MM_PER_NS = 195.0
 LIGHT_YIELD_PE_PER_MEV = 1_785.0
 #: Readout window, in ns.
 READOUT_WINDOW_NS = 1_000.0
+#: Nominal PMT gain, ADC counts per photo-electron (the electronics' design point; each PMT's own
+#: gain comes from the calibration).
+NOMINAL_GAIN_ADC_PER_PE = 100.0
+#: Where the trigger places the interaction in the readout window, ns; hits before
+#: ``PRETRIGGER_WINDOW_NS`` can only be dark noise, which measures the dark rates.
+TRIGGER_POSITION_NS = 200.0
+PRETRIGGER_WINDOW_NS = 180.0
 #: Photon detection efficiency by PMT type.
 PDE = {"NNVT": 0.289, "Hamamatsu": 0.281}
 #: Dark count rate by PMT type, in Hz.

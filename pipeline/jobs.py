@@ -23,7 +23,8 @@ from dqm import __version__, rawformat
 from dqm.config import Settings
 from dqm.db import queries
 from dqm.db.models import File, FileState, Job, JobState, Run
-from pipeline.stages import hits
+from dqm.histcodec import array_from_bytes
+from pipeline.stages import calib
 
 EVENTS = ("file_announced", "file_done", "run_ended")
 
@@ -124,8 +125,19 @@ def _file_of(session: Session, job: Job) -> File:
     return file
 
 
+def calibration_constants(session: Session, run_id: int) -> calib.CalibConstants:
+    """The calibration valid for a run, or the nominal constants (version 0) if none is stored."""
+    row = queries.calibration_for_run(session, run_id)
+    if row is None:
+        return calib.CalibConstants.nominal()
+    return calib.CalibConstants(
+        row.version, array_from_bytes(row.gains), array_from_bytes(row.time_offsets)
+    )
+
+
 def _prepare_process_file(session: Session, job: Job, context: Context) -> dict[str, Any]:
     file = _file_of(session, job)
+    run = queries.get_run(session, job.run_id)
     path = rawformat.resolve_raw_uri(file.uri, context.settings.raw_roots)
     return {
         "path": str(path),
@@ -133,6 +145,8 @@ def _prepare_process_file(session: Session, job: Job, context: Context) -> dict[
         "checksum": file.checksum,
         "run_id": job.run_id,
         "seq": file.seq,
+        "sampling_fraction": run.sampling_fraction,
+        "calibration": calibration_constants(session, job.run_id),
     }
 
 
@@ -146,81 +160,153 @@ def _ready_process_file(session: Session, job: Job, context: Context) -> str | N
     return None
 
 
-def _complete_process_file(
-    session: Session, job: Job, result: hits.FileResult, context: Context
+def _provenance(context: Context, **extra: Any) -> dict[str, Any]:
+    return {"code_version": context.code_version, **extra}
+
+
+def _store_results(
+    session: Session,
+    job: Job,
+    file_id: int | None,
+    histograms: dict[str, dict[str, Any]],
+    pmt_sums: dict[str, Any],
+    n_events: int,
+    livetime_ns: float,
+    provenance: dict[str, Any],
+    titles: dict[str, str],
 ) -> None:
-    file = _file_of(session, job)
-    provenance = {
-        "code_version": context.code_version,
-        "input_files": [file.uri],
-        "events_used": result.n_events,
-        "events_announced": file.n_events,
-    }
-    for name, histogram in result.histograms.items():
-        queries.save_histogram(
+    for stage, by_name in histograms.items():
+        for name, histogram in by_name.items():
+            queries.save_histogram(
+                session,
+                run_id=job.run_id,
+                file_id=file_id,
+                stage=stage,
+                name=name,
+                histogram=histogram,
+                title=titles.get(name),
+                provenance=provenance,
+            )
+    if pmt_sums:
+        queries.save_pmt_stats(
             session,
             run_id=job.run_id,
-            file_id=file.id,
-            stage=hits.STAGE,
-            name=name,
-            histogram=histogram,
-            title=result.titles.get(name),
+            file_id=file_id,
+            n_events=n_events,
+            livetime_ns=livetime_ns,
+            arrays=pmt_sums,
             provenance=provenance,
         )
+
+
+def _complete_process_file(
+    session: Session, job: Job, result: calib.FileResult, context: Context
+) -> None:
+    file = _file_of(session, job)
+    run = queries.get_run(session, job.run_id)
+    provenance = _provenance(
+        context,
+        calibration_version=calibration_constants(session, job.run_id).version,
+        rec_method=run.rec_method,
+        sampling_fraction=run.sampling_fraction,
+        input_files=[file.uri],
+        events_used=result.n_events,
+        events_read=result.n_read,
+        events_announced=file.n_events,
+    )
+    _store_results(
+        session,
+        job,
+        file.id,
+        result.histograms,
+        result.pmt_sums,
+        result.n_events,
+        result.livetime_ns,
+        provenance,
+        result.titles,
+    )
     file.state = FileState.DONE
     if file.n_events is None:
-        file.n_events = result.n_events
+        file.n_events = result.n_read
+
+
+# --- merge_run ---------------------------------------------------------------------------------
 
 
 def _prepare_merge_run(session: Session, job: Job, context: Context) -> dict[str, Any]:
     done = [f for f in queries.files_of_run(session, job.run_id) if f.state == FileState.DONE]
     parts = []
-    titles: dict[str, str | None] = {}
+    titles: dict[str, str] = {}
+    file_provenances = []
     for file in done:
-        rows = queries.histogram_rows(session, run_id=job.run_id, file_id=file.id, stage=hits.STAGE)
-        parts.append({row.name: queries.load_histogram(row) for row in rows})
-        titles.update((row.name, row.title) for row in rows)
+        histograms: dict[str, dict[str, Any]] = {}
+        rows = queries.histogram_rows(session, run_id=job.run_id, file_id=file.id)
+        for row in rows:
+            histograms.setdefault(row.stage, {})[row.name] = queries.load_histogram(row)
+            titles[row.name] = row.title or row.name
+        file_provenances.append(rows[0].provenance if rows else {})
+        stats = queries.pmt_stats_row(session, run_id=job.run_id, file_id=file.id)
+        parts.append(
+            {
+                "histograms": histograms,
+                "pmt_sums": queries.pmt_arrays(stats) if stats else {},
+                "n_events": stats.n_events if stats else 0,
+                "livetime_ns": stats.livetime_ns if stats else 0.0,
+            }
+        )
+    versions = sorted(
+        {p["calibration_version"] for p in file_provenances if "calibration_version" in p}
+    )
     return {
         "parts": parts,
         "titles": titles,
         "input_files": [f.uri for f in done],
-        "events_used": sum(f.n_events or 0 for f in done),
+        "events_read": sum(p.get("events_read", 0) for p in file_provenances),
+        "calibration_versions": versions,
     }
 
 
 def _execute_merge_run(argument: dict[str, Any]) -> dict[str, Any]:
-    return {**argument, "merged": hits.merge_histograms(argument["parts"]), "parts": None}
+    merged = calib.merge_results(argument["parts"])
+    return {**{k: v for k, v in argument.items() if k != "parts"}, **merged}
 
 
 def _complete_merge_run(
     session: Session, job: Job, result: dict[str, Any], context: Context
 ) -> None:
-    provenance = {
-        "code_version": context.code_version,
-        "input_files": result["input_files"],
-        "n_files": len(result["input_files"]),
-        "events_used": result["events_used"],
-    }
-    for name, histogram in result["merged"].items():
-        queries.save_histogram(
-            session,
-            run_id=job.run_id,
-            file_id=None,
-            stage=hits.STAGE,
-            name=name,
-            histogram=histogram,
-            title=result["titles"].get(name),
-            provenance=provenance,
-        )
+    run = queries.get_run(session, job.run_id)
+    provenance = _provenance(
+        context,
+        calibration_version=result["calibration_versions"][-1]
+        if result["calibration_versions"]
+        else None,
+        rec_method=run.rec_method,
+        sampling_fraction=run.sampling_fraction,
+        input_files=result["input_files"],
+        n_files=len(result["input_files"]),
+        events_used=result["n_events"],
+        events_read=result["events_read"],
+    )
+    _store_results(
+        session,
+        job,
+        None,
+        result["histograms"],
+        result["pmt_sums"],
+        result["n_events"],
+        result["livetime_ns"],
+        provenance,
+        result["titles"],
+    )
 
 
 PROCESS_FILE = register(
     JobKind(
         name="process_file",
-        description="read a raw file: events and hits per event",
+        description="calibrate a raw file: Calib histograms and per-PMT statistics",
         triggers=frozenset({"file_announced"}),
         per_file=True,
-        execute=hits.process_file,
+        execute=calib.process_file,
         prepare=_prepare_process_file,
         complete=_complete_process_file,
         check_ready=_ready_process_file,
@@ -231,7 +317,7 @@ PROCESS_FILE = register(
 MERGE_RUN = register(
     JobKind(
         name="merge_run",
-        description="sum the histograms of a run's done files",
+        description="sum the histograms and PMT statistics of a run's done files",
         triggers=frozenset({"file_done", "run_ended"}),
         per_file=False,
         execute=_execute_merge_run,

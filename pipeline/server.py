@@ -44,7 +44,7 @@ from dqm.times import utcnow
 from pipeline import intake, jobs
 from pipeline.executors import Executor, WorkerLost
 from pipeline.failpoints import failpoint
-from pipeline.stages.hits import FileNotReady
+from pipeline.stages.reading import FileNotReady
 
 log = logging.getLogger("dqm.jobserver")
 

@@ -16,7 +16,7 @@ from dqm import detector
 #: Seed of the detector's true per-PMT constants.
 DETECTOR_SEED = 17_612
 #: Mean gain, ADC counts per photo-electron, and its relative spread between PMTs.
-GAIN_MEAN_ADC = 100.0
+GAIN_MEAN_ADC = detector.NOMINAL_GAIN_ADC_PER_PE
 GAIN_SPREAD = 0.10
 #: Relative width (sigma) of the single-photo-electron charge.
 SPE_SIGMA = 0.30
@@ -31,7 +31,7 @@ FAST_FRACTION = 0.80
 #: Width of the laser pulse, ns.
 LASER_SIGMA_NS = 0.3
 #: Time of the interaction in the readout window (ns), before the trigger-clock jitter.
-T0_NS = 200.0
+T0_NS = detector.TRIGGER_POSITION_NS
 #: Trigger clock tick: the interaction time varies over one tick, ns.
 TRIGGER_TICK_NS = 16.0
 

@@ -1,5 +1,6 @@
 """Processing stages: pure functions that run in worker processes (no database access).
 
 Modules:
-    hits: read a raw file, count its events and fill the hits-per-event histogram; merge per run.
+    reading: raw files in chunks of events, deterministic event sampling, availability checks.
+    calib: ADC to PE and time offsets applied; the Calib histograms and per-PMT sums of a file.
 """

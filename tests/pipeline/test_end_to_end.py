@@ -34,17 +34,42 @@ def test_runs_go_from_data_taking_to_all_completed(
             assert sorted(j.kind for j in jobs if j.kind == "process_file") == [
                 "process_file"
             ] * len(result.files)
-            # The run's histogram is the sum of its files', and counts every event.
-            per_file = [
-                queries.load_histogram(r)
+            # Every summed histogram of the run is the sum of its files'; the PMT sums too.
+            merged_rows = {r.name: r for r in queries.histogram_rows(s, run_id=result.run_id)}
+            assert set(merged_rows) >= {
+                "charge_pe",
+                "total_pe",
+                "nhits",
+                "hit_time",
+                "occupancy",
+                "dark_rate",
+            }
+            for name, row in merged_rows.items():
+                if name in ("dark_rate", "hit_rate"):
+                    continue  # derived from the summed PMT statistics, not summed
+                per_file = [
+                    queries.load_histogram(r)
+                    for f in files
+                    for r in queries.histogram_rows(
+                        s, run_id=result.run_id, file_id=f.id, names=[name]
+                    )
+                ]
+                assert queries.load_histogram(row) == sum(per_file[1:], per_file[0]), name
+                assert row.provenance["n_files"] == len(result.files)
+                assert row.provenance["calibration_version"] == 0  # nominal: no calibration stored
+            stats = queries.pmt_arrays(queries.pmt_stats_row(s, run_id=result.run_id))
+            per_file_stats = [
+                queries.pmt_arrays(queries.pmt_stats_row(s, run_id=result.run_id, file_id=f.id))
                 for f in files
-                for r in queries.histogram_rows(s, run_id=result.run_id, file_id=f.id)
             ]
-            (merged_row,) = queries.histogram_rows(s, run_id=result.run_id)
-            merged = queries.load_histogram(merged_row)
-            assert merged == sum(per_file[1:], per_file[0])
+            np.testing.assert_array_equal(
+                stats["hit_count"], sum(p["hit_count"] for p in per_file_stats)
+            )
+            merged = queries.load_histogram(merged_rows["nhits"])
             assert merged.sum(flow=True) == result.n_events
-            assert merged_row.provenance["n_files"] == len(result.files)
+            assert (
+                stats["hit_count"].sum() == queries.load_histogram(merged_rows["occupancy"]).sum()
+            )
             # ... and it is the histogram of the raw data.
             counts = np.concatenate(
                 [uproot.open(f.path)["events"]["nhits"].array(library="np") for f in result.files]

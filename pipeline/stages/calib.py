@@ -1,0 +1,243 @@
+"""The calibration stage: ADC to photo-electrons and hit times corrected by cable offsets, the Calib
+histograms and the per-PMT statistics of a file.
+
+Pure functions of their arguments, run in worker processes (no database). Everything this stage
+stores is a sum over events — histograms and per-PMT sums — so a run's results are exactly the sum of
+its files', and quantities that are not sums (rates, means) are derived from the summed statistics
+(:func:`derived_histograms`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hist
+import numba
+import numpy as np
+
+from dqm import detector, rawformat
+from dqm.db.queries import PMT_ARRAYS
+from pipeline.stages.reading import FileNotReady, iterate_events, verify_file
+
+#: Stage name under which these histograms are stored.
+STAGE = "calib"
+
+__all__ = [
+    "STAGE",
+    "CalibConstants",
+    "FileNotReady",
+    "FileResult",
+    "derived_histograms",
+    "process_file",
+]
+
+
+@dataclass(frozen=True)
+class CalibConstants:
+    """Per-PMT constants applied to the hits.
+
+    Attributes:
+        version: calibration version in the database; 0 for the nominal constants (no calibration
+            stored yet: the nominal gain for every PMT, no offsets).
+        gain: ADC counts per photo-electron, (N,).
+        offset_ns: cable offsets, (N,).
+    """
+
+    version: int
+    gain: np.ndarray
+    offset_ns: np.ndarray
+
+    @classmethod
+    def nominal(cls, n_pmts: int = detector.N_PMTS) -> CalibConstants:
+        return cls(0, np.full(n_pmts, detector.NOMINAL_GAIN_ADC_PER_PE), np.zeros(n_pmts))
+
+
+def calib_histograms() -> dict[str, hist.Hist]:
+    """The empty Calib histograms, by name."""
+    n = detector.N_PMTS
+    return {
+        "charge_pe": hist.Hist(
+            hist.axis.Regular(200, 0, 20, name="charge", label="charge per hit [PE]")
+        ),
+        "total_pe": hist.Hist(
+            hist.axis.Regular(400, 0, 20_000, name="total_pe", label="total charge per event [PE]")
+        ),
+        "nhits": hist.Hist(hist.axis.Regular(250, 0, 25_000, name="nhits", label="hits per event")),
+        "hit_time": hist.Hist(
+            hist.axis.Regular(
+                250, 0, detector.READOUT_WINDOW_NS, name="time", label="hit time [ns]"
+            )
+        ),
+        "occupancy": hist.Hist(
+            hist.axis.Integer(0, n, name="pmt", label="PMT id", underflow=False, overflow=False)
+        ),
+        "first_hit_residual": hist.Hist(
+            hist.axis.Regular(
+                200,
+                -50,
+                350,
+                name="residual",
+                label="hit time minus the event's first signal hit [ns]",
+            )
+        ),
+    }
+
+
+#: Titles of the Calib histograms.
+TITLES = {
+    "charge_pe": "Charge per hit",
+    "total_pe": "Total charge per event",
+    "nhits": "Hits per event",
+    "hit_time": "Hit time (calibrated)",
+    "occupancy": "Hits per PMT",
+    "first_hit_residual": "First-hit time residual",
+    "dark_rate": "Dark-noise rate per PMT",
+    "hit_rate": "Hit rate per PMT",
+}
+
+
+@dataclass
+class FileResult:
+    """What processing one file gives: histograms by stage and name, per-PMT sums, event counts."""
+
+    n_events: int  # events used (after sampling)
+    n_read: int  # events read
+    histograms: dict[str, dict[str, hist.Hist]] = field(default_factory=dict)
+    pmt_sums: dict[str, np.ndarray] = field(default_factory=dict)
+    livetime_ns: float = 0.0
+    titles: dict[str, str] = field(default_factory=dict)
+
+
+@numba.njit(cache=True)
+def _fired_events(event: np.ndarray, pmt: np.ndarray, n_pmts: int) -> np.ndarray:
+    """Per PMT, the number of events in which it has at least one hit (hits grouped by event)."""
+    last = np.full(n_pmts, -1, dtype=np.int64)
+    fired = np.zeros(n_pmts, dtype=np.float64)
+    for i in range(pmt.size):
+        p = pmt[i]
+        if last[p] != event[i]:
+            last[p] = event[i]
+            fired[p] += 1.0
+    return fired
+
+
+def process_file(params: Mapping[str, Any]) -> FileResult:
+    """Calibrate the hits of a raw file and fill the Calib histograms and per-PMT sums.
+
+    Args:
+        params: ``path``, announced ``size`` and ``checksum``, ``run_id``, ``seq``,
+            ``sampling_fraction`` and ``calibration`` (:class:`CalibConstants`).
+
+    Raises:
+        FileNotReady: the file is not there as announced.
+        RawFormatError: not a DQM raw file, or unreadable.
+    """
+    path = Path(params["path"])
+    verify_file(path, params.get("size"), params.get("checksum"))
+    constants: CalibConstants = params["calibration"]
+    n_pmts = len(constants.gain)
+    histograms = calib_histograms()
+    sums = {name: np.zeros(n_pmts) for name in PMT_ARRAYS}
+    n_events = n_read = 0
+    try:
+        for chunk in iterate_events(
+            path,
+            run_id=params["run_id"],
+            seq=params["seq"],
+            sampling_fraction=params.get("sampling_fraction", 1.0),
+        ):
+            n_read += chunk.n_read
+            if not chunk.n_events:
+                continue
+            _fill(chunk, constants, histograms, sums, n_pmts)
+            n_events += chunk.n_events
+    except rawformat.RawFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - uproot and the decompressors raise many kinds
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise rawformat.RawFormatError(
+            f"{path.name} cannot be read as ROOT: {detail[:300]}"
+        ) from None
+    livetime = n_events * detector.PRETRIGGER_WINDOW_NS
+    derived = derived_histograms(sums, n_events, livetime)
+    return FileResult(
+        n_events=n_events,
+        n_read=n_read,
+        histograms={STAGE: {**histograms, **derived}},
+        pmt_sums=sums,
+        livetime_ns=livetime,
+        titles=dict(TITLES),
+    )
+
+
+def _fill(
+    chunk: Any,
+    constants: CalibConstants,
+    histograms: dict[str, hist.Hist],
+    sums: dict[str, np.ndarray],
+    n_pmts: int,
+) -> None:
+    pmt = chunk.pmt_id.astype(np.int64)
+    if pmt.size and (pmt.min() < 0 or pmt.max() >= n_pmts):
+        raise rawformat.RawFormatError(
+            f"hit with PMT id outside 0..{n_pmts - 1} (found {pmt.min()}..{pmt.max()})."
+        )
+    event = chunk.event_of_hit
+    pe = chunk.adc / constants.gain[pmt]
+    time = chunk.tdc - constants.offset_ns[pmt]
+    signal = time >= detector.PRETRIGGER_WINDOW_NS
+
+    histograms["charge_pe"].fill(pe)
+    histograms["total_pe"].fill(np.bincount(event, weights=pe, minlength=chunk.n_events))
+    histograms["nhits"].fill(chunk.nhits)
+    histograms["hit_time"].fill(time)
+    histograms["occupancy"].fill(pmt)
+    # The first signal hit of each event (events without one get +inf and no residuals).
+    first = np.full(chunk.n_events, np.inf)
+    np.minimum.at(first, event[signal], time[signal])
+    residual_ok = signal & np.isfinite(first[event])
+    histograms["first_hit_residual"].fill(time[residual_ok] - first[event[residual_ok]])
+
+    sums["hit_count"] += np.bincount(pmt, minlength=n_pmts)
+    sums["fired_events"] += _fired_events(event, pmt, n_pmts)
+    sums["charge_sum"] += np.bincount(pmt, weights=pe, minlength=n_pmts)
+    sums["time_sum"] += np.bincount(pmt, weights=time, minlength=n_pmts)
+    sums["dark_count"] += np.bincount(pmt[~signal], minlength=n_pmts)
+
+
+def derived_histograms(
+    sums: Mapping[str, np.ndarray], n_events: int, livetime_ns: float
+) -> dict[str, hist.Hist]:
+    """Histograms of per-PMT quantities that are not sums: hit rate and dark rate of every PMT."""
+    dark = hist.Hist(hist.axis.Regular(150, 0, 150, name="rate", label="dark rate [kHz]"))
+    rate = hist.Hist(
+        hist.axis.Regular(100, 0, 1, name="rate", label="fraction of events with a hit")
+    )
+    if n_events:
+        rate.fill(sums["fired_events"] / n_events)
+    if livetime_ns:
+        dark.fill(sums["dark_count"] / (livetime_ns * 1e-9) / 1e3)
+    return {"dark_rate": dark, "hit_rate": rate}
+
+
+def merge_results(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sum of several files' histograms and per-PMT sums; derived histograms recomputed."""
+    merged: dict[str, dict[str, hist.Hist]] = {}
+    sums: dict[str, np.ndarray] = {}
+    n_events = 0
+    livetime = 0.0
+    for part in parts:
+        for stage, histograms in part["histograms"].items():
+            target = merged.setdefault(stage, {})
+            for name, histogram in histograms.items():
+                target[name] = histogram.copy() if name not in target else target[name] + histogram
+        for name, values in part["pmt_sums"].items():
+            sums[name] = values.copy() if name not in sums else sums[name] + values
+        n_events += part["n_events"]
+        livetime += part["livetime_ns"]
+    if sums:
+        merged.setdefault(STAGE, {}).update(derived_histograms(sums, n_events, livetime))
+    return {"histograms": merged, "pmt_sums": sums, "n_events": n_events, "livetime_ns": livetime}
