@@ -112,16 +112,58 @@ class FileResult:
 
 
 @numba.njit(cache=True)
-def _fired_events(event: np.ndarray, pmt: np.ndarray, n_pmts: int) -> np.ndarray:
-    """Per PMT, the number of events in which it has at least one hit (hits grouped by event)."""
-    last = np.full(n_pmts, -1, dtype=np.int64)
-    fired = np.zeros(n_pmts, dtype=np.float64)
-    for i in range(pmt.size):
-        p = pmt[i]
-        if last[p] != event[i]:
-            last[p] = event[i]
-            fired[p] += 1.0
-    return fired
+def _calibrate_chunk(
+    pmt: np.ndarray,
+    adc: np.ndarray,
+    tdc: np.ndarray,
+    nhits: np.ndarray,
+    gain: np.ndarray,
+    offset: np.ndarray,
+    pretrigger_ns: float,
+    sums: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One pass over the hits of a chunk (grouped by event).
+
+    Returns the charge (PE) and calibrated time of every hit, the residual of every signal hit to
+    its event's first signal hit (NaN for pre-trigger hits), and the total charge of every event;
+    adds the per-PMT sums into ``sums`` (rows: hits, events fired, charge, time, pre-trigger hits).
+
+    Raises:
+        IndexError: a PMT id outside the calibration's range.
+    """
+    n_pmts = gain.size
+    pe = np.empty(pmt.size, dtype=np.float64)
+    time = np.empty(pmt.size, dtype=np.float64)
+    residual = np.empty(pmt.size, dtype=np.float64)
+    total = np.zeros(nhits.size, dtype=np.float64)
+    last_event = np.full(n_pmts, -1, dtype=np.int64)
+    start = 0
+    for e in range(nhits.size):
+        stop = start + nhits[e]
+        first = np.inf
+        for i in range(start, stop):
+            p = pmt[i]
+            if p < 0 or p >= n_pmts:
+                raise IndexError("PMT id outside the calibration")
+            q = adc[i] / gain[p]
+            t = tdc[i] - offset[p]
+            pe[i] = q
+            time[i] = t
+            total[e] += q
+            sums[0, p] += 1.0
+            if last_event[p] != e:
+                last_event[p] = e
+                sums[1, p] += 1.0
+            sums[2, p] += q
+            sums[3, p] += t
+            if t < pretrigger_ns:
+                sums[4, p] += 1.0
+            elif t < first:
+                first = t
+        for i in range(start, stop):
+            residual[i] = time[i] - first if time[i] >= pretrigger_ns else np.nan
+        start = stop
+    return pe, time, residual, total
 
 
 def process_file(params: Mapping[str, Any]) -> FileResult:
@@ -180,32 +222,30 @@ def _fill(
     sums: dict[str, np.ndarray],
     n_pmts: int,
 ) -> None:
-    pmt = chunk.pmt_id.astype(np.int64)
-    if pmt.size and (pmt.min() < 0 or pmt.max() >= n_pmts):
-        raise rawformat.RawFormatError(
-            f"hit with PMT id outside 0..{n_pmts - 1} (found {pmt.min()}..{pmt.max()})."
+    block = np.zeros((len(PMT_ARRAYS), n_pmts))
+    try:
+        pe, time, residual, total = _calibrate_chunk(
+            chunk.pmt_id,
+            chunk.adc,
+            chunk.tdc,
+            chunk.nhits,
+            constants.gain,
+            constants.offset_ns,
+            detector.PRETRIGGER_WINDOW_NS,
+            block,
         )
-    event = chunk.event_of_hit
-    pe = chunk.adc / constants.gain[pmt]
-    time = chunk.tdc - constants.offset_ns[pmt]
-    signal = time >= detector.PRETRIGGER_WINDOW_NS
-
+    except IndexError:
+        raise rawformat.RawFormatError(
+            f"a hit has a PMT id outside 0..{n_pmts - 1} (found {chunk.pmt_id.min()}..{chunk.pmt_id.max()})."
+        ) from None
     histograms["charge_pe"].fill(pe)
-    histograms["total_pe"].fill(np.bincount(event, weights=pe, minlength=chunk.n_events))
+    histograms["total_pe"].fill(total)
     histograms["nhits"].fill(chunk.nhits)
     histograms["hit_time"].fill(time)
-    histograms["occupancy"].fill(pmt)
-    # The first signal hit of each event (events without one get +inf and no residuals).
-    first = np.full(chunk.n_events, np.inf)
-    np.minimum.at(first, event[signal], time[signal])
-    residual_ok = signal & np.isfinite(first[event])
-    histograms["first_hit_residual"].fill(time[residual_ok] - first[event[residual_ok]])
-
-    sums["hit_count"] += np.bincount(pmt, minlength=n_pmts)
-    sums["fired_events"] += _fired_events(event, pmt, n_pmts)
-    sums["charge_sum"] += np.bincount(pmt, weights=pe, minlength=n_pmts)
-    sums["time_sum"] += np.bincount(pmt, weights=time, minlength=n_pmts)
-    sums["dark_count"] += np.bincount(pmt[~signal], minlength=n_pmts)
+    histograms["occupancy"].view()[:] += block[0]  # hits per PMT: the bins are the PMT ids
+    histograms["first_hit_residual"].fill(residual[~np.isnan(residual)])
+    for row, name in enumerate(PMT_ARRAYS):
+        sums[name] += block[row]
 
 
 def derived_histograms(

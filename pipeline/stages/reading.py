@@ -41,7 +41,7 @@ def verify_file(path: Path, size: int | None, checksum: str | None) -> None:
 
 
 #: Events read per chunk.
-STEP_EVENTS = 10_000
+STEP_EVENTS = 2_000
 
 _EVENT_BRANCHES = [
     "event_id",

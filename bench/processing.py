@@ -5,7 +5,7 @@ reading every hit branch with uproot (the baseline), and the processing stage th
 (calibration, Calib histograms, per-PMT statistics), with 1 process and with 2 processes (one file
 each). Prints the figures; the last line is one JSON object.
 
-    .venv/bin/python bench/pipeline.py [--files 2] [--events 10000]
+    .venv/bin/python bench/processing.py [--files 2] [--events 10000]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def read_only(path: str) -> int:
         tree = file[rawformat.EVENTS_TREE]
         n = 0
         for arrays in tree.iterate(
-            list(rawformat.HIT_BRANCHES) + [rawformat.HIT_COUNTER], step_size=10_000, library="ak"
+            list(rawformat.HIT_BRANCHES) + [rawformat.HIT_COUNTER], step_size=2_000, library="ak"
         ):
             n += len(arrays)
     return n
