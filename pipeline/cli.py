@@ -123,3 +123,87 @@ def jobserver(
     server.install_signal_handlers()
     server.run(once=once)
     sys.stdout.flush()
+
+
+@click.command("calibrate")
+@click.argument("run_id", type=click.IntRange(min=0))
+@click.option(
+    "--valid-from",
+    "valid_from",
+    type=click.IntRange(min=0),
+    default=None,
+    help="First run the constants apply to [the laser run].",
+)
+@click.option(
+    "-j",
+    "--jobs",
+    "n_jobs",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Worker processes (one file each).",
+)
+@click.option("--comment", default=None, help="Free text stored with the constants.")
+@click.pass_obj
+def calibrate(
+    app: Any, run_id: int, valid_from: int | None, n_jobs: int, comment: str | None
+) -> None:
+    """Derive gains and time offsets of every PMT from laser run RUN_ID and store them as a new
+    calibration version, valid from that run on (or --valid-from)."""
+    import getpass
+
+    import joblib
+
+    from dqm import rawformat
+    from dqm.db import queries
+    from dqm.db.session import transaction
+    from dqm.errors import InvalidValueError
+    from pipeline.stages import laser
+
+    url = app.database()
+    with transaction(url) as session:
+        run = queries.get_run(session, run_id)
+        if run.run_type != "laser":
+            raise InvalidValueError(
+                f"run {run_id} is a {run.run_type} run; gains and offsets come from a laser run."
+            )
+        params = [
+            {
+                "path": str(rawformat.resolve_raw_uri(f.uri, app.settings.raw_roots)),
+                "size": f.size,
+                "checksum": f.checksum,
+                "run_id": run_id,
+                "seq": f.seq,
+            }
+            for f in queries.files_of_run(session, run_id)
+            if f.uri
+        ]
+    if not params:
+        raise InvalidValueError(f"run {run_id} has no announced file.")
+    click.echo(f"reading {len(params)} file(s) of laser run {run_id} ...", err=True)
+    parts = joblib.Parallel(n_jobs=min(n_jobs, len(params)))(
+        joblib.delayed(laser.laser_sums)(p) for p in params
+    )
+    try:
+        result = laser.fit(parts)
+    except ValueError as exc:
+        raise InvalidValueError(f"run {run_id}: {exc}") from None
+    with transaction(url) as session:
+        stored = queries.add_calibration(
+            session,
+            valid_from_run=run_id if valid_from is None else valid_from,
+            gains=result.gain,
+            time_offsets=result.offset_ns,
+            pmt_status=result.status,
+            source_run=run_id,
+            created_by=getpass.getuser(),
+            comment=comment,
+        )
+        version, valid = stored.version, stored.valid_from_run
+    live = result.status == laser.STATUS_GOOD
+    click.echo(
+        f"calibration version {version} (valid from run {valid}) from {result.n_events} flashes: "
+        f"{int(live.sum())} PMTs fitted, {len(result.dead)} dead (not fitted); gain "
+        f"{result.gain[live].mean():.1f} ± {result.gain[live].std():.1f} ADC/PE, offsets spread "
+        f"{result.offset_ns[live].std():.2f} ns."
+    )
