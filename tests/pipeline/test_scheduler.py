@@ -191,7 +191,7 @@ def test_retries_with_exponential_backoff(settings, test_kinds) -> None:
         assert job.state is JobState.DONE and job.attempts == 3
         assert queries.get_run(s, 23).status is RunStatus.ALL_COMPLETED
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
-    assert len(gaps) == 2 and 0.3 <= gaps[0] < gaps[1] and gaps[1] >= 0.6  # 0.3 s, then 0.6 s
+    assert len(gaps) == 2 and gaps[0] >= 0.3 and gaps[1] >= 0.6  # at least 0.3 s, then 0.6 s
     assert result.run_id == 23
 
 
