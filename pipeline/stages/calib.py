@@ -20,6 +20,7 @@ import numpy as np
 
 from dqm import detector, rawformat
 from dqm.db.queries import PMT_ARRAYS
+from pipeline.stages import reco
 from pipeline.stages.reading import FileNotReady, iterate_events, verify_file
 
 #: Stage name under which these histograms are stored.
@@ -182,8 +183,10 @@ def process_file(params: Mapping[str, Any]) -> FileResult:
     constants: CalibConstants = params["calibration"]
     n_pmts = len(constants.gain)
     histograms = calib_histograms()
+    rec = reco.rec_histograms()
     sums = {name: np.zeros(n_pmts) for name in PMT_ARRAYS}
     n_events = n_read = 0
+    previous_trigger = None
     try:
         for chunk in iterate_events(
             path,
@@ -194,7 +197,8 @@ def process_file(params: Mapping[str, Any]) -> FileResult:
             n_read += chunk.n_read
             if not chunk.n_events:
                 continue
-            _fill(chunk, constants, histograms, sums, n_pmts)
+            pe = _fill(chunk, constants, histograms, sums, n_pmts)
+            previous_trigger = _fill_rec(chunk, pe, rec, previous_trigger)
             n_events += chunk.n_events
     except rawformat.RawFormatError:
         raise
@@ -208,10 +212,10 @@ def process_file(params: Mapping[str, Any]) -> FileResult:
     return FileResult(
         n_events=n_events,
         n_read=n_read,
-        histograms={STAGE: {**histograms, **derived}},
+        histograms={STAGE: {**histograms, **derived}, reco.STAGE: rec},
         pmt_sums=sums,
         livetime_ns=livetime,
-        titles=dict(TITLES),
+        titles={**TITLES, **reco.TITLES},
     )
 
 
@@ -221,7 +225,8 @@ def _fill(
     histograms: dict[str, hist.Hist],
     sums: dict[str, np.ndarray],
     n_pmts: int,
-) -> None:
+) -> np.ndarray:
+    """Fill the Calib histograms and per-PMT sums of a chunk; returns the charge (PE) of every hit."""
     block = np.zeros((len(PMT_ARRAYS), n_pmts))
     try:
         pe, time, residual, total = _calibrate_chunk(
@@ -246,6 +251,30 @@ def _fill(
     histograms["first_hit_residual"].fill(residual[~np.isnan(residual)])
     for row, name in enumerate(PMT_ARRAYS):
         sums[name] += block[row]
+    return pe
+
+
+def _fill_rec(
+    chunk: Any, pe: np.ndarray, rec: dict[str, hist.Hist], previous_trigger: float | None
+) -> float:
+    """Reconstruct the chunk's physics events (global triggers) and fill the Rec histograms."""
+    physics = chunk.trigger_type == rawformat.TRIGGER_GLOBAL
+    times_s = chunk.trigger_time * 1e-9
+    rec["trigger_rate"].fill(times_s)
+    intervals = np.diff(
+        np.concatenate(([previous_trigger], times_s)) if previous_trigger is not None else times_s
+    )
+    rec["trigger_interval"].fill(intervals * 1e3)
+    if physics.any():
+        vertex, energy = reco.reconstruct_centroid(chunk.pmt_id, pe, chunk.nhits)
+        vertex, energy = vertex[physics], energy[physics]
+        rec["energy"].fill(energy)
+        rec["x"].fill(vertex[:, 0])
+        rec["y"].fill(vertex[:, 1])
+        rec["z"].fill(vertex[:, 2])
+        rec["r3"].fill((np.linalg.norm(vertex, axis=1) / detector.LS_RADIUS_MM) ** 3)
+        rec["rho2_z"].fill((vertex[:, 0] ** 2 + vertex[:, 1] ** 2) / 1e6, vertex[:, 2] / 1e3)
+    return float(times_s[-1])
 
 
 def derived_histograms(
