@@ -2,8 +2,8 @@
 
 Simulates a physics run of ~2 MeV events (about 4,000 hits each), then times, on the same files:
 reading every hit branch with uproot (the baseline), and the processing stage the job server runs
-(calibration, Calib histograms, per-PMT statistics), with 1 process and with 2 processes (one file
-each). Prints the figures; the last line is one JSON object.
+(calibration, Calib histograms, per-PMT statistics, centroid reconstruction and Rec histograms),
+with 1 process and with 2 processes (one file each). Prints the figures; the last line is one JSON object.
 
     .venv/bin/python bench/processing.py [--files 2] [--events 10000]
 """
