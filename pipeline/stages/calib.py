@@ -197,8 +197,8 @@ def process_file(params: Mapping[str, Any]) -> FileResult:
             n_read += chunk.n_read
             if not chunk.n_events:
                 continue
-            pe = _fill(chunk, constants, histograms, sums, n_pmts)
-            previous_trigger = _fill_rec(chunk, pe, rec, previous_trigger)
+            pe, residual = _fill(chunk, constants, histograms, sums, n_pmts)
+            previous_trigger = _fill_rec(chunk, pe, residual, rec, previous_trigger)
             n_events += chunk.n_events
     except rawformat.RawFormatError:
         raise
@@ -225,8 +225,9 @@ def _fill(
     histograms: dict[str, hist.Hist],
     sums: dict[str, np.ndarray],
     n_pmts: int,
-) -> np.ndarray:
-    """Fill the Calib histograms and per-PMT sums of a chunk; returns the charge (PE) of every hit."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill the Calib histograms and per-PMT sums of a chunk; returns the charge (PE) of every hit
+    and its time after the event's first signal hit (NaN before the trigger)."""
     block = np.zeros((len(PMT_ARRAYS), n_pmts))
     try:
         pe, time, residual, total = _calibrate_chunk(
@@ -251,11 +252,15 @@ def _fill(
     histograms["first_hit_residual"].fill(residual[~np.isnan(residual)])
     for row, name in enumerate(PMT_ARRAYS):
         sums[name] += block[row]
-    return pe
+    return pe, residual
 
 
 def _fill_rec(
-    chunk: Any, pe: np.ndarray, rec: dict[str, hist.Hist], previous_trigger: float | None
+    chunk: Any,
+    pe: np.ndarray,
+    residual: np.ndarray,
+    rec: dict[str, hist.Hist],
+    previous_trigger: float | None,
 ) -> float:
     """Reconstruct the chunk's physics events (global triggers) and fill the Rec histograms."""
     physics = chunk.trigger_type == rawformat.TRIGGER_GLOBAL
@@ -266,7 +271,10 @@ def _fill_rec(
     )
     rec["trigger_interval"].fill(intervals * 1e3)
     if physics.any():
-        vertex, energy = reco.reconstruct_centroid(chunk.pmt_id, pe, chunk.nhits)
+        in_window = residual <= reco.SIGNAL_WINDOW_NS  # NaN (pre-trigger) compares false
+        vertex, energy = reco.reconstruct_centroid(
+            chunk.pmt_id, np.where(in_window, pe, 0.0), chunk.nhits, window_ns=reco.SIGNAL_WINDOW_NS
+        )
         vertex, energy = vertex[physics], energy[physics]
         rec["energy"].fill(energy)
         rec["x"].fill(vertex[:, 0])

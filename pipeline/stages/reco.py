@@ -105,20 +105,31 @@ def _centroids(
     return moment, total
 
 
+#: Signal window after an event's first signal hit, ns: the scintillation light (fast and slow
+#: components, times of flight) arrives within it; dark hits outside it are left out.
+SIGNAL_WINDOW_NS = 300.0
+
+
 def reconstruct_centroid(
     pmt: np.ndarray,
     pe: np.ndarray,
     nhits: np.ndarray,
     light_yield: float = detector.LIGHT_YIELD_PE_PER_MEV,
+    window_ns: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Vertices (n, 3) in mm and visible energies (n,) in MeV of a chunk of events.
 
     Args:
-        pmt, pe: PMT id and charge (PE) of every hit, event after event.
+        pmt, pe: PMT id and charge (PE) of every hit, event after event (hits outside the signal
+            window given a charge of 0).
         nhits: hits per event.
         light_yield: photo-electrons per MeV at the centre.
+        window_ns: length of the signal window the charges were taken in (None: the whole readout
+            window), for the dark charge to subtract.
     """
     unit, _, dark_pe = _pmt_model()
+    if window_ns is not None:
+        dark_pe *= window_ns / detector.READOUT_WINDOW_NS
     moment, total = _centroids(
         pmt.astype(np.int64),
         pe.astype(np.float64),
