@@ -206,7 +206,7 @@ def _complete_process_file(
     run = queries.get_run(session, job.run_id)
     provenance = _provenance(
         context,
-        calibration_version=calibration_constants(session, job.run_id).version,
+        calibration_version=getattr(queries.calibration_for_run(session, job.run_id), "version", 0),
         rec_method=run.rec_method,
         sampling_fraction=run.sampling_fraction,
         input_files=[file.uri],

@@ -21,7 +21,7 @@ import numpy as np
 from dqm import detector, rawformat
 from dqm.db.queries import PMT_ARRAYS
 from pipeline.stages import reco
-from pipeline.stages.reading import FileNotReady, iterate_events, verify_file
+from pipeline.stages.reading import iterate_events, verify_file
 
 #: Stage name under which these histograms are stored.
 STAGE = "calib"
@@ -29,7 +29,6 @@ STAGE = "calib"
 __all__ = [
     "STAGE",
     "CalibConstants",
-    "FileNotReady",
     "FileResult",
     "derived_histograms",
     "process_file",

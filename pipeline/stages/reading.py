@@ -75,11 +75,6 @@ class EventChunk:
     def n_events(self) -> int:
         return len(self.event_id)
 
-    @property
-    def event_of_hit(self) -> np.ndarray:
-        """Index (within the chunk) of the event of each hit."""
-        return np.repeat(np.arange(self.n_events), self.nhits)
-
 
 def sample_mask(run_id: int, seq: int, event_id: np.ndarray, fraction: float) -> np.ndarray:
     """Which events a sampling ``fraction`` keeps: a hash of (run, file, event id), not a random draw."""

@@ -21,8 +21,6 @@ from dqm import detector
 
 #: Stage name under which the Rec histograms are stored.
 STAGE = "rec"
-#: Reconstruction methods (``tlh`` is still to come; ``centroid`` is used meanwhile).
-METHODS = ("centroid",)
 
 #: Radii of the correction tables, mm.
 _RADII = np.linspace(0.0, detector.LS_RADIUS_MM, 90)
