@@ -15,13 +15,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, NoReturn
 
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
 from dqm import __version__
-from dqm.config import KEYS, Settings, load_settings
+from dqm.config import DEFAULT_REC_METHOD, KEYS, REC_METHODS, Settings, load_settings
 from dqm.db import migrate, queries
 from dqm.db.models import JobState, MessageOutcome, Run, RunStatus
 from dqm.db.session import check_schema, engine_for, transaction
@@ -334,7 +335,10 @@ def _run_options(required_type: bool) -> Callable[[Callable[..., Any]], Callable
                 help="Event sampling fraction in (0, 1].",
             ),
             click.option(
-                "--rec-method", default=None, help="Reconstruction method (centroid, tlh)."
+                "--rec-method",
+                type=click.Choice(REC_METHODS),
+                default=None,
+                help=f"Reconstruction method (default {DEFAULT_REC_METHOD}).",
             ),
             click.option("--comment", default=None, help="Free text."),
         ]
@@ -436,6 +440,52 @@ def run_delete(app: AppContext, run_id: int, yes: bool) -> None:
     with transaction(url) as session:
         queries.delete_run(session, run_id)
     click.echo(f"deleted run {run_id}.")
+
+
+# --- export ------------------------------------------------------------------------------------
+
+
+@cli.command("export")
+@click.argument("run_id", type=click.IntRange(min=0))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="ROOT file to write, replaced if it exists [run<RUN_ID>.root].",
+)
+@click.option(
+    "--stage",
+    "stages",
+    multiple=True,
+    metavar="STAGE",
+    help="Only the histograms of this stage, e.g. calib or rec (repeatable; default: all).",
+)
+@pass_app
+def export_command(
+    app: AppContext, run_id: int, output: Path | None, stages: tuple[str, ...]
+) -> None:
+    """Write the histograms and PMT statistics of run RUN_ID to a ROOT file.
+
+    One directory per stage with a TH1D/TH2D per histogram, the tree pmt_stats (one entry per
+    PMT: its sums, hit rate, mean charge, mean hit time and dark rate) and run_info (the run and
+    the provenance, JSON in a TObjString).
+    """
+    from dqm import rootexport
+
+    path = output if output is not None else Path(f"run{run_id}.root")
+    with transaction(app.database()) as session:
+        rootexport.check_output_path(path)
+        export = rootexport.collect_run(session, run_id, stages=stages or None)
+    rootexport.write_root(export, path)
+    stage_names = ", ".join(sorted({h.stage for h in export.histograms}))
+    pmts = f" and {export.n_pmts:,} PMTs" if export.pmt_columns is not None else ""
+    no_pmts = " (no PMT statistics are stored)" if export.pmt_columns is None else ""
+    click.echo(
+        f"wrote {len(export.histograms)} histogram{'' if len(export.histograms) == 1 else 's'} "
+        f"({stage_names}){pmts} of run {run_id} "
+        f"to {path}{no_pmts}."
+    )
 
 
 # --- jobs and messages -------------------------------------------------------------------------

@@ -67,6 +67,12 @@ DATABASE_DRIVERS = {
 BROKER_SCHEMES = {"filesystem", "memory", "amqp", "amqps", "pyamqp", "redis", "rediss"}
 
 
+#: Reconstruction methods: ``tlh`` (time-likelihood vertex fit) and ``centroid`` (charge centroid).
+REC_METHODS = ("tlh", "centroid")
+#: The method of a run that does not name one.
+DEFAULT_REC_METHOD = "tlh"
+
+
 @dataclass(frozen=True)
 class Settings:
     """The effective configuration.

@@ -86,6 +86,14 @@ from pipeline.server import JobServer, ServerOptions
     show_default=True,
     help="Seconds without heartbeat before another server's job is resubmitted.",
 )
+@click.option(
+    "--file-jobs",
+    "file_jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes over the chunks of one file (for few, large files).",
+)
 @click.pass_obj
 def jobserver(
     app: Any, executor: str, dask_scheduler: str | None, once: bool, **options: Any

@@ -34,22 +34,29 @@ class Executor(Protocol):
 
 
 class LocalExecutor:
-    """A pool of local worker processes (loky, as joblib uses): ``n_workers`` jobs at a time."""
+    """A pool of local worker processes (loky, as joblib uses): ``n_workers`` jobs at a time.
+
+    The pool is the executor's own, not loky's process-wide reusable one, which joblib resizes or
+    replaces for any ``Parallel`` call in the same process.
+    """
 
     name = "local"
 
     def __init__(self, n_workers: int) -> None:
-        from joblib.externals.loky import get_reusable_executor
-
         self.n_workers = n_workers
-        self._get = get_reusable_executor
-        self._pool = get_reusable_executor(max_workers=n_workers, timeout=600)
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> Any:
+        from joblib.externals.loky import ProcessPoolExecutor
+
+        return ProcessPoolExecutor(max_workers=self.n_workers)
 
     def submit(self, fn: Callable[[Any], Any], arg: Any, key: str) -> Any:
         try:
             return self._pool.submit(fn, arg)
         except Exception:  # noqa: BLE001 - a broken pool (a worker was killed) is replaced
-            self._pool = self._get(max_workers=self.n_workers, timeout=600)
+            self._pool.shutdown(wait=False, kill_workers=True)
+            self._pool = self._new_pool()
             return self._pool.submit(fn, arg)
 
     def started(self, handle: Any) -> bool:

@@ -20,11 +20,12 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from dqm import __version__, rawformat
-from dqm.config import Settings
+from dqm.config import DEFAULT_REC_METHOD, Settings
 from dqm.db import queries
 from dqm.db.models import File, FileState, Job, JobState, Run
+from dqm.errors import DQMError
 from dqm.histcodec import array_from_bytes
-from pipeline.stages import calib
+from pipeline.stages import calib, processing
 
 EVENTS = ("file_announced", "file_done", "run_ended")
 
@@ -36,6 +37,8 @@ class Context:
     settings: Settings
     server_id: str
     code_version: str = __version__
+    file_jobs: int = 1  # processes over the chunks of one file
+    backend: str | None = None  # joblib backend for them (None: loky; "dask" on a Dask cluster)
 
 
 @dataclass(frozen=True)
@@ -125,10 +128,26 @@ def _file_of(session: Session, job: Job) -> File:
     return file
 
 
+class NoCalibration(DQMError):
+    """Calibrations are stored, but none is valid for the run."""
+
+
 def calibration_constants(session: Session, run_id: int) -> calib.CalibConstants:
-    """The calibration valid for a run, or the nominal constants (version 0) if none is stored."""
+    """The calibration valid for a run; the nominal constants (version 0) while the database holds
+    no calibration at all (a new installation).
+
+    Raises:
+        NoCalibration: calibrations exist, but none is valid for this run.
+    """
     row = queries.calibration_for_run(session, run_id)
     if row is None:
+        first = queries.first_calibration(session)
+        if first is not None:
+            raise NoCalibration(
+                f"no calibration is valid for run {run_id}: the first, version {first.version}, "
+                f"is valid from run {first.valid_from_run}; derive one with `dqm calibrate` from "
+                "an earlier laser run."
+            )
         return calib.CalibConstants.nominal()
     return calib.CalibConstants(
         row.version, array_from_bytes(row.gains), array_from_bytes(row.time_offsets)
@@ -139,6 +158,8 @@ def _prepare_process_file(session: Session, job: Job, context: Context) -> dict[
     file = _file_of(session, job)
     run = queries.get_run(session, job.run_id)
     path = rawformat.resolve_raw_uri(file.uri, context.settings.raw_roots)
+    if run.rec_method is None:  # chosen once per run, recorded with it
+        run.rec_method = DEFAULT_REC_METHOD
     return {
         "path": str(path),
         "size": file.size,
@@ -147,6 +168,9 @@ def _prepare_process_file(session: Session, job: Job, context: Context) -> dict[
         "seq": file.seq,
         "sampling_fraction": run.sampling_fraction,
         "calibration": calibration_constants(session, job.run_id),
+        "rec_method": run.rec_method,
+        "n_jobs": context.file_jobs,
+        "backend": context.backend,
     }
 
 
@@ -200,19 +224,20 @@ def _store_results(
 
 
 def _complete_process_file(
-    session: Session, job: Job, result: calib.FileResult, context: Context
+    session: Session, job: Job, result: processing.FileResult, context: Context
 ) -> None:
     file = _file_of(session, job)
     run = queries.get_run(session, job.run_id)
     provenance = _provenance(
         context,
         calibration_version=getattr(queries.calibration_for_run(session, job.run_id), "version", 0),
-        rec_method=run.rec_method,
+        rec_method=result.rec_method,
         sampling_fraction=run.sampling_fraction,
         input_files=[file.uri],
         events_used=result.n_events,
         events_read=result.n_read,
         events_announced=file.n_events,
+        fits_not_converged=result.fits_not_converged,
     )
     _store_results(
         session,
@@ -235,17 +260,20 @@ def _complete_process_file(
 
 def _prepare_merge_run(session: Session, job: Job, context: Context) -> dict[str, Any]:
     done = [f for f in queries.files_of_run(session, job.run_id) if f.state == FileState.DONE]
+    file_ids = [f.id for f in done]
+    histogram_rows = queries.histograms_of_files(session, run_id=job.run_id, file_ids=file_ids)
+    pmt_rows = queries.pmt_stats_of_files(session, run_id=job.run_id, file_ids=file_ids)
     parts = []
     titles: dict[str, str] = {}
     file_provenances = []
     for file in done:
         histograms: dict[str, dict[str, Any]] = {}
-        rows = queries.histogram_rows(session, run_id=job.run_id, file_id=file.id)
+        rows = histogram_rows[file.id]
         for row in rows:
             histograms.setdefault(row.stage, {})[row.name] = queries.load_histogram(row)
             titles[row.name] = row.title or row.name
         file_provenances.append(rows[0].provenance if rows else {})
-        stats = queries.pmt_stats_row(session, run_id=job.run_id, file_id=file.id)
+        stats = pmt_rows.get(file.id)
         parts.append(
             {
                 "histograms": histograms,
@@ -303,10 +331,10 @@ def _complete_merge_run(
 PROCESS_FILE = register(
     JobKind(
         name="process_file",
-        description="calibrate a raw file: Calib histograms and per-PMT statistics",
+        description="calibrate and reconstruct a raw file: Calib and Rec histograms, PMT statistics",
         triggers=frozenset({"file_announced"}),
         per_file=True,
-        execute=calib.process_file,
+        execute=processing.process_file,
         prepare=_prepare_process_file,
         complete=_complete_process_file,
         check_ready=_ready_process_file,

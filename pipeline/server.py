@@ -64,6 +64,7 @@ class ServerOptions:
     poll_s: float = 0.1  # longest wait for a message in one pass
     outage_retry_s: float = 5.0  # how often to try a database or broker that went away
     shutdown_grace_s: float = 30.0  # on SIGTERM, wait this long for running jobs
+    file_jobs: int = 1  # processes over the chunks of one file (for few, large files)
 
 
 def server_identity() -> str:
@@ -144,7 +145,12 @@ class JobServer:
         self.executor = executor
         self.options = options or ServerOptions()
         self.server_id = server_identity()
-        self.context = jobs.Context(settings=settings, server_id=self.server_id)
+        self.context = jobs.Context(
+            settings=settings,
+            server_id=self.server_id,
+            file_jobs=self.options.file_jobs,
+            backend="dask" if getattr(executor, "name", None) == "dask" else None,
+        )
         self.engine = make_engine(settings.database_url, pool_pre_ping=True)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.active: dict[int, tuple[Any, jobs.JobKind, int]] = {}

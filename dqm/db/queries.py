@@ -16,6 +16,7 @@ import numpy as np
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from dqm.config import REC_METHODS
 from dqm.db.models import (
     Calibration,
     File,
@@ -101,6 +102,11 @@ def _check_run(run: Run) -> None:
     if run.sampling_fraction is not None and not 0.0 < run.sampling_fraction <= 1.0:
         raise InvalidValueError(
             f"run {run.run_id}: sampling fraction {run.sampling_fraction} is not in (0, 1]."
+        )
+    if run.rec_method is not None and run.rec_method not in REC_METHODS:
+        raise InvalidValueError(
+            f"run {run.run_id}: reconstruction method {run.rec_method!r} is not one of "
+            f"{', '.join(REC_METHODS)}."
         )
     for name in ("n_events", "n_files"):
         value = getattr(run, name)
@@ -550,7 +556,14 @@ def messages(
 
 
 def _of_file(model: type[Histogram | PmtStats], run_id: int, file_id: int | None) -> Any:
-    """Rows of one file of a run, or the run's merged row when ``file_id`` is None."""
+    """Rows of one file of a run, or the run's merged row when ``file_id`` is None.
+
+    A file's histograms are selected by ``file_id`` alone (file ids are unique across runs): that
+    uses the unique index that starts with ``file_id``, where ``run_id AND file_id`` leads SQLite to
+    the ``(run_id, stage, name)`` index and a scan of all the run's rows.
+    """
+    if file_id is not None and model is Histogram:
+        return model.file_id == file_id
     scope = model.file_id.is_(None) if file_id is None else model.file_id == file_id
     return and_(model.run_id == run_id, scope)
 
@@ -613,6 +626,25 @@ def histogram_rows(
     return list(session.scalars(query.order_by(Histogram.stage, Histogram.name)))
 
 
+def histograms_of_files(
+    session: Session, *, run_id: int, file_ids: Sequence[int]
+) -> dict[int, list[Histogram]]:
+    """The stored histograms of several files of a run in one query, by file id (then by stage and
+    name)."""
+    found: dict[int, list[Histogram]] = {file_id: [] for file_id in file_ids}
+    if not found:
+        return found
+    query = (
+        select(Histogram)
+        .where(Histogram.run_id == run_id, Histogram.file_id.in_(list(found)))
+        .order_by(Histogram.file_id, Histogram.stage, Histogram.name)
+    )
+    for row in session.scalars(query):
+        assert row.file_id is not None
+        found[row.file_id].append(row)
+    return found
+
+
 def load_histogram(row: Histogram) -> hist.Hist:
     """The ``hist.Hist`` of a stored histogram row."""
     return decode(row.axes, row.storage, row.values, row.variances)
@@ -672,6 +704,16 @@ def pmt_stats_row(session: Session, *, run_id: int, file_id: int | None = None) 
     )
 
 
+def pmt_stats_of_files(
+    session: Session, *, run_id: int, file_ids: Sequence[int]
+) -> dict[int, PmtStats]:
+    """The PMT statistics of several files of a run in one query, by file id (stored ones only)."""
+    if not file_ids:
+        return {}
+    query = select(PmtStats).where(PmtStats.run_id == run_id, PmtStats.file_id.in_(list(file_ids)))
+    return {row.file_id: row for row in session.scalars(query) if row.file_id is not None}
+
+
 def pmt_arrays(row: PmtStats) -> dict[str, np.ndarray]:
     """The per-PMT arrays of a stored row, by name (see :data:`PMT_ARRAYS`)."""
     return {name: array_from_bytes(getattr(row, name)) for name in PMT_ARRAYS}
@@ -712,6 +754,13 @@ def add_calibration(
     session.add(calibration)
     session.flush()
     return calibration
+
+
+def first_calibration(session: Session) -> Calibration | None:
+    """The calibration valid from the earliest run (None: no calibration is stored)."""
+    return session.scalar(
+        select(Calibration).order_by(Calibration.valid_from_run, Calibration.version).limit(1)
+    )
 
 
 def calibration_for_run(session: Session, run_id: int) -> Calibration | None:

@@ -25,9 +25,9 @@ CABLE_OFFSET_RANGE_NS = (-10.0, 10.0)
 #: Relative spread of the dark rates between PMTs of one type.
 DARK_RATE_SPREAD = 0.20
 #: Scintillation emission profile: fast and slow decay times (ns) and the fast fraction.
-TAU_FAST_NS = 4.6
-TAU_SLOW_NS = 18.0
-FAST_FRACTION = 0.80
+TAU_FAST_NS = detector.SCINT_TAU_FAST_NS
+TAU_SLOW_NS = detector.SCINT_TAU_SLOW_NS
+FAST_FRACTION = detector.SCINT_FAST_FRACTION
 #: Width of the laser pulse, ns.
 LASER_SIGMA_NS = 0.3
 #: Time of the interaction in the readout window (ns), before the trigger-clock jitter.

@@ -9,19 +9,19 @@ its files', and quantities that are not sums (rates, means) are derived from the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import hist
 import numba
 import numpy as np
 
-from dqm import detector, rawformat
+from dqm import detector, pmtstats, rawformat
 from dqm.db.queries import PMT_ARRAYS
 from pipeline.stages import reco
-from pipeline.stages.reading import iterate_events, verify_file
+from pipeline.stages.fill import add_counts, count, counts_for
 
 #: Stage name under which these histograms are stored.
 STAGE = "calib"
@@ -29,13 +29,14 @@ STAGE = "calib"
 __all__ = [
     "STAGE",
     "CalibConstants",
-    "FileResult",
+    "CalibratedChunk",
+    "calibrate_chunk",
     "derived_histograms",
-    "process_file",
+    "merge_results",
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CalibConstants:
     """Per-PMT constants applied to the hits.
 
@@ -49,6 +50,11 @@ class CalibConstants:
     version: int
     gain: np.ndarray
     offset_ns: np.ndarray
+
+    @functools.cached_property
+    def inverse_gain(self) -> np.ndarray:
+        """Photo-electrons per ADC count, (N,)."""
+        return 1.0 / self.gain
 
     @classmethod
     def nominal(cls, n_pmts: int = detector.N_PMTS) -> CalibConstants:
@@ -99,189 +105,146 @@ TITLES = {
 }
 
 
-@dataclass
-class FileResult:
-    """What processing one file gives: histograms by stage and name, per-PMT sums, event counts."""
-
-    n_events: int  # events used (after sampling)
-    n_read: int  # events read
-    histograms: dict[str, dict[str, hist.Hist]] = field(default_factory=dict)
-    pmt_sums: dict[str, np.ndarray] = field(default_factory=dict)
-    livetime_ns: float = 0.0
-    titles: dict[str, str] = field(default_factory=dict)
-
-
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _calibrate_chunk(
     pmt: np.ndarray,
     adc: np.ndarray,
     tdc: np.ndarray,
     nhits: np.ndarray,
-    gain: np.ndarray,
+    inv_gain: np.ndarray,
     offset: np.ndarray,
+    position: np.ndarray,
     pretrigger_ns: float,
-    sums: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    signal_window_ns: float,
+    per_pmt: np.ndarray,
+    counts: tuple[np.ndarray, np.ndarray, np.ndarray],
+    binning: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One pass over the hits of a chunk (grouped by event).
 
-    Returns the charge (PE) and calibrated time of every hit, the residual of every signal hit to
-    its event's first signal hit (NaN for pre-trigger hits), and the total charge of every event;
-    adds the per-PMT sums into ``sums`` (rows: hits, events fired, charge, time, pre-trigger hits).
+    Returns the charge (PE) and calibrated time of every hit and, per event: the total charge, the
+    charge in the signal window (``signal_window_ns`` from the first hit after the pre-trigger
+    window) and the charge-weighted sum of the positions of the PMTs in it (3). Adds to
+    ``per_pmt`` (N, 8) the hits, events fired, charge, time and pre-trigger hits of every PMT
+    (column 5 is scratch), and the charge, hit time and first-hit residual of every hit to the
+    three ``counts`` (``binning``: their starts and bins per unit, one row each).
 
     Raises:
         IndexError: a PMT id outside the calibration's range.
     """
-    n_pmts = gain.size
+    n_pmts = inv_gain.size
+    charge_counts, time_counts, residual_counts = counts
     pe = np.empty(pmt.size, dtype=np.float64)
     time = np.empty(pmt.size, dtype=np.float64)
-    residual = np.empty(pmt.size, dtype=np.float64)
     total = np.zeros(nhits.size, dtype=np.float64)
-    last_event = np.full(n_pmts, -1, dtype=np.int64)
+    signal = np.zeros(nhits.size, dtype=np.float64)
+    moment = np.zeros((nhits.size, 3), dtype=np.float64)
+    per_pmt[:, 5] = -1.0  # the last event in which each PMT fired
     start = 0
     for e in range(nhits.size):
         stop = start + nhits[e]
         first = np.inf
+        event_total = 0.0
         for i in range(start, stop):
             p = pmt[i]
             if p < 0 or p >= n_pmts:
                 raise IndexError("PMT id outside the calibration")
-            q = adc[i] / gain[p]
+            q = adc[i] * inv_gain[p]
             t = tdc[i] - offset[p]
             pe[i] = q
             time[i] = t
-            total[e] += q
-            sums[0, p] += 1.0
-            if last_event[p] != e:
-                last_event[p] = e
-                sums[1, p] += 1.0
-            sums[2, p] += q
-            sums[3, p] += t
+            event_total += q
+
+            per_pmt[p, 0] += 1.0
+            if per_pmt[p, 5] != e:
+                per_pmt[p, 5] = e
+                per_pmt[p, 1] += 1.0
+            per_pmt[p, 2] += q
+            per_pmt[p, 3] += t
+            count(charge_counts, q, binning[0, 0], binning[0, 1])
+            count(time_counts, t, binning[1, 0], binning[1, 1])
             if t < pretrigger_ns:
-                sums[4, p] += 1.0
+                per_pmt[p, 4] += 1.0
             elif t < first:
                 first = t
-        for i in range(start, stop):
-            residual[i] = time[i] - first if time[i] >= pretrigger_ns else np.nan
+        total[e] = event_total
+        if first < np.inf:
+            sx = sy = sz = sq = 0.0
+            for i in range(start, stop):
+                t = time[i]
+                if t >= pretrigger_ns:
+                    residual = t - first
+                    count(residual_counts, residual, binning[2, 0], binning[2, 1])
+                    if residual <= signal_window_ns:
+                        q = pe[i]
+                        p = pmt[i]
+                        sq += q
+                        sx += q * position[p, 0]
+                        sy += q * position[p, 1]
+                        sz += q * position[p, 2]
+            signal[e] = sq
+            moment[e, 0] = sx
+            moment[e, 1] = sy
+            moment[e, 2] = sz
         start = stop
-    return pe, time, residual, total
+    return pe, time, total, signal, moment
 
 
-def process_file(params: Mapping[str, Any]) -> FileResult:
-    """Calibrate the hits of a raw file and fill the Calib histograms and per-PMT sums.
+@dataclass
+class CalibratedChunk:
+    """The calibrated hits of a chunk and the per-event sums the reconstruction starts from."""
 
-    Args:
-        params: ``path``, announced ``size`` and ``checksum``, ``run_id``, ``seq``,
-            ``sampling_fraction`` and ``calibration`` (:class:`CalibConstants`).
-
-    Raises:
-        FileNotReady: the file is not there as announced.
-        RawFormatError: not a DQM raw file, or unreadable.
-    """
-    path = Path(params["path"])
-    verify_file(path, params.get("size"), params.get("checksum"))
-    constants: CalibConstants = params["calibration"]
-    n_pmts = len(constants.gain)
-    histograms = calib_histograms()
-    rec = reco.rec_histograms()
-    sums = {name: np.zeros(n_pmts) for name in PMT_ARRAYS}
-    n_events = n_read = 0
-    previous_trigger = None
-    try:
-        for chunk in iterate_events(
-            path,
-            run_id=params["run_id"],
-            seq=params["seq"],
-            sampling_fraction=params.get("sampling_fraction", 1.0),
-        ):
-            n_read += chunk.n_read
-            if not chunk.n_events:
-                continue
-            pe, residual = _fill(chunk, constants, histograms, sums, n_pmts)
-            previous_trigger = _fill_rec(chunk, pe, residual, rec, previous_trigger)
-            n_events += chunk.n_events
-    except rawformat.RawFormatError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - uproot and the decompressors raise many kinds
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise rawformat.RawFormatError(
-            f"{path.name} cannot be read as ROOT: {detail[:300]}"
-        ) from None
-    livetime = n_events * detector.PRETRIGGER_WINDOW_NS
-    derived = derived_histograms(sums, n_events, livetime)
-    return FileResult(
-        n_events=n_events,
-        n_read=n_read,
-        histograms={STAGE: {**histograms, **derived}, reco.STAGE: rec},
-        pmt_sums=sums,
-        livetime_ns=livetime,
-        titles={**TITLES, **reco.TITLES},
-    )
+    pe: np.ndarray
+    time: np.ndarray
+    signal_pe: np.ndarray  # charge in the signal window, per event
+    moment: np.ndarray  # charge-weighted sum of PMT positions in the signal window, (n, 3), mm
 
 
-def _fill(
+def calibrate_chunk(
     chunk: Any,
     constants: CalibConstants,
     histograms: dict[str, hist.Hist],
     sums: dict[str, np.ndarray],
-    n_pmts: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fill the Calib histograms and per-PMT sums of a chunk; returns the charge (PE) of every hit
-    and its time after the event's first signal hit (NaN before the trigger)."""
-    block = np.zeros((len(PMT_ARRAYS), n_pmts))
+) -> CalibratedChunk:
+    """Calibrate a chunk's hits, fill the Calib histograms and add to the per-PMT sums."""
+    n_pmts = len(constants.gain)
+    per_pmt = np.zeros((n_pmts, 8))
+    charge, charge_lo, charge_scale = counts_for(histograms["charge_pe"])
+    times, time_lo, time_scale = counts_for(histograms["hit_time"])
+    residuals, residual_lo, residual_scale = counts_for(histograms["first_hit_residual"])
+    binning = np.array(
+        [[charge_lo, charge_scale], [time_lo, time_scale], [residual_lo, residual_scale]]
+    )
     try:
-        pe, time, residual, total = _calibrate_chunk(
+        pe, time, total, signal, moment = _calibrate_chunk(
             chunk.pmt_id,
             chunk.adc,
             chunk.tdc,
             chunk.nhits,
-            constants.gain,
+            constants.inverse_gain,
             constants.offset_ns,
+            reco.pmt_positions(),
             detector.PRETRIGGER_WINDOW_NS,
-            block,
+            reco.SIGNAL_WINDOW_NS,
+            per_pmt,
+            (charge, times, residuals),
+            binning,
         )
     except IndexError:
         raise rawformat.RawFormatError(
-            f"a hit has a PMT id outside 0..{n_pmts - 1} (found {chunk.pmt_id.min()}..{chunk.pmt_id.max()})."
+            f"a hit has a PMT id outside 0..{n_pmts - 1} "
+            f"(found {chunk.pmt_id.min()}..{chunk.pmt_id.max()})."
         ) from None
-    histograms["charge_pe"].fill(pe)
+    block = per_pmt[:, : len(PMT_ARRAYS)].T
+    add_counts(histograms["charge_pe"], charge)
+    add_counts(histograms["hit_time"], times)
+    add_counts(histograms["first_hit_residual"], residuals)
     histograms["total_pe"].fill(total)
     histograms["nhits"].fill(chunk.nhits)
-    histograms["hit_time"].fill(time)
     histograms["occupancy"].view()[:] += block[0]  # hits per PMT: the bins are the PMT ids
-    histograms["first_hit_residual"].fill(residual[~np.isnan(residual)])
     for row, name in enumerate(PMT_ARRAYS):
         sums[name] += block[row]
-    return pe, residual
-
-
-def _fill_rec(
-    chunk: Any,
-    pe: np.ndarray,
-    residual: np.ndarray,
-    rec: dict[str, hist.Hist],
-    previous_trigger: float | None,
-) -> float:
-    """Reconstruct the chunk's physics events (global triggers) and fill the Rec histograms."""
-    physics = chunk.trigger_type == rawformat.TRIGGER_GLOBAL
-    times_s = chunk.trigger_time * 1e-9
-    rec["trigger_rate"].fill(times_s)
-    intervals = np.diff(
-        np.concatenate(([previous_trigger], times_s)) if previous_trigger is not None else times_s
-    )
-    rec["trigger_interval"].fill(intervals * 1e3)
-    if physics.any():
-        in_window = residual <= reco.SIGNAL_WINDOW_NS  # NaN (pre-trigger) compares false
-        vertex, energy = reco.reconstruct_centroid(
-            chunk.pmt_id, np.where(in_window, pe, 0.0), chunk.nhits, window_ns=reco.SIGNAL_WINDOW_NS
-        )
-        vertex, energy = vertex[physics], energy[physics]
-        rec["energy"].fill(energy)
-        rec["x"].fill(vertex[:, 0])
-        rec["y"].fill(vertex[:, 1])
-        rec["z"].fill(vertex[:, 2])
-        rec["r3"].fill((np.linalg.norm(vertex, axis=1) / detector.LS_RADIUS_MM) ** 3)
-        rec["rho2_z"].fill((vertex[:, 0] ** 2 + vertex[:, 1] ** 2) / 1e6, vertex[:, 2] / 1e3)
-    return float(times_s[-1])
+    return CalibratedChunk(pe=pe, time=time, signal_pe=signal, moment=moment)
 
 
 def derived_histograms(
@@ -293,9 +256,9 @@ def derived_histograms(
         hist.axis.Regular(100, 0, 1, name="rate", label="fraction of events with a hit")
     )
     if n_events:
-        rate.fill(sums["fired_events"] / n_events)
+        rate.fill(pmtstats.hit_rate(sums["fired_events"], n_events))
     if livetime_ns:
-        dark.fill(sums["dark_count"] / (livetime_ns * 1e-9) / 1e3)
+        dark.fill(pmtstats.dark_rate_hz(sums["dark_count"], livetime_ns) / 1e3)
     return {"dark_rate": dark, "hit_rate": rate}
 
 
@@ -309,9 +272,15 @@ def merge_results(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         for stage, histograms in part["histograms"].items():
             target = merged.setdefault(stage, {})
             for name, histogram in histograms.items():
-                target[name] = histogram.copy() if name not in target else target[name] + histogram
+                if name in target:
+                    target[name] += histogram
+                else:
+                    target[name] = histogram.copy()
         for name, values in part["pmt_sums"].items():
-            sums[name] = values.copy() if name not in sums else sums[name] + values
+            if name in sums:
+                sums[name] += values
+            else:
+                sums[name] = values.copy()
         n_events += part["n_events"]
         livetime += part["livetime_ns"]
     if sums:

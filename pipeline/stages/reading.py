@@ -29,19 +29,37 @@ def verify_file(path: Path, size: int | None, checksum: str | None) -> None:
     Raises:
         FileNotReady: it is not (yet).
     """
+    verify_size(path, size)
+    if checksum is not None:
+        verify_checksum(path, checksum)
+
+
+def verify_size(path: Path, size: int | None) -> None:
+    """Check that the file is there with the announced size.
+
+    Raises:
+        FileNotReady: it is not (yet).
+    """
     if not path.is_file():
         raise FileNotReady(f"{path} does not exist (yet).")
     actual = path.stat().st_size
     if size is not None and actual != size:
         raise FileNotReady(f"{path} has {actual} bytes, {size} were announced.")
-    if checksum is not None:
-        found = rawformat.adler32_file(path)
-        if found != checksum:
-            raise FileNotReady(f"{path} has adler32 {found}, {checksum} was announced.")
+
+
+def verify_checksum(path: Path, checksum: str) -> None:
+    """Check the file's adler32 against the announced one.
+
+    Raises:
+        FileNotReady: it differs (the file is still being written, or was damaged on the way).
+    """
+    found = rawformat.adler32_file(path)
+    if found != checksum:
+        raise FileNotReady(f"{path} has adler32 {found}, {checksum} was announced.")
 
 
 #: Events read per chunk.
-STEP_EVENTS = 2_000
+STEP_EVENTS = 500
 
 _EVENT_BRANCHES = [
     "event_id",
@@ -76,6 +94,16 @@ class EventChunk:
         return len(self.event_id)
 
 
+def count_events(path: str | Path) -> int:
+    """Events in a raw file.
+
+    Raises:
+        RawFormatError: not a DQM raw file.
+    """
+    with uproot.open(path) as file:
+        return int(rawformat.check_events_tree(file, path).num_entries)
+
+
 def sample_mask(run_id: int, seq: int, event_id: np.ndarray, fraction: float) -> np.ndarray:
     """Which events a sampling ``fraction`` keeps: a hash of (run, file, event id), not a random draw."""
     if fraction >= 1.0:
@@ -98,15 +126,24 @@ def iterate_events(
     seq: int,
     sampling_fraction: float = 1.0,
     step_events: int = STEP_EVENTS,
+    entry_start: int | None = None,
+    entry_stop: int | None = None,
 ) -> Iterator[EventChunk]:
-    """The events of a raw file, chunk by chunk, sampled.
+    """The events of a raw file (or of its entries ``entry_start`` to ``entry_stop``), chunk by
+    chunk, sampled.
 
     Raises:
         RawFormatError: not a DQM raw file (checked before the first chunk), or unreadable data.
     """
     with uproot.open(path) as file:
         tree = rawformat.check_events_tree(file, path)
-        for arrays in tree.iterate(_EVENT_BRANCHES, step_size=step_events, library="ak"):
+        for arrays in tree.iterate(
+            _EVENT_BRANCHES,
+            step_size=step_events,
+            library="ak",
+            entry_start=entry_start,
+            entry_stop=entry_stop,
+        ):
             n_read = len(arrays)
             keep = sample_mask(run_id, seq, ak.to_numpy(arrays["event_id"]), sampling_fraction)
             if not keep.all():

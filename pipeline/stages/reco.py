@@ -1,11 +1,13 @@
-"""Event reconstruction, ``centroid`` method: vertex from the charge-weighted centroid of the hit
-PMTs with a radial bias correction, energy from the total charge with a non-uniformity correction.
+"""Event reconstruction: the ``centroid`` vertex (charge-weighted centroid of the hit PMTs with a
+radial bias correction; also the seed of the ``tlh`` fit, :mod:`pipeline.stages.tlh`) and the
+energy from the charge in the signal window with a non-uniformity correction by position.
 
-Both corrections come from the detector's optical model (the expected photo-electrons of every PMT
+The corrections come from the detector's optical model (the expected photo-electrons of every PMT
 for a vertex: solid angle, attenuation, detection efficiency of its type — the same physics the
 simulation uses, never its truth): for a vertex at radius r the charge centroid lies at
-``shrink(r) · r`` and the total light is ``light(r)`` times that at the centre. Tables of both on a
-radial grid are built once per process. Dark hits add charge but no direction on average; their
+``shrink(r) · r`` (averaged over directions), and the total light of a vertex at (r, cos θ) is
+``light(r, cos θ)`` times that at the centre (averaged over azimuths). The tables are built once per
+process. Dark hits add charge but no direction on average; their
 expected charge (nominal dark rates over the readout window) is taken off the total first.
 """
 
@@ -40,6 +42,17 @@ def _pmt_model() -> tuple[np.ndarray, np.ndarray, float]:
     return np.ascontiguousarray(unit), pde / pde.mean(), dark_pe
 
 
+def pmt_positions() -> np.ndarray:
+    """Positions of the PMTs, (N, 3) in mm."""
+    return _positions()
+
+
+@functools.cache
+def _positions() -> np.ndarray:
+    unit, _, _ = _pmt_model()
+    return np.ascontiguousarray(unit * detector.PMT_RADIUS_MM)
+
+
 def expected_pe(vertex: np.ndarray) -> np.ndarray:
     """Expected photo-electrons of every PMT for 1 PE at the centre in total, for a vertex (mm)."""
     unit, pde_rel, _ = _pmt_model()
@@ -58,27 +71,121 @@ def expected_pe(vertex: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def correction_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(radii, shrink, light)``: centroid radius over true radius, and total light relative to the
-    centre, for vertices at ``radii`` (mm), averaged over directions."""
+def correction_tables() -> tuple[np.ndarray, np.ndarray]:
+    """``(radii, shrink)``: the centroid's radius over the true radius for vertices at ``radii``
+    (mm), averaged over directions."""
     unit, _, _ = _pmt_model()
     rng = np.random.default_rng(1)
     directions = rng.normal(size=(_N_DIRECTIONS, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     shrink = np.empty(len(_RADII))
-    light = np.empty(len(_RADII))
-    for k, r in enumerate(_RADII):
-        ratios, totals = [], []
+    for k, r in enumerate(_RADII[1:], start=1):
+        ratios = []
         for direction in directions:
             mu = expected_pe(r * direction)
-            total = mu.sum()
-            centroid = (mu @ (unit * detector.PMT_RADIUS_MM)) / total
-            ratios.append(centroid @ direction / r if r > 0 else np.nan)
-            totals.append(total)
-        shrink[k] = np.mean(ratios) if r > 0 else np.nan
-        light[k] = np.mean(totals)
+            centroid = (mu @ (unit * detector.PMT_RADIUS_MM)) / mu.sum()
+            ratios.append(centroid @ direction / r)
+        shrink[k] = np.mean(ratios)
     shrink[0] = shrink[1]  # the limit at the centre
-    return _RADII, shrink, light / light[0]
+    return _RADII, shrink
+
+
+#: Grid of the light map: radii (denser near the edge, where the light changes fastest) and
+#: cos θ of the vertex direction.
+_LIGHT_RADII = detector.LS_RADIUS_MM * np.sqrt(np.linspace(0.0, 1.0, 61))
+_LIGHT_COS = np.linspace(-1.0, 1.0, 21)
+_LIGHT_AZIMUTHS = 8
+
+
+@numba.njit(cache=True)
+def _total_light(
+    unit: np.ndarray, weight: np.ndarray, radius: float, vertices: np.ndarray, attenuation: float
+) -> np.ndarray:
+    out = np.zeros(vertices.shape[0])
+    r2p = radius * radius
+    for v in range(vertices.shape[0]):
+        vx, vy, vz = vertices[v, 0], vertices[v, 1], vertices[v, 2]
+        r2 = vx * vx + vy * vy + vz * vz
+        total = 0.0
+        for i in range(unit.shape[0]):
+            projection = radius * (unit[i, 0] * vx + unit[i, 1] * vy + unit[i, 2] * vz)
+            d2 = r2p + r2 - 2.0 * projection
+            d = np.sqrt(d2)
+            total += (
+                weight[i]
+                * (r2p / d2)
+                * ((radius * radius - projection) / (radius * d))
+                * np.exp((radius - d) / attenuation)
+            )
+        out[v] = total
+    return out
+
+
+@functools.cache
+def light_map() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(radii, cos_theta, light)``: total expected light of a vertex at (radius, cos θ) relative
+    to the centre, averaged over azimuths; ``light[i, j]`` for ``radii[i]``, ``cos_theta[j]``."""
+    unit, pde_rel, _ = _pmt_model()
+    phi = (np.arange(_LIGHT_AZIMUTHS) + 0.5) * 2 * np.pi / _LIGHT_AZIMUTHS
+    r, c, f = np.meshgrid(_LIGHT_RADII, _LIGHT_COS, phi, indexing="ij")
+    s = np.sqrt(1.0 - c**2)
+    vertices = np.stack([r * s * np.cos(f), r * s * np.sin(f), r * c], axis=-1).reshape(-1, 3)
+    light = _total_light(
+        unit, pde_rel, detector.PMT_RADIUS_MM, vertices, detector.ATTENUATION_LENGTH_MM
+    ).reshape(r.shape)
+    light = light.mean(axis=2)
+    return _LIGHT_RADII, _LIGHT_COS, light / light[0].mean()
+
+
+def relative_light(vertex: np.ndarray) -> np.ndarray:
+    """Expected total light of vertices (n, 3) relative to the centre (bilinear in r and cos θ)."""
+    radii, cos_grid, light = light_map()
+    r = np.linalg.norm(vertex, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = np.where(r > 0, vertex[:, 2] / np.where(r > 0, r, 1.0), 0.0)
+    i = np.clip(np.searchsorted(radii, r, side="right") - 1, 0, len(radii) - 2)
+    j = np.clip(np.searchsorted(cos_grid, cos, side="right") - 1, 0, len(cos_grid) - 2)
+    fr = np.clip((r - radii[i]) / (radii[i + 1] - radii[i]), 0.0, 1.0)
+    fc = np.clip((cos - cos_grid[j]) / (cos_grid[j + 1] - cos_grid[j]), 0.0, 1.0)
+    return (
+        light[i, j] * (1 - fr) * (1 - fc)
+        + light[i + 1, j] * fr * (1 - fc)
+        + light[i, j + 1] * (1 - fr) * fc
+        + light[i + 1, j + 1] * fr * fc
+    )
+
+
+def energy_from_charge(
+    signal_pe: np.ndarray,
+    vertex: np.ndarray,
+    light_yield: float = detector.LIGHT_YIELD_PE_PER_MEV,
+    window_ns: float | None = None,
+) -> np.ndarray:
+    """Visible energies (MeV): the charge in the signal window, its expected dark charge taken off,
+    over the light expected at the vertex."""
+    _, _, dark_pe = _pmt_model()
+    if window_ns is not None:
+        dark_pe *= window_ns / detector.READOUT_WINDOW_NS
+    signal = np.maximum(signal_pe - dark_pe, 1e-9)
+    return signal / (light_yield * relative_light(vertex))
+
+
+def centroid_vertices(
+    moment: np.ndarray, signal_pe: np.ndarray, window_ns: float | None = None
+) -> np.ndarray:
+    """Vertices (n, 3) in mm from the charge-weighted position sums and charges of the events,
+    corrected for the centroid's radial shrink."""
+    _, _, dark_pe = _pmt_model()
+    if window_ns is not None:
+        dark_pe *= window_ns / detector.READOUT_WINDOW_NS
+    signal = np.maximum(signal_pe - dark_pe, 1e-9)
+    centroid = moment / signal[:, None]
+    r_centroid = np.linalg.norm(centroid, axis=1)
+    radii, shrink = correction_tables()
+    r_vertex = np.interp(r_centroid, radii * shrink, radii)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        direction = np.where(r_centroid[:, None] > 0, centroid / r_centroid[:, None], 0.0)
+    return direction * r_vertex[:, None]
 
 
 @numba.njit(cache=True)
@@ -125,31 +232,17 @@ def reconstruct_centroid(
         window_ns: length of the signal window the charges were taken in (None: the whole readout
             window), for the dark charge to subtract.
     """
-    unit, _, dark_pe = _pmt_model()
-    if window_ns is not None:
-        dark_pe *= window_ns / detector.READOUT_WINDOW_NS
     moment, total = _centroids(
-        pmt.astype(np.int64),
-        pe.astype(np.float64),
-        nhits.astype(np.int64),
-        unit * detector.PMT_RADIUS_MM,
+        pmt.astype(np.int64), pe.astype(np.float64), nhits.astype(np.int64), pmt_positions()
     )
-    signal = np.maximum(total - dark_pe, 1e-9)
-    centroid = moment / signal[:, None]
-    r_centroid = np.linalg.norm(centroid, axis=1)
-    radii, shrink, light = correction_tables()
-    r_vertex = np.interp(r_centroid, radii * shrink, radii)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        direction = np.where(r_centroid[:, None] > 0, centroid / r_centroid[:, None], 0.0)
-    vertex = direction * r_vertex[:, None]
-    energy = signal / (light_yield * np.interp(r_vertex, radii, light))
-    return vertex, energy
+    vertex = centroid_vertices(moment, total, window_ns)
+    return vertex, energy_from_charge(total, vertex, light_yield, window_ns)
 
 
-def rec_histograms() -> dict[str, hist.Hist]:
-    """The empty Rec histograms, by name."""
+def rec_histograms(method: str = "tlh") -> dict[str, hist.Hist]:
+    """The empty Rec histograms of a reconstruction method, by name."""
     r_ls = detector.LS_RADIUS_MM
-    return {
+    histograms = {
         "energy": hist.Hist(
             hist.axis.Regular(300, 0, 15, name="energy", label="visible energy [MeV]")
         ),
@@ -168,6 +261,23 @@ def rec_histograms() -> dict[str, hist.Hist]:
             hist.axis.Regular(200, 0, 10, name="dt", label="time between triggers [ms]")
         ),
     }
+    if method == "tlh":
+        lo, hi = TIME_RESIDUAL_RANGE_NS
+        histograms["time_residual"] = hist.Hist(
+            hist.axis.Regular(
+                TIME_RESIDUAL_BINS,
+                lo,
+                hi,
+                name="residual",
+                label="hit time residual after the fit [ns]",
+            )
+        )
+    return histograms
+
+
+#: Range and bins of the time residual after the tlh fit.
+TIME_RESIDUAL_RANGE_NS = (-50.0, 350.0)
+TIME_RESIDUAL_BINS = 400
 
 
 #: Titles of the Rec histograms.
@@ -180,4 +290,5 @@ TITLES = {
     "rho2_z": "ρ² versus z",
     "trigger_rate": "Triggers per 10 s",
     "trigger_interval": "Time between triggers",
+    "time_residual": "Hit time residual after the vertex fit",
 }

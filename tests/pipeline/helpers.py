@@ -70,6 +70,7 @@ def simulate(
     events: int = 60,
     notify: bool = True,
     faults: tuple[str, ...] = (),
+    publish: Any = None,
     **kwargs: Any,
 ) -> SimulationResult:
     config = SimulationConfig(
@@ -81,7 +82,9 @@ def simulate(
         start_time=dt.datetime(2026, 11, 1, 8, run_id % 60),
         **kwargs,
     )
-    return simulate_run(config, settings, notify=notify, progress=False, overwrite=True)
+    return simulate_run(
+        config, settings, notify=notify, progress=False, overwrite=True, publish=publish
+    )
 
 
 def publish_raw(settings: Settings, *bodies: bytes | str) -> None:

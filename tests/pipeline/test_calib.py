@@ -11,7 +11,7 @@ import pytest
 from helpers import make_settings, simulate
 
 from dqm import detector
-from pipeline.stages import calib
+from pipeline.stages import calib, processing
 from pipeline.stages.reading import iterate_events, sample_mask
 
 
@@ -45,9 +45,11 @@ def truth(settings, run_id: int) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def process(result, constants: calib.CalibConstants, fraction: float = 1.0) -> calib.FileResult:
+def process(
+    result, constants: calib.CalibConstants, fraction: float = 1.0
+) -> processing.FileResult:
     f = result.files[0]
-    return calib.process_file(
+    return processing.process_file(
         {
             "path": str(f.path),
             "size": f.size,

@@ -47,6 +47,10 @@ def dqm_jobserver(
         "0.2",
         "--lease",
         "5",
+        # Ten kills fall on a ten-file run: the same job may be out with three servers that die,
+        # which the default policy (3 attempts) rightly takes for a job that kills its server.
+        "--max-attempts",
+        "20",
     ]
     with log.open("ab") as out:
         process = subprocess.Popen(

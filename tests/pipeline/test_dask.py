@@ -29,7 +29,8 @@ def test_dask_results_identical_to_local(tmp_path: Path) -> None:
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster:
         executor = DaskExecutor(cluster.scheduler_address)
-        run_server(settings["dask"], executor=executor)
+        # each file's chunks spread over the cluster too, through joblib's Dask backend
+        run_server(settings["dask"], executor=executor, file_jobs=2)
 
     with session(settings["local"]) as a, session(settings["dask"]) as b:
         for run_id in (400, 401):

@@ -7,7 +7,7 @@ import pytest
 from helpers import make_settings, simulate
 
 from dqm import detector
-from pipeline.stages import calib, reco
+from pipeline.stages import calib, processing, reco
 from pipeline.stages.reading import iterate_events
 
 
@@ -60,7 +60,7 @@ def test_off_centre_vertices_and_non_uniformity(settings, vertex, energy) -> Non
 def test_process_file_fills_the_rec_histograms(settings) -> None:
     result, _, _ = reconstructed(settings, 835, (0.0, 0.0, 0.0), 1.0)
     f = result.files[0]
-    out = calib.process_file(
+    out = processing.process_file(
         {
             "path": str(f.path),
             "run_id": 835,

@@ -1,0 +1,315 @@
+"""Processing a raw file: calibration, reconstruction, the Calib and Rec histograms and the per-PMT
+statistics, chunk after chunk of events — in this process or in parallel over the chunks with
+joblib (``n_jobs``; through joblib's Dask backend when the job server runs on Dask).
+
+The chunks are fixed ranges of entries, whatever ``n_jobs``; each gives sums (histogram counts,
+per-PMT sums) that are added in the chunks' order, so the result is identical for any number of
+workers and any backend. Pure: a function of the file and its parameters, no database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import hist
+import joblib
+import numpy as np
+
+from dqm import detector, rawformat
+from dqm.config import DEFAULT_REC_METHOD, REC_METHODS
+from dqm.db.queries import PMT_ARRAYS
+from pipeline.stages import calib, reco, tlh
+from pipeline.stages.fill import add_counts, counts_for
+from pipeline.stages.reading import (
+    STEP_EVENTS,
+    count_events,
+    iterate_events,
+    verify_checksum,
+    verify_size,
+)
+
+__all__ = ["RANGE_EVENTS", "FileResult", "process_file", "process_range"]
+
+#: Events of a unit of work (read in chunks of ``STEP_EVENTS``): the ranges are the same whatever
+#: the number of workers, which keeps the results identical.
+RANGE_EVENTS = 4 * STEP_EVENTS
+
+
+@dataclass
+class FileResult:
+    """What processing a file (or a range of its events) gives: histograms by stage and name,
+    per-PMT sums, event counts, and the trigger times at the range's ends."""
+
+    n_events: int  # events used (after sampling)
+    n_read: int  # events read
+    histograms: dict[str, dict[str, hist.Hist]] = field(default_factory=dict)
+    pmt_sums: dict[str, np.ndarray] = field(default_factory=dict)
+    livetime_ns: float = 0.0
+    titles: dict[str, str] = field(default_factory=dict)
+    rec_method: str = DEFAULT_REC_METHOD
+    fits_not_converged: int = 0
+    first_trigger_s: float | None = None
+    last_trigger_s: float | None = None
+
+
+@functools.cache
+def _libc() -> Any:
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt, libc.malloc_trim  # noqa: B018 - glibc only
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+@contextlib.contextmanager
+def reusing_freed_memory(trim: bool = True) -> Iterator[None]:
+    """Within the block, glibc's allocator keeps freed memory for reuse; at its end (``trim``),
+    what is free is given back to the system.
+
+    Every chunk allocates arrays of tens of MB (hits, their calibrated values); by default glibc
+    maps each afresh and unmaps it when freed, so every chunk pays for zeroed pages from the kernel
+    again — a large share of the processing time on virtual machines. With a fixed mapping
+    threshold (32 MB, glibc's largest) and no trimming, the chunks reuse the same memory. Trimming
+    at the end of a job brings the process back to its size before (loky restarts workers that grow
+    by 300 MB between jobs); ranges run as joblib tasks keep it, for the next range of the same
+    file. A no-op without glibc.
+    """
+    libc = _libc()
+    if libc is not None:
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 * 2**20)
+        libc.mallopt(m_trim_threshold, 2**31 - 1)
+    try:
+        yield
+    finally:
+        if libc is not None and trim:
+            libc.mallopt(-1, 128 * 2**10)  # glibc's default trim threshold
+            libc.malloc_trim(0)
+
+
+def _unreadable(path: Path, exc: Exception) -> rawformat.RawFormatError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return rawformat.RawFormatError(f"{path.name} cannot be read as ROOT: {detail[:300]}")
+
+
+def process_range(params: Mapping[str, Any], entry_start: int, entry_stop: int) -> FileResult:
+    """Process the entries ``entry_start`` to ``entry_stop`` of a raw file (see :func:`process_file`
+    for ``params``); the derived per-PMT histograms are left to the caller. Run as a joblib task:
+    the memory it frees is kept for the next range."""
+    with reusing_freed_memory(trim=False):
+        return _process_range(params, entry_start, entry_stop)
+
+
+def _process_range(params: Mapping[str, Any], entry_start: int, entry_stop: int) -> FileResult:
+    path = Path(params["path"])
+    constants: calib.CalibConstants = params["calibration"]
+    method = params.get("rec_method") or DEFAULT_REC_METHOD
+    histograms = calib.calib_histograms()
+    rec = reco.rec_histograms(method)
+    sums = {name: np.zeros(len(constants.gain)) for name in PMT_ARRAYS}
+    result = FileResult(n_events=0, n_read=0, rec_method=method)
+    residuals = counts_for(rec["time_residual"]) if "time_residual" in rec else None
+    try:
+        for chunk in iterate_events(
+            path,
+            run_id=params["run_id"],
+            seq=params["seq"],
+            sampling_fraction=params.get("sampling_fraction", 1.0),
+            entry_start=entry_start,
+            entry_stop=entry_stop,
+        ):
+            result.n_read += chunk.n_read
+            if not chunk.n_events:
+                continue
+            calibrated = calib.calibrate_chunk(chunk, constants, histograms, sums)
+            result.fits_not_converged += _reconstruct(chunk, calibrated, method, rec, residuals)
+            times_s = chunk.trigger_time * 1e-9
+            rec["trigger_rate"].fill(times_s)
+            rec["trigger_interval"].fill(_intervals_ms(result.last_trigger_s, times_s))
+            if result.first_trigger_s is None:
+                result.first_trigger_s = float(times_s[0])
+            result.last_trigger_s = float(times_s[-1])
+            result.n_events += chunk.n_events
+    except rawformat.RawFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - uproot and the decompressors raise many kinds
+        raise _unreadable(path, exc) from None
+    if residuals is not None:
+        add_counts(rec["time_residual"], residuals[0])
+    result.histograms = {calib.STAGE: histograms, reco.STAGE: rec}
+    result.pmt_sums = sums
+    result.livetime_ns = result.n_events * detector.PRETRIGGER_WINDOW_NS
+    return result
+
+
+def _intervals_ms(previous_s: float | None, times_s: np.ndarray) -> np.ndarray:
+    """Times between consecutive triggers, ms, the first one from ``previous_s`` if known."""
+    if previous_s is not None:
+        times_s = np.concatenate(([previous_s], times_s))
+    return np.diff(times_s) * 1e3
+
+
+def _reconstruct(
+    chunk: Any,
+    calibrated: calib.CalibratedChunk,
+    method: str,
+    rec: dict[str, hist.Hist],
+    residuals: tuple[np.ndarray, float, float] | None,
+) -> int:
+    """Reconstruct the chunk's physics events (global triggers) and fill the Rec histograms;
+    returns the number of fits that did not converge."""
+    physics = chunk.trigger_type == rawformat.TRIGGER_GLOBAL
+    if not physics.any():
+        return 0
+    vertex = reco.centroid_vertices(calibrated.moment, calibrated.signal_pe, reco.SIGNAL_WINDOW_NS)
+    not_converged = 0
+    if method == "tlh":
+        assert residuals is not None
+        counts, lo, scale = residuals
+        vertex, _, not_converged = tlh.fit_vertices(
+            chunk.pmt_id,
+            calibrated.pe,
+            calibrated.time,
+            chunk.nhits,
+            vertex,
+            fit=physics,
+            residual_counts=counts,
+            residual_binning=(lo, scale),
+        )
+    vertex = vertex[physics]
+    energy = reco.energy_from_charge(
+        calibrated.signal_pe[physics], vertex, window_ns=reco.SIGNAL_WINDOW_NS
+    )
+    good = np.isfinite(vertex).all(axis=1)
+    vertex, energy = vertex[good], energy[good]
+    rec["energy"].fill(energy)
+    rec["x"].fill(vertex[:, 0])
+    rec["y"].fill(vertex[:, 1])
+    rec["z"].fill(vertex[:, 2])
+    rec["r3"].fill((np.linalg.norm(vertex, axis=1) / detector.LS_RADIUS_MM) ** 3)
+    rec["rho2_z"].fill((vertex[:, 0] ** 2 + vertex[:, 1] ** 2) / 1e6, vertex[:, 2] / 1e3)
+    return not_converged + int(np.count_nonzero(~good))
+
+
+def _combine(parts: Iterator[FileResult]) -> FileResult:
+    """The sum of consecutive ranges' results, in their order; the time between the last trigger
+    of a range and the first of the next is added to the interval histogram."""
+    total: FileResult | None = None
+    for part in parts:
+        if total is None:
+            total = part
+            continue
+        for stage, by_name in part.histograms.items():
+            for name, histogram in by_name.items():
+                total.histograms[stage][name] += histogram
+        for name, values in part.pmt_sums.items():
+            total.pmt_sums[name] += values
+        if part.first_trigger_s is not None:
+            if total.last_trigger_s is not None:
+                total.histograms[reco.STAGE]["trigger_interval"].fill(
+                    (part.first_trigger_s - total.last_trigger_s) * 1e3
+                )
+            else:
+                total.first_trigger_s = part.first_trigger_s
+            total.last_trigger_s = part.last_trigger_s
+        total.n_events += part.n_events
+        total.n_read += part.n_read
+        total.livetime_ns += part.livetime_ns
+        total.fits_not_converged += part.fits_not_converged
+    assert total is not None
+    return total
+
+
+def process_file(params: Mapping[str, Any]) -> FileResult:
+    """Calibrate and reconstruct the events of a raw file; every histogram and per-PMT sum.
+
+    Args:
+        params: ``path``, announced ``size`` and ``checksum``, ``run_id``, ``seq``,
+            ``sampling_fraction``, ``calibration`` (:class:`~pipeline.stages.calib.CalibConstants`),
+            ``rec_method`` (``tlh`` or ``centroid``), ``n_jobs`` (processes over the chunks,
+            default 1) and ``backend`` (joblib backend, default loky; ``dask`` on a Dask cluster).
+
+    Raises:
+        FileNotReady: the file is not there as announced.
+        RawFormatError: not a DQM raw file, or unreadable.
+        ValueError: an unknown reconstruction method.
+    """
+    path = Path(params["path"])
+    method = params.get("rec_method") or DEFAULT_REC_METHOD
+    if method not in REC_METHODS:
+        raise ValueError(
+            f"unknown reconstruction method {method!r} (known: {', '.join(REC_METHODS)})."
+        )
+    verify_size(path, params.get("size"))
+    # The checksum is computed while the events are processed (zlib releases the GIL), so the
+    # second read of the file costs no time; results of a file that fails it are not returned.
+    checksum = params.get("checksum")
+    checking = _Checksum(path, checksum) if checksum is not None else None
+    try:
+        result = _process(params, path)
+    except BaseException:
+        if checking is not None:  # a file not yet complete explains any error reading it
+            checking.join()
+            checking.raise_if_failed()
+        raise
+    if checking is not None:
+        checking.join()
+        checking.raise_if_failed()
+    return result
+
+
+class _Checksum(threading.Thread):
+    """Verifies a file's adler32 in the background."""
+
+    def __init__(self, path: Path, checksum: str) -> None:
+        super().__init__(name="adler32", daemon=True)
+        self.path, self.checksum = path, checksum
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            verify_checksum(self.path, self.checksum)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            self.error = exc
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def _process(params: Mapping[str, Any], path: Path) -> FileResult:
+    try:
+        n_entries = count_events(path)
+    except rawformat.RawFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - uproot raises many kinds for a foreign file
+        raise _unreadable(path, exc) from None
+    step = int(params.get("range_events", RANGE_EVENTS))
+    ranges = [(start, min(start + step, n_entries)) for start in range(0, n_entries, step)]
+    if not ranges:
+        ranges = [(0, 0)]
+    n_jobs = int(params.get("n_jobs", 1))
+    if n_jobs == 1 or len(ranges) == 1:
+        with reusing_freed_memory():
+            result = _combine(_process_range(params, a, b) for a, b in ranges)
+    else:
+        backend = params.get("backend")
+        with joblib.parallel_config(backend=backend) if backend else contextlib.nullcontext():
+            parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator")
+            result = _combine(
+                iter(parallel(joblib.delayed(process_range)(params, a, b) for a, b in ranges))
+            )
+    result.histograms[calib.STAGE].update(
+        calib.derived_histograms(result.pmt_sums, result.n_events, result.livetime_ns)
+    )
+    result.titles = {**calib.TITLES, **reco.TITLES}
+    return result
