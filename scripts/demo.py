@@ -69,7 +69,7 @@ def main() -> None:
         "--fault",
         "dead:n=40",
         "--fault",
-        "hot:n=8",
+        "hot:n=8,occupancy=0.998",
         "--overwrite",
         "--notify",
     )
@@ -78,10 +78,8 @@ def main() -> None:
     dqm("runs")
     dqm("jobs", "--limit", "5")
     print(f"The demo's data are in {DEMO_DIR}: DQM_DATA_DIR={DEMO_DIR} {BIN / 'dqm'} runs")
-    print(
-        "Not yet in the demo: the dashboard that shows these runs (the database, PMT geometry, "
-        "simulator, broker, job server, calibration stage and dqm command line are ready)."
-    )
+    print("The dashboard: http://127.0.0.1:5006  (Ctrl-C to stop)", flush=True)
+    os.execve(str(BIN / "dqm"), [str(BIN / "dqm"), "serve"], ENV)
 
 
 if __name__ == "__main__":

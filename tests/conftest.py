@@ -47,3 +47,13 @@ def sqlite_database(tmp_path: Path) -> Iterator[str]:
     migrate.upgrade(url, "head")
     yield url
     dispose_engines()
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory: pytest.TempPathFactory):
+    """A small processed demo installation (see tests/demodata.py), built once per test run."""
+    import demodata
+
+    data = demodata.build(tmp_path_factory.mktemp("demo"))
+    yield data
+    dispose_engines()

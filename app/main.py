@@ -1,0 +1,160 @@
+"""The DQM dashboard: one app object that works in a notebook and under ``panel serve``.
+
+    dqm serve                                   # http://127.0.0.1:5006
+    panel serve app/main.py --port 5006         # the same, through Panel
+
+The web server needs only the database (``DQM_DATABASE_URL`` or the configuration file). The URL
+carries the state — ``?page=run&run=10004&tab=pmt`` — so links can be shared and the back button
+works; a bad ``run`` or ``tab`` gives a friendly message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import panel as pn
+import param
+
+from app.source import Source
+from app.state import RUN_TABS, RecentRuns, RunState, parse_run_id
+from app.views import JobsView, RecentRunsView, RunPage
+
+PAGES = ("runs", "run", "jobs")
+TITLES = {"runs": "Recent runs", "run": "Run", "jobs": "Jobs"}
+
+
+class DQMApp(pn.viewable.Viewer):
+    """Navigation between Recent runs, a Run page (Base, Calib, Rec, PMT info) and Jobs."""
+
+    source = param.ClassSelector(class_=Source, doc="The database read by every page.")
+    page = param.String(default="runs", doc="The page shown (runs, run, jobs).")
+    run = param.String(default="", doc="The run of the Run page, as given in the URL.")
+    tab = param.String(default="base", doc="The tab of the Run page (base, calib, rec, pmt).")
+    refresh_s = param.Number(default=10.0, bounds=(0, None), doc="Seconds between refreshes.")
+
+    def __init__(self, **params: Any) -> None:
+        if params.get("run") and "page" not in params:
+            params["page"] = "run"  # ?run=10004 opens the run
+        super().__init__(**params)
+        self.runs_state = RecentRuns(source=self.source)
+        self.run_state = RunState(source=self.source)
+        self.jobs = JobsView()
+        self._main = pn.Column(sizing_mode="stretch_width")
+        self._message = pn.pane.Alert(alert_type="warning", visible=False)
+        self._run_page: RunPage | None = None
+        #: The component shown (RecentRunsView, RunPage or JobsView).
+        self.view: pn.viewable.Viewer | None = None
+        self.param.watch(self._route, ["page", "run", "tab"])
+        self._route()
+
+    # --- navigation -------------------------------------------------------------------------
+
+    def open_run(self, run_id: int) -> None:
+        self.param.update(page="run", run=str(run_id), tab="base")
+
+    def _route(self, *_: Any) -> None:
+        problems = []
+        page = self.page if self.page in PAGES else "runs"
+        if self.page not in PAGES:
+            problems.append(f"There is no page '{self.page[:40]}'; showing the recent runs.")
+        if page == "run" or (self.run and page == "runs" and self.page not in PAGES):
+            run_id, problem = parse_run_id(self.run)
+            if problem:
+                problems.append(problem)
+                page = "runs"
+            elif run_id is None:
+                problems.append("Choose a run in the table.")
+                page = "runs"
+            else:
+                tab = self.tab if self.tab in RUN_TABS else "base"
+                if self.tab not in RUN_TABS:
+                    problems.append(
+                        f"There is no tab '{self.tab[:40]}'; the tabs are {', '.join(RUN_TABS)}."
+                    )
+                self.run_state.run_id = run_id
+                if self.run_state.summary is None:
+                    problems.append(self.run_state.message)
+                    page = "runs"
+                else:
+                    self._run_page = RunPage(state=self.run_state, tab=tab)
+                    self._run_page.param.watch(lambda e: setattr(self, "tab", e.new), "tab")
+        self._message.object = " ".join(problems)
+        self._message.visible = bool(problems)
+        if page == "run" and self._run_page is not None:
+            content: Any = self._run_page
+        elif page == "jobs":
+            self._refresh_jobs()
+            content = self.jobs
+        else:
+            content = RecentRunsView(state=self.runs_state, on_select=self.open_run)
+        self.view = content
+        self._main[:] = [self._message, content]
+
+    def _refresh_jobs(self) -> None:
+        self.jobs.counts = self.source.job_counts()
+        self.jobs.failures = self.source.recent_failures()
+
+    def refresh(self) -> None:
+        """Read the database again for the page shown (periodic)."""
+        if self.page == "run" and self.run_state.run_id is not None:
+            self.run_state.load()
+        elif self.page == "jobs":
+            self._refresh_jobs()
+        else:
+            self.runs_state.refresh()
+
+    # --- layout -----------------------------------------------------------------------------
+
+    def _navigation(self) -> pn.viewable.Viewable:
+        buttons = []
+        for name in PAGES:
+            button = pn.widgets.Button(
+                label=TITLES[name], color="light", sizing_mode="stretch_width"
+            )
+            button.on_click(lambda _e, n=name: self.param.update(page=n))
+            buttons.append(button)
+        return pn.Column(*buttons)
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Row(pn.Column(self._navigation(), width=180), self._main)
+
+    def _apply_url_arguments(self) -> None:
+        """Open the page that the request's URL names (before the URL is kept in step)."""
+        arguments = {
+            name: values[-1].decode("utf-8", "replace")
+            for name, values in (pn.state.session_args or {}).items()
+            if name in ("page", "run", "tab") and values
+        }
+        if arguments.get("run") and "page" not in arguments:
+            arguments["page"] = "run"
+        if arguments:
+            self.param.update(**arguments)
+
+    def servable_template(self) -> pn.template.BootstrapTemplate:
+        """The app in a template, with the URL kept in step and a periodic refresh."""
+        template = pn.template.BootstrapTemplate(
+            title="DQM — data-quality monitoring",
+            sidebar=[self._navigation()],
+            main=[self._main],
+            header_background="#0072B2",
+        )
+        if pn.state.location is not None:
+            self._apply_url_arguments()
+            pn.state.location.sync(self, {"page": "page", "run": "run", "tab": "tab"})
+        if self.refresh_s:
+            pn.state.add_periodic_callback(self.refresh, period=int(self.refresh_s * 1000))
+        return template
+
+
+def create_app(database_url: str | None = None, refresh_s: float = 10.0) -> DQMApp:
+    """The dashboard on a database (default: the configured one)."""
+    if database_url is None:
+        from dqm.config import load_settings
+
+        database_url = load_settings().database_url
+    return DQMApp(source=Source(database_url), refresh_s=refresh_s)
+
+
+if pn.state.served:  # panel serve app/main.py
+    pn.extension("tabulator", sizing_mode="stretch_width", notifications=True)
+    create_app().servable_template().servable()

@@ -1,0 +1,311 @@
+"""Views of the dashboard: ``pn.viewable.Viewer`` components that read the state classes of
+:mod:`app.state` and never query the database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # registers the Bokeh backend for the options below
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
+
+from app.pmtmap import PmtMap
+from app.source import StoredHistogram, utc
+from app.state import RecentRuns, RunState
+
+#: Colours of the run statuses (colour-blind-safe palette).
+STATUS_COLOURS = {
+    "Data Taking": "#56B4E9",
+    "Rec Running": "#F0E442",
+    "Partly Completed": "#E69F00",
+    "All Completed": "#009E73",
+    "Failed": "#D55E00",
+}
+
+
+#: The status cell: the status on its colour (the colour is a hidden column of the table).
+_STATUS_CELL = HTMLTemplateFormatter(
+    template='<div style="background:<%= status_colour %>;color:black;padding:0 4px">'
+    "<%= value %></div>"
+)
+
+
+class RecentRunsView(pn.viewable.Viewer):
+    """The recent-runs page: search mode, filters, the colour-coded table; a click opens a run."""
+
+    state = param.ClassSelector(class_=RecentRuns, doc="The runs and their filters.")
+    on_select = param.Callable(default=None, doc="Called with a run id when a row is clicked.")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        state = self.state
+        self._table = pn.widgets.Tabulator(
+            self._frame(),
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+            pagination="local",
+            page_size=25,
+            selectable=False,
+            hidden_columns=["status_colour"],
+            formatters={
+                "Run": NumberFormatter(format="0"),
+                "Status": _STATUS_CELL,
+            },
+        )
+        self._table.on_click(self._clicked)
+        state.param.watch(lambda *_: self._update(), ["runs"])
+        controls = pn.Row(
+            pn.widgets.RadioButtonGroup.from_param(state.param.mode, color="primary"),
+            pn.widgets.IntInput.from_param(state.param.n_runs, label="Runs", width=100),
+            pn.widgets.FloatInput.from_param(state.param.days, label="Days", width=100),
+            pn.widgets.TextInput.from_param(
+                state.param.search, label="Run number", placeholder="e.g. 10004", width=140
+            ),
+        )
+        filters = pn.Row(
+            pn.widgets.MultiChoice.from_param(state.param.statuses, label="Status", width=380),
+            pn.widgets.MultiChoice.from_param(state.param.run_types, label="Run type", width=300),
+        )
+        message = pn.pane.Alert(
+            pn.bind(lambda m: m or "", state.param.message),
+            alert_type="warning",
+            visible=pn.bind(bool, state.param.message),
+        )
+        return pn.Column(controls, filters, message, self._table, sizing_mode="stretch_width")
+
+    def _frame(self) -> pd.DataFrame:
+        runs = self.state.runs.copy()
+        runs["status_colour"] = [STATUS_COLOURS.get(str(v), "#FFFFFF") for v in runs["status"]]
+        for column in ("start_time", "end_time"):
+            runs[column] = [utc(v) if pd.notna(v) else "" for v in runs[column]]
+        return runs.rename(
+            columns={
+                "run_id": "Run",
+                "run_type": "Type",
+                "status": "Status",
+                "start_time": "Start (UTC)",
+                "end_time": "End (UTC)",
+                "n_events": "Events",
+                "n_files": "Files",
+            }
+        )
+
+    def _update(self) -> None:
+        self._table.value = self._frame()
+
+    def _clicked(self, event: Any) -> None:
+        if self.on_select is not None and event.row is not None:
+            self.on_select(int(self._table.value.iloc[event.row]["Run"]))
+
+
+def histogram_plot(
+    histogram: StoredHistogram, reference: StoredHistogram | None, log: bool
+) -> hv.Element:
+    """A 1-D histogram as steps (with the reference run's, scaled to the same entries) or a 2-D
+    one as an image."""
+    h = histogram.histogram
+    options = {
+        "title": histogram.title,
+        "responsive": True,
+        "height": 280,
+        "tools": ["hover"],
+        "shared_axes": False,  # each plot its own ranges (they share the name "entries")
+    }
+    if h.ndim == 2:
+        x, y = h.axes[0].edges, h.axes[1].edges
+        values = h.values().T.astype(float)
+        if log:
+            values = np.where(values > 0, np.log10(np.maximum(values, 1e-12)), np.nan)
+        return hv.QuadMesh(
+            (x, y, values), kdims=[h.axes[0].label or "x", h.axes[1].label or "y"]
+        ).opts(cmap="viridis", colorbar=True, **options)
+    edges = h.axes[0].edges
+    values = h.values().astype(float)
+    label = h.axes[0].label or histogram.name
+    plots = [
+        hv.Histogram((edges, values), kdims=[label], vdims=["entries"], label="run").opts(alpha=0.6)
+    ]
+    if reference is not None and reference.histogram.ndim == 1:
+        ref = reference.histogram
+        if ref.axes[0] == h.axes[0]:
+            scale = values.sum() / ref.values().sum() if ref.values().sum() else 0.0
+            plots.append(
+                hv.Histogram(
+                    (edges, ref.values() * scale),
+                    kdims=[label],
+                    vdims=["entries"],
+                    label="reference",
+                ).opts(fill_alpha=0, line_color="black", line_dash="dashed")
+            )
+    overlay = hv.Overlay(plots).opts(logy=log, legend_position="top_right", **options)
+    return overlay
+
+
+class RunPage(pn.viewable.Viewer):
+    """A run: Base (status, times, files, provenance), Calib and Rec histograms, PMT info."""
+
+    state = param.ClassSelector(class_=RunState, doc="The run shown.")
+    tab = param.Selector(objects=["base", "calib", "rec", "pmt"], default="base", doc="Tab.")
+    log_scale = param.Boolean(default=False, doc="Log scale on the histograms.")
+    on_open = param.Callable(default=None, doc="Called with a run id to open another run.")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        state = self.state
+        self._tabs = pn.Tabs(
+            ("Base", pn.panel(self._base)),
+            (
+                "Calib",
+                pn.panel(
+                    pn.bind(
+                        self._stage,
+                        "calib",
+                        self.param.log_scale,
+                        state.param.histograms,
+                        state.param.reference,
+                    )
+                ),
+            ),
+            (
+                "Rec",
+                pn.panel(
+                    pn.bind(
+                        self._stage,
+                        "rec",
+                        self.param.log_scale,
+                        state.param.histograms,
+                        state.param.reference,
+                    )
+                ),
+            ),
+            ("PMT info", pn.panel(self._pmt)),
+            dynamic=True,
+            sizing_mode="stretch_width",
+        )
+        self._tabs.active = list(self.param.tab.objects).index(self.tab)
+        self._tabs.param.watch(self._tab_changed, "active")
+        self.param.watch(self._tab_param_changed, "tab")
+        download = pn.widgets.FileDownload(
+            callback=self._root_file,
+            filename=f"run{state.run_id}.root",
+            label="Download ROOT file",
+            color="light",
+        )
+        toolbar = pn.Row(
+            pn.widgets.Checkbox.from_param(self.param.log_scale, label="Log scale"),
+            pn.widgets.IntInput.from_param(
+                state.param.reference_run_id, label="Reference run", width=140
+            ),
+            download,
+        )
+        message = pn.pane.Alert(
+            pn.bind(lambda m: m or "", state.param.message),
+            alert_type="warning",
+            visible=pn.bind(bool, state.param.message),
+        )
+        return pn.Column(message, toolbar, self._tabs, sizing_mode="stretch_width")
+
+    def _root_file(self) -> Any:
+        return self.state.root_file()
+
+    def _tab_changed(self, event: Any) -> None:
+        self.tab = self.param.tab.objects[event.new]
+
+    def _tab_param_changed(self, event: Any) -> None:
+        index = list(self.param.tab.objects).index(event.new)
+        if self._tabs.active != index:
+            self._tabs.active = index
+
+    @param.depends("state.summary")
+    def _base(self) -> pn.viewable.Viewable:
+        s = self.state.summary
+        if s is None:
+            return pn.pane.Markdown("")
+        status_colour = STATUS_COLOURS.get(s["status"], "#ccc")
+        rows = [
+            (
+                "Status",
+                f"<span style='background:{status_colour};padding:2px 6px'>{s['status']}</span>",
+            ),
+            ("Run type", s["run_type"]),
+            ("Start (UTC)", utc(s["start_time"])),
+            ("End (UTC)", utc(s["end_time"]) or "still taking data"),
+            ("Events", f"{s['n_events']:,}" if s["n_events"] is not None else "not yet known"),
+            (
+                "Files",
+                f"{s['files_done']} done of {s['n_files'] if s['n_files'] is not None else len(s['files'])}",
+            ),
+            ("Reconstruction", s["rec_method"] or "not yet chosen"),
+            ("Sampling fraction", f"{s['sampling_fraction']:g}"),
+            (
+                "Calibration version",
+                s["calibration_version"]
+                if s["calibration_version"] is not None
+                else "nominal (none stored)",
+            ),
+            ("Comment", s["comment"] or ""),
+        ]
+        table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+        provenance = s["provenance"]
+        lines = "\n".join(f"- **{k}**: {v}" for k, v in provenance.items() if k != "input_files")
+        return pn.Column(
+            pn.pane.Markdown(f"## Run {s['run_id']}\n\n| | |\n|---|---|\n{table}"),
+            pn.pane.Markdown("### Files"),
+            pn.widgets.Tabulator(
+                s["files"], show_index=False, disabled=True, sizing_mode="stretch_width"
+            ),
+            pn.pane.Markdown(f"### Provenance of the merged histograms\n\n{lines or 'none yet'}"),
+            sizing_mode="stretch_width",
+        )
+
+    def _stage(
+        self, stage: str, log: bool, histograms: dict, reference: dict
+    ) -> pn.viewable.Viewable:
+        stored = histograms.get(stage, [])
+        if not stored:
+            return pn.pane.Markdown(
+                "No histograms yet: they appear as the run's files are processed."
+            )
+        refs = reference.get(stage, {})
+        plots = [
+            pn.pane.HoloViews(histogram_plot(h, refs.get(h.name), log), sizing_mode="stretch_width")
+            for h in stored
+        ]
+        return pn.GridBox(*plots, ncols=2, sizing_mode="stretch_width")
+
+    @param.depends("state.pmt")
+    def _pmt(self) -> pn.viewable.Viewable:
+        if self.state.pmt is None:
+            return pn.pane.Markdown(
+                f"Run {self.state.run_id} has no PMT statistics yet: they appear when its first "
+                "file has been processed."
+            )
+        return PmtMap(cuts=self.state.pmt)
+
+
+class JobsView(pn.viewable.Viewer):
+    """Counts of jobs per state and the latest failures with their reasons."""
+
+    counts = param.Dict(default={}, doc="Jobs per state.")
+    failures = param.DataFrame(default=pd.DataFrame(), doc="Latest failed jobs.")
+    refresh = param.Callable(default=None, doc="Reads the jobs again.")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.pane.Markdown(pn.bind(self._counts_text, self.param.counts)),
+            pn.pane.Markdown("### Recent failures"),
+            pn.widgets.Tabulator.from_param(
+                self.param.failures, show_index=False, disabled=True, sizing_mode="stretch_width"
+            ),
+            sizing_mode="stretch_width",
+        )
+
+    @staticmethod
+    def _counts_text(counts: dict[str, int]) -> str:
+        return "  ·  ".join(f"**{state}** {n:,}" for state, n in counts.items()) or "No jobs."
+
+
+__all__ = ["JobsView", "RecentRunsView", "RunPage", "histogram_plot"]

@@ -1,0 +1,158 @@
+"""The dashboard's state classes and navigation, on a small database (no server, no browser)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import hist
+import numpy as np
+import pytest
+
+from app.main import DQMApp
+from app.source import Source
+from app.state import RecentRuns, RunState, parse_run_id
+from dqm import detector
+from dqm.db import migrate, queries
+from dqm.db.models import FileState, RunStatus
+from dqm.db.session import transaction
+
+T0 = dt.datetime(2026, 11, 1, 8, 0)
+
+
+def _energy(mean: float, n: int = 1000) -> hist.Hist:
+    h = hist.Hist(hist.axis.Regular(50, 0, 5, name="energy", label="visible energy [MeV]"))
+    h.fill(np.random.default_rng(int(mean * 10)).normal(mean, 0.1, n))
+    return h
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
+    url = f"sqlite:///{tmp_path_factory.mktemp('app') / 'dqm.sqlite'}"
+    migrate.upgrade(url)
+    n = detector.N_PMTS
+    with transaction(url) as s:
+        for k, (run_type, status) in enumerate(
+            [
+                ("physics", RunStatus.ALL_COMPLETED),
+                ("laser", RunStatus.ALL_COMPLETED),
+                ("physics", RunStatus.ALL_COMPLETED),
+                ("physics", RunStatus.REC_RUNNING),
+            ]
+        ):
+            run_id = 100 + k
+            queries.add_run(
+                s,
+                run_id=run_id,
+                run_type=run_type,
+                start_time=T0 + dt.timedelta(hours=k),
+                end_time=T0 + dt.timedelta(hours=k, minutes=30),
+                status=status,
+                n_events=1000,
+                n_files=1,
+                rec_method="tlh",
+            )
+            f = queries.add_file(
+                s, run_id=run_id, seq=0, uri=f"/raw/{run_id}.0.root", n_events=1000
+            )
+            f.state = FileState.DONE
+            if status is RunStatus.ALL_COMPLETED:
+                queries.save_histogram(
+                    s,
+                    run_id=run_id,
+                    file_id=None,
+                    stage="rec",
+                    name="energy",
+                    histogram=_energy(1.0 + k),
+                    title="Visible energy",
+                    provenance={"rec_method": "tlh", "calibration_version": 0},
+                )
+                arrays = {name: np.zeros(n) for name in queries.PMT_ARRAYS}
+                arrays["fired_events"][:] = 100  # hit rate 10%
+                arrays["fired_events"][:40] = 0  # dead
+                arrays["fired_events"][40:48] = 1000  # hot
+                arrays["hit_count"][:] = arrays["fired_events"]
+                arrays["charge_sum"][:] = arrays["fired_events"] * 1.1
+                queries.save_pmt_stats(
+                    s, run_id=run_id, file_id=None, n_events=1000, livetime_ns=1e6, arrays=arrays
+                )
+    return Source(url)
+
+
+def test_parse_run_id() -> None:
+    assert parse_run_id("10004") == (10004, "")
+    assert parse_run_id(" ") == (None, "")
+    assert parse_run_id("abc")[1].startswith("'abc' is not a run number")
+    assert parse_run_id("-3")[0] is None
+
+
+def test_recent_runs_modes_filters_and_search(source: Source) -> None:
+    state = RecentRuns(source=source)
+    assert list(state.runs["run_id"]) == [103, 102, 101, 100]  # newest end time first
+    state.mode = "Recent Completed"
+    assert 103 not in set(state.runs["run_id"])
+    state.param.update(mode="Recent Runs", run_types=["laser"])
+    assert list(state.runs["run_id"]) == [101]
+    state.param.update(run_types=[], statuses=["Rec Running"])
+    assert list(state.runs["run_id"]) == [103]
+    state.param.update(statuses=[], search="abc")
+    assert state.runs.empty and "is not a run number" in state.message
+    state.search = "999999"
+    assert state.runs.empty and state.message == "There is no run 999999."
+    state.search = "102"
+    assert list(state.runs["run_id"]) == [102] and state.message == ""
+    assert set(state.param.run_types.objects) == {"physics", "laser"}
+
+
+def test_run_state_summary_histograms_reference_and_pmts(source: Source) -> None:
+    state = RunState(source=source, run_id=102)
+    assert state.summary["status"] == "All Completed"
+    assert state.summary["files_done"] == 1 and len(state.summary["files"]) == 1
+    (energy,) = state.histograms["rec"]
+    assert energy.title == "Visible energy" and energy.histogram.sum() > 0
+    assert state.reference_run_id == 100  # the latest All Completed physics run before it
+    assert "energy" in state.reference["rec"]
+    assert state.pmt is not None and state.pmt.n_dead == 40 and state.pmt.n_hot == 8
+    assert state.root_file().read(4) == b"root"
+    state.run_id = 103  # processing: no histograms, no PMT statistics yet
+    assert state.histograms["rec"] == [] and state.pmt is None
+    state.run_id = 999
+    assert state.summary is None and state.message == "There is no run 999 in the database."
+
+
+@pytest.mark.parametrize(
+    ("url", "page", "message"),
+    [
+        ({"page": "run", "run": "102", "tab": "pmt"}, "run", ""),
+        ({"page": "run", "run": "999999"}, "runs", "There is no run 999999 in the database."),
+        ({"page": "run", "run": "abc"}, "runs", "'abc' is not a run number"),
+        ({"page": "run", "run": "102", "tab": "nonsense"}, "run", "There is no tab 'nonsense'"),
+        ({"page": "elsewhere"}, "runs", "There is no page 'elsewhere'"),
+    ],
+)
+def test_url_parameters_give_a_page_or_a_friendly_message(
+    source: Source, url: dict, page: str, message: str
+) -> None:
+    app = DQMApp(source=source, refresh_s=0, **url)
+    shown = type(app.view).__name__
+    assert shown == {"run": "RunPage", "runs": "RecentRunsView"}[page]
+    assert app._message.visible == bool(message)
+    assert message in (app._message.object or "")
+    app.__panel__()  # the layout builds
+
+
+def test_clicking_a_run_opens_it(source: Source) -> None:
+    app = DQMApp(source=source, refresh_s=0)
+    app.open_run(100)
+    assert (app.page, app.run, app.tab) == ("run", "100", "base")
+    assert type(app.view).__name__ == "RunPage"
+    app.page = "jobs"
+    assert type(app.view).__name__ == "JobsView"
+
+
+def test_dashboard_never_imports_the_pipeline(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, app.main, app.cli; sys.exit('pipeline' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

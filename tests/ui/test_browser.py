@@ -1,0 +1,188 @@
+"""The dashboard in a real browser: `dqm serve` on the small demo installation, driven by Playwright
+through the system Chromium (/usr/bin/chromium). Screenshots of every page are kept under
+test-artifacts/ui/ of the checkout."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from services import services_required
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+
+#: The Bokeh model that holds the PMT map's per-PMT class, read in the browser.
+DEAD_IN_BROWSER = """() => {
+  for (const doc of Bokeh.documents)
+    for (const m of doc.all_models)
+      if (m.data && m.data.pmt_class) return Array.from(m.data.pmt_class).filter(c => c == 0).length;
+  return null;
+}"""
+
+pytestmark = pytest.mark.slow
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
+        reason = f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
+        if services_required():
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(demo_data) -> Iterator[str]:
+    """`dqm serve` on the demo data, refreshing every 2 s; yields its URL."""
+    port = _free_port()
+    log = ARTIFACTS / "server.log"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dqm"), "serve", "--port", str(port)]
+            + ["--refresh", "2"],
+            env=demo_data.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise AssertionError(log.read_text()[-2000:]) from None
+                    time.sleep(0.2)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+@pytest.fixture
+def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A new page that records every console error; the test fails if there was one."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    yield page
+    name = re.sub(r"[^\w.-]+", "_", request.node.name)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    context.close()
+    assert not errors, errors
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    assert "Traceback" not in page.content()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/?page=jobs",
+        "/?run=20002&tab=base",
+        "/?run=20002&tab=calib",
+        "/?run=20002&tab=rec",
+        "/?run=20002&tab=pmt",
+        "/?run=20003",  # still taking data: nothing processed yet
+    ],
+)
+def test_every_page_loads_without_errors(server: str, page, path: str) -> None:
+    _open(page, server + path)
+    page.get_by_text("DQM").first.wait_for()
+    if "tab=calib" in path or "tab=rec" in path:
+        page.locator(".bk-Canvas, canvas").first.wait_for()
+
+
+def test_clicking_a_run_opens_its_page(server: str, page) -> None:
+    _open(page, server + "/")
+    page.get_by_text("20002", exact=True).first.click()
+    page.get_by_text("Run 20002").first.wait_for()
+    assert "run=20002" in page.url
+    page.go_back()
+    page.wait_for_function("() => !location.search.includes('run=20002')")
+
+
+def test_moving_the_dead_cut_changes_the_count_and_the_colours(
+    server: str, page, demo_data
+) -> None:
+    _open(page, server + "/?run=20002&tab=pmt")
+    counts = page.get_by_text(re.compile(r"Dead [\d,]+ ·")).first
+    counts.wait_for()
+    assert re.search(r"Dead (\d+)", counts.inner_text()).group(1) == str(len(demo_data.dead))
+    assert page.evaluate(DEAD_IN_BROWSER) == len(demo_data.dead)
+
+    bar = page.locator(".noUi-target").first.bounding_box()
+    handle = page.locator(".noUi-handle").first.bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(bar["x"] + bar["width"] * 0.5, bar["y"] + bar["height"] / 2, steps=5)
+    page.mouse.up()
+    page.wait_for_function(f"() => ({DEAD_IN_BROWSER})() > 10000")
+    page.get_by_text(re.compile(r"Dead 1\d,\d{3} ·")).first.wait_for()
+
+
+def test_injected_dead_and_hot_pmts_are_flagged(server: str, page, demo_data) -> None:
+    _open(page, server + "/?run=20002&tab=pmt")
+    page.get_by_text("Flagged PMTs").first.wait_for()
+    with page.expect_download() as download:
+        page.get_by_text("Download flagged PMTs (CSV)").first.click()
+    path = download.value.path()
+    rows = list(csv.DictReader(io.StringIO(Path(path).read_text())))
+    flagged = {c: {int(r["pmt_id"]) for r in rows if r["class"] == c} for c in ("dead", "hot")}
+    assert flagged["dead"] == demo_data.dead
+    assert flagged["hot"] == demo_data.hot
+    # and the table on the page shows them
+    first_dead = str(min(demo_data.dead))
+    page.get_by_text(first_dead, exact=True).first.wait_for()
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        ("/?run=999999", "There is no run 999999"),
+        ("/?run=abc", "'abc' is not a run number"),
+        ("/?run=20002&tab=nonsense", "There is no tab 'nonsense'"),
+        ("/?page=nowhere", "There is no page 'nowhere'"),
+    ],
+)
+def test_bad_urls_give_a_friendly_message(server: str, page, path: str, message: str) -> None:
+    _open(page, server + path)
+    page.get_by_text(message).first.wait_for()
+    assert "Traceback" not in page.content()
+    assert os.path.exists(ARTIFACTS)
