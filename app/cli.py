@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import click
@@ -21,9 +22,32 @@ log = logging.getLogger("dqm.dashboard")
     show_default=True,
     help="Seconds between refreshes of the page shown (0: never).",
 )
+@click.option(
+    "--session-lifetime",
+    "session_lifetime_s",
+    type=click.FloatRange(min=1),
+    default=15.0,
+    show_default=True,
+    help="Seconds after a browser has gone until its session and its memory are dropped.",
+)
+@click.option(
+    "--credentials",
+    type=click.Path(exists=True, dir_okay=False, readable=True),
+    default=None,
+    help='JSON file of users and passwords ({"alice": "..."}): they may log in to save '
+    "cut defaults, edit run comments and retry jobs; everyone else reads.",
+)
 @click.option("--show/--no-show", default=False, help="Open a browser.")
 @click.pass_obj
-def serve(app: Any, port: int, address: str, refresh_s: float, show: bool) -> None:
+def serve(
+    app: Any,
+    port: int,
+    address: str,
+    refresh_s: float,
+    session_lifetime_s: float,
+    credentials: str | None,
+    show: bool,
+) -> None:
     """Serve the dashboard: recent runs, run pages, the PMT map and the jobs."""
     import socket
 
@@ -42,11 +66,20 @@ def serve(app: Any, port: int, address: str, refresh_s: float, show: bool) -> No
 
     from app.main import create_app
 
+    login: dict[str, Any] = {}
+    if credentials is not None:
+        login = _login_options(credentials)
+
     pn.extension("tabulator", sizing_mode="stretch_width", notifications=True)
 
+    from app.main import apps_in_memory
+
     def session() -> Any:
+        pn.state.on_session_destroyed(_release_memory)
         try:
-            return create_app(database_url, refresh_s).servable_template()
+            page = create_app(database_url, refresh_s, login=bool(login)).servable_template()
+            log.info("a session opened: %d dashboard sessions in memory", apps_in_memory())
+            return page
         except Exception:  # one page must never show a traceback to a shifter
             log.exception("the dashboard could not be built for a session")
             return pn.pane.Alert(
@@ -65,6 +98,9 @@ def serve(app: Any, port: int, address: str, refresh_s: float, show: bool) -> No
         title="DQM",
         websocket_origin=[f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"],
         print_url=False,
+        unused_session_lifetime_milliseconds=int(session_lifetime_s * 1000),
+        check_unused_sessions_milliseconds=int(max(1.0, min(session_lifetime_s / 2, 17.0)) * 1000),
+        **login,
     )
 
 
@@ -87,3 +123,53 @@ def _quiet_closed_connections() -> None:
         loop.default_exception_handler(context)
 
     loop.set_exception_handler(handler)
+
+
+def _release_memory(_session_context: Any) -> None:
+    """After a session is dropped: collect its objects and give the freed memory back to the
+    system (glibc keeps freed heap memory for reuse otherwise, so the server would look as if it
+    had kept every session it ever served)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+def _login_options(credentials: str) -> dict[str, Any]:
+    """Panel's basic authentication on the credentials file, with anonymous reading allowed."""
+    import json
+    import os
+    import secrets
+
+    from dqm.errors import InvalidValueError
+
+    try:
+        users = json.loads(Path(credentials).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidValueError(f"cannot read the credentials file {credentials}: {exc}") from None
+    if (
+        not isinstance(users, dict)
+        or not users
+        or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in users.items())
+    ):
+        raise InvalidValueError(
+            f"{credentials} must hold a JSON object of users and their passwords, "
+            '{"alice": "a long password"}.'
+        )
+    if os.stat(credentials).st_mode & 0o077:
+        log.warning("%s can be read by other users of this machine: chmod 600 it", credentials)
+    # A cookie secret of this server's run (logins last until it restarts) unless one is given.
+    secret = os.environ.get("DQM_COOKIE_SECRET") or secrets.token_urlsafe(32)
+    templates = Path(__file__).resolve().parent / "templates"
+    return {
+        "basic_auth": credentials,
+        "cookie_secret": secret,
+        "oauth_optional": True,
+        # pages of our own: Panel's load their logo from a CDN, which a control room may not reach
+        "basic_login_template": str(templates / "login.html"),
+        "logout_template": str(templates / "logout.html"),
+    }

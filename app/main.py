@@ -10,6 +10,7 @@ works; a bad ``run`` or ``tab`` gives a friendly message.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 import panel as pn
@@ -23,6 +24,19 @@ PAGES = ("runs", "run", "jobs")
 TITLES = {"runs": "Recent runs", "run": "Run", "jobs": "Jobs"}
 
 
+#: Every app object alive in this process (one per browser session under a server).
+_LIVE: weakref.WeakSet[DQMApp] = weakref.WeakSet()
+
+
+def apps_in_memory() -> int:
+    """How many app objects this process holds, after a garbage collection: under a server, the
+    sessions open and not yet dropped. More than that would be a leak."""
+    import gc
+
+    gc.collect()
+    return len(_LIVE)
+
+
 class DQMApp(pn.viewable.Viewer):
     """Navigation between Recent runs, a Run page (Base, Calib, Rec, PMT info) and Jobs."""
 
@@ -31,14 +45,22 @@ class DQMApp(pn.viewable.Viewer):
     run = param.String(default="", doc="The run of the Run page, as given in the URL.")
     tab = param.String(default="base", doc="The tab of the Run page (base, calib, rec, pmt).")
     refresh_s = param.Number(default=10.0, bounds=(0, None), doc="Seconds between refreshes.")
+    user = param.String(
+        default=None,
+        allow_None=True,
+        doc="The logged-in user, who may change cuts, comments and jobs (None, 'guest': read).",
+    )
+    login = param.Boolean(default=False, doc="Whether the server has a login page.")
 
     def __init__(self, **params: Any) -> None:
         if params.get("run") and "page" not in params:
             params["page"] = "run"  # ?run=10004 opens the run
         super().__init__(**params)
         self.runs_state = RecentRuns(source=self.source)
-        self.run_state = RunState(source=self.source)
-        self.jobs = JobsView()
+        self.run_state = RunState(source=self.source, user=self.user)
+        self.jobs = JobsView(
+            can_write=bool(self.user) and self.user != "guest", retry=self._retry_job
+        )
         self._main = pn.Column(sizing_mode="stretch_width")
         self._message = pn.pane.Alert(alert_type="warning", visible=False)
         self._run_page: RunPage | None = None
@@ -46,6 +68,7 @@ class DQMApp(pn.viewable.Viewer):
         self.view: pn.viewable.Viewer | None = None
         self.param.watch(self._route, ["page", "run", "tab"])
         self._route()
+        _LIVE.add(self)
 
     # --- navigation -------------------------------------------------------------------------
 
@@ -90,14 +113,26 @@ class DQMApp(pn.viewable.Viewer):
         self.view = content
         self._main[:] = [self._message, content]
 
+    def _retry_job(self, job_id: int) -> str:
+        from dqm.errors import DQMError
+
+        try:
+            self.source.retry_job(job_id, user=self.user or "")
+        except DQMError as exc:
+            return f"Job {job_id} not retried: {exc}"
+        self._refresh_jobs()
+        return f"Job {job_id} is back to TODO: the job server will run it again."
+
     def _refresh_jobs(self) -> None:
         self.jobs.counts = self.source.job_counts()
         self.jobs.failures = self.source.recent_failures()
+        self.jobs.durations = self.source.job_durations()
+        self.jobs.changes = self.source.recent_changes()
 
     def refresh(self) -> None:
         """Read the database again for the page shown (periodic)."""
         if self.page == "run" and self.run_state.run_id is not None:
-            self.run_state.load()
+            self.run_state.refresh()
         elif self.page == "jobs":
             self._refresh_jobs()
         else:
@@ -113,6 +148,12 @@ class DQMApp(pn.viewable.Viewer):
             )
             button.on_click(lambda _e, n=name: self.param.update(page=n))
             buttons.append(button)
+        if self.login:
+            if self.user and self.user != "guest":
+                who = f"Logged in as **{self.user}** · [Log out](logout)"
+            else:
+                who = "[Log in](login) to change cuts, comments or jobs."
+            buttons.append(pn.pane.Markdown(who))
         return pn.Column(*buttons)
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -146,13 +187,23 @@ class DQMApp(pn.viewable.Viewer):
         return template
 
 
-def create_app(database_url: str | None = None, refresh_s: float = 10.0) -> DQMApp:
-    """The dashboard on a database (default: the configured one)."""
+def create_app(
+    database_url: str | None = None,
+    refresh_s: float = 10.0,
+    user: str | None = None,
+    login: bool | None = None,
+) -> DQMApp:
+    """The dashboard on a database (default: the configured one). Under a server, the user is the
+    one logged in (``pn.state.user``; anonymous visitors are 'guest' and only read)."""
     if database_url is None:
         from dqm.config import load_settings
 
         database_url = load_settings().database_url
-    return DQMApp(source=Source(database_url), refresh_s=refresh_s)
+    if user is None and pn.state.curdoc is not None:
+        user = pn.state.user
+    if login is None:
+        login = bool(pn.config.basic_auth or pn.config.oauth_provider)
+    return DQMApp(source=Source(database_url), refresh_s=refresh_s, user=user, login=login)
 
 
 if pn.state.served:  # panel serve app/main.py

@@ -505,7 +505,7 @@ class PmtMap(pn.viewable.Viewer):
             height=560,
             sizing_mode="scale_width",
             tools="pan,wheel_zoom,box_zoom,reset,save",
-            output_backend="webgl",
+            output_backend="canvas",
             x_axis_label="Aitoff projection: θ = 0° at the top, φ = 0° at the centre, φ grows "
             "to the right",
         )

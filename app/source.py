@@ -130,6 +130,11 @@ class Source:
                 ),
             }
 
+    def run_token(self, run_id: int) -> tuple | None:
+        """Changes whenever anything shown about the run does (see queries.run_change_token)."""
+        with transaction(self.database_url) as session:
+            return queries.run_change_token(session, run_id)
+
     def histograms(self, run_id: int, stage: str) -> list[StoredHistogram]:
         """The run's merged histograms of a stage (what exists so far), by name."""
         with transaction(self.database_url) as session:
@@ -167,9 +172,118 @@ class Source:
                 queries.pmt_arrays(row), n_events=row.n_events, livetime_ns=row.livetime_ns
             )
 
+    def run_trends(self, run_type: str = "physics", limit: int = 200) -> pd.DataFrame:
+        """Figures of the latest ``limit`` All Completed runs of a type, oldest first, to follow
+        over runs: mean and RMS of the visible energy, mean hit rate and charge of the PMTs, and
+        the dead and hot PMTs under the default cuts (NaN where a run lacks the histogram or the
+        PMT statistics)."""
+        with transaction(self.database_url) as session:
+            runs = queries.recent_runs(
+                session, limit=limit, status=RunStatus.ALL_COMPLETED, run_type=run_type
+            )
+            rows = []
+            for run in sorted(runs, key=lambda r: r.run_id):
+                energy = queries.histogram_rows(session, run_id=run.run_id, names=["energy"])
+                stats = queries.pmt_stats_row(session, run_id=run.run_id)
+                quantities = (
+                    derived_pmt_quantities(
+                        queries.pmt_arrays(stats),
+                        n_events=stats.n_events,
+                        livetime_ns=stats.livetime_ns,
+                    )
+                    if stats is not None
+                    else None
+                )
+                histogram = queries.load_histogram(energy[0]) if energy else None
+                rows.append(_trend_row(run, histogram, quantities))
+        return pd.DataFrame(rows, columns=TREND_COLUMNS)
+
+    # --- writes (each records who and when; anonymous visitors only read) ----------------------
+
+    def cut_defaults(self, run_type: str) -> dict[str, Any] | None:
+        """The PMT cuts saved for a run type: dead_cut, hot_cut, normal_band, saved_by, saved_at."""
+        with transaction(self.database_url) as session:
+            row = queries.cut_defaults(session, run_type)
+            if row is None:
+                return None
+            return {
+                "dead_cut": row.dead_cut,
+                "hot_cut": row.hot_cut,
+                "normal_band": (row.normal_low, row.normal_high),
+                "saved_by": row.saved_by,
+                "saved_at": row.saved_at,
+            }
+
+    def save_cut_defaults(
+        self,
+        run_type: str,
+        dead_cut: float,
+        hot_cut: float,
+        normal_band: tuple[float, float],
+        user: str,
+    ) -> None:
+        with transaction(self.database_url) as session:
+            queries.save_cut_defaults(
+                session,
+                run_type=run_type,
+                dead_cut=dead_cut,
+                hot_cut=hot_cut,
+                normal_band=normal_band,
+                user=user,
+            )
+
+    def set_run_comment(self, run_id: int, comment: str, user: str) -> None:
+        with transaction(self.database_url) as session:
+            queries.set_run_comment(session, run_id, comment, user=user)
+
+    def retry_job(self, job_id: int, user: str) -> None:
+        with transaction(self.database_url) as session:
+            queries.retry_job_as(session, job_id, user=user)
+
+    def recent_changes(self, limit: int = 20) -> pd.DataFrame:
+        """The latest changes made through the dashboard: when, who, what, to what."""
+        with transaction(self.database_url) as session:
+            rows = [
+                {
+                    "at": c.at,
+                    "user": c.user,
+                    "action": c.action,
+                    "target": c.target,
+                    "detail": ", ".join(f"{k}: {v}" for k, v in (c.detail or {}).items()),
+                }
+                for c in queries.changes(session, limit=limit)
+            ]
+        return pd.DataFrame(rows, columns=["at", "user", "action", "target", "detail"])
+
     def job_counts(self) -> dict[str, int]:
         with transaction(self.database_url) as session:
             return {str(k): v for k, v in queries.count_jobs_by_state(session).items()}
+
+    def job_durations(self, last: int = 1000) -> pd.DataFrame:
+        """Run time (started to finished) of the latest ``last`` DONE jobs of each kind: count,
+        median, 95th percentile and longest, in seconds."""
+        with transaction(self.database_url) as session:
+            rows = []
+            for kind in queries.job_kinds(session):
+                jobs = queries.list_jobs(session, state="DONE", kind=kind, limit=last)
+                seconds = np.array(
+                    [
+                        (j.finished_at - j.started_at).total_seconds()
+                        for j in jobs
+                        if j.started_at is not None and j.finished_at is not None
+                    ]
+                )
+                if seconds.size:
+                    rows.append(
+                        {
+                            "kind": kind,
+                            "done": int(seconds.size),
+                            "median_s": float(np.median(seconds)),
+                            "p95_s": float(np.percentile(seconds, 95)),
+                            "max_s": float(seconds.max()),
+                        }
+                    )
+        return pd.DataFrame(rows, columns=["kind", "done", "median_s", "p95_s", "max_s"])
 
     def recent_failures(self, limit: int = 20) -> pd.DataFrame:
         """The latest failed or to-check jobs with their reasons."""
@@ -196,6 +310,42 @@ class Source:
         return pd.DataFrame(
             rows, columns=["job", "kind", "run", "file", "state", "attempts", "finished", "error"]
         )
+
+
+#: Columns of :meth:`Source.run_trends`.
+TREND_COLUMNS = [
+    "run_id",
+    "start_time",
+    "n_events",
+    "energy_mean_mev",
+    "energy_rms_mev",
+    "mean_hit_rate",
+    "mean_charge_pe",
+    "n_dead",
+    "n_hot",
+]
+
+
+def _trend_row(run: Any, energy: hist.Hist | None, quantities: dict | None) -> dict[str, Any]:
+    from app.pmtmap import DEFAULT_DEAD_CUT, DEFAULT_HOT_CUT
+
+    row: dict[str, Any] = {
+        "run_id": run.run_id,
+        "start_time": run.start_time,
+        "n_events": run.n_events,
+    }
+    if energy is not None and energy.sum() > 0:
+        centres, counts = energy.axes[0].centers, energy.values()
+        mean = float(np.average(centres, weights=counts))
+        row["energy_mean_mev"] = mean
+        row["energy_rms_mev"] = float(np.sqrt(np.average((centres - mean) ** 2, weights=counts)))
+    if quantities is not None:
+        rate = quantities["hit_rate"]
+        row["mean_hit_rate"] = float(np.nanmean(rate))
+        row["mean_charge_pe"] = float(np.nanmean(quantities["mean_charge_pe"]))
+        row["n_dead"] = int(np.count_nonzero(rate < DEFAULT_DEAD_CUT))
+        row["n_hot"] = int(np.count_nonzero(rate > DEFAULT_HOT_CUT))
+    return row
 
 
 def utc(value: dt.datetime | None) -> str:

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import param
 
@@ -34,6 +35,26 @@ def parse_run_id(text: str | int | None) -> tuple[int | None, str]:
     if not value.isdigit():
         return None, f"'{value[:40]}' is not a run number: run numbers are positive integers."
     return int(value), ""
+
+
+def _same_summary(new: dict[str, Any] | None, old: dict[str, Any] | None) -> bool:
+    if new is None or old is None:
+        return new is old
+    if new.keys() != old.keys():
+        return False
+    return all(
+        new[k].equals(old[k]) if isinstance(new[k], pd.DataFrame) else new[k] == old[k] for k in new
+    )
+
+
+def _signature(histograms: dict[str, list[StoredHistogram]]) -> list[tuple]:
+    """What identifies the content of a run's stored histograms (the provenance names the files
+    and events merged; the sum catches a re-merge of the same files)."""
+    return [
+        (stage, h.name, repr(sorted(h.provenance.items())), float(h.histogram.sum()))
+        for stage, stored in sorted(histograms.items())
+        for h in stored
+    ]
 
 
 class RecentRuns(param.Parameterized):
@@ -65,7 +86,7 @@ class RecentRuns(param.Parameterized):
             self.runs = self.runs.iloc[0:0]
             return
         try:
-            self.runs = self.source.recent_runs(
+            runs = self.source.recent_runs(
                 mode=self.mode,
                 limit=self.n_runs,
                 days=self.days,
@@ -76,6 +97,8 @@ class RecentRuns(param.Parameterized):
         except DQMError as exc:
             self.message = str(exc)
             return
+        if not runs.equals(self.runs):  # unchanged: the table keeps its scroll position
+            self.runs = runs
         if run_id is not None and self.runs.empty:
             self.message = f"There is no run {run_id}."
         elif self.runs.empty:
@@ -97,10 +120,31 @@ class RunState(param.Parameterized):
     reference = param.Dict(default={}, doc="Stage → name → the reference run's histogram.")
     pmt = param.ClassSelector(class_=PmtCuts, allow_None=True, doc="PMT classes and cuts.")
     message = param.String(default="", doc="Why nothing is shown.")
+    user = param.String(
+        default=None, allow_None=True, doc="The logged-in user; None or 'guest': read only."
+    )
+    cut_defaults = param.Dict(
+        default=None, allow_None=True, doc="The cuts saved for the run's type (and by whom)."
+    )
+    notice = param.String(default="", doc="The outcome of the last change (saved, or why not).")
+
+    @property
+    def can_write(self) -> bool:
+        return bool(self.user) and self.user != "guest"
 
     @param.depends("run_id", watch=True, on_init=True)
     def load(self) -> None:
         """Read the run (also called periodically while the run is processing)."""
+        self._token = None
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Read the run again if anything about it changed since it was last read (a few
+        aggregate queries otherwise: many sessions can refresh often)."""
+        token = None if self.run_id is None else self.source.run_token(self.run_id)
+        if token is not None and token == getattr(self, "_token", None):
+            return
+        self._token = token
         if self.run_id is None:
             self.summary, self.histograms, self.message = None, {}, "Choose a run."
             return
@@ -110,24 +154,70 @@ class RunState(param.Parameterized):
             self.message = f"There is no run {self.run_id} in the database."
             return
         self.message = ""
-        self.summary = summary
-        self.histograms = {
+        # A periodic refresh changes only what changed, so that a finished run's plots, tables
+        # and PMT map stay as they are (zoom, sorting, scroll position) and a processing run's
+        # fill in as its files complete.
+        if not _same_summary(summary, self.summary):
+            self.summary = summary
+        histograms = {
             stage: self.source.histograms(self.run_id, stage) for stage in ("calib", "rec")
         }
+        if _signature(histograms) != _signature(self.histograms):
+            self.histograms = histograms
         quantities = self.source.pmt_quantities(self.run_id)
         if quantities is None:
             self.pmt = None
         elif self.pmt is None or self.pmt.run_id != self.run_id:
+            self.cut_defaults = self.source.cut_defaults(summary["run_type"])
+            cuts = {
+                k: v
+                for k, v in (self.cut_defaults or {}).items()
+                if k in ("dead_cut", "hot_cut", "normal_band")
+            }
             self.pmt = PmtCuts.from_arrays(
-                quantities["hit_rate"], quantities["mean_charge_pe"], run_id=self.run_id
+                quantities["hit_rate"], quantities["mean_charge_pe"], run_id=self.run_id, **cuts
             )
-        else:
-            self.pmt.param.update(
-                hit_rate=quantities["hit_rate"], mean_charge_pe=quantities["mean_charge_pe"]
+        elif not np.array_equal(
+            quantities["hit_rate"], self.pmt.hit_rate_values(), equal_nan=True
+        ) or not np.array_equal(
+            quantities["mean_charge_pe"], self.pmt.mean_charge_values(), equal_nan=True
+        ):
+            self.pmt.set_statistics(
+                quantities["hit_rate"], quantities["mean_charge_pe"], run_id=self.run_id
             )
         default_reference = self.source.reference_run(self.run_id)
         if self.reference_run_id in (None, self.run_id):
             self.reference_run_id = default_reference
+
+    def save_cuts_as_default(self) -> None:
+        """Make the PMT map's cuts the default of the run's type (logged-in users only)."""
+        if self.pmt is None or self.summary is None:
+            self.notice = "There are no cuts to save: the run has no PMT statistics yet."
+            return
+        run_type = self.summary["run_type"]
+        try:
+            self.source.save_cut_defaults(
+                run_type,
+                self.pmt.dead_cut,
+                self.pmt.hot_cut,
+                tuple(self.pmt.normal_band),
+                user=self.user or "",
+            )
+        except DQMError as exc:
+            self.notice = f"Not saved: {exc}"
+            return
+        self.cut_defaults = self.source.cut_defaults(run_type)
+        self.notice = f"Saved as the default cuts of {run_type} runs."
+
+    def set_comment(self, comment: str) -> None:
+        """Replace the run's comment (logged-in users only)."""
+        try:
+            self.source.set_run_comment(self.run_id, comment, user=self.user or "")
+        except DQMError as exc:
+            self.notice = f"Not saved: {exc}"
+            return
+        self.refresh()
+        self.notice = "Comment saved."
 
     @param.depends("reference_run_id", watch=True, on_init=True)
     def load_reference(self) -> None:

@@ -27,11 +27,15 @@ STATUS_COLOURS = {
 }
 
 
-#: The status cell: the status on its colour (the colour is a hidden column of the table).
-_STATUS_CELL = HTMLTemplateFormatter(
-    template='<div style="background:<%= status_colour %>;color:black;padding:0 4px">'
-    "<%= value %></div>"
-)
+def _status_cell() -> HTMLTemplateFormatter:
+    """The status cell: the status on its colour (the colour is a hidden column of the table).
+
+    A new formatter for every table: the table watches it, so one shared by all sessions would
+    keep every session's table, and everything it refers to, alive for ever."""
+    return HTMLTemplateFormatter(
+        template='<div style="background:<%= status_colour %>;color:black;padding:0 4px">'
+        "<%= value %></div>"
+    )
 
 
 class RecentRunsView(pn.viewable.Viewer):
@@ -53,7 +57,7 @@ class RecentRunsView(pn.viewable.Viewer):
             hidden_columns=["status_colour"],
             formatters={
                 "Run": NumberFormatter(format="0"),
-                "Status": _STATUS_CELL,
+                "Status": _status_cell(),
             },
         )
         self._table.on_click(self._clicked)
@@ -206,7 +210,12 @@ class RunPage(pn.viewable.Viewer):
             alert_type="warning",
             visible=pn.bind(bool, state.param.message),
         )
-        return pn.Column(message, toolbar, self._tabs, sizing_mode="stretch_width")
+        notice = pn.pane.Alert(
+            pn.bind(lambda m: m or "", state.param.notice),
+            alert_type="info",
+            visible=pn.bind(bool, state.param.notice),
+        )
+        return pn.Column(message, notice, toolbar, self._tabs, sizing_mode="stretch_width")
 
     def _root_file(self) -> Any:
         return self.state.root_file()
@@ -253,6 +262,7 @@ class RunPage(pn.viewable.Viewer):
         lines = "\n".join(f"- **{k}**: {v}" for k, v in provenance.items() if k != "input_files")
         return pn.Column(
             pn.pane.Markdown(f"## Run {s['run_id']}\n\n| | |\n|---|---|\n{table}"),
+            self._comment_editor(s["comment"] or ""),
             pn.pane.Markdown("### Files"),
             pn.widgets.Tabulator(
                 s["files"], show_index=False, disabled=True, sizing_mode="stretch_width"
@@ -276,6 +286,16 @@ class RunPage(pn.viewable.Viewer):
         ]
         return pn.GridBox(*plots, ncols=2, sizing_mode="stretch_width")
 
+    def _comment_editor(self, comment: str) -> pn.viewable.Viewable:
+        if not self.state.can_write:
+            return pn.Column()
+        editor = pn.widgets.TextAreaInput(
+            value=comment, label="Comment", max_length=2000, rows=2, sizing_mode="stretch_width"
+        )
+        save = pn.widgets.Button(label="Save comment", color="primary", width=140)
+        save.on_click(lambda _event: self.state.set_comment(editor.value))
+        return pn.Row(editor, save, sizing_mode="stretch_width")
+
     @param.depends("state.pmt")
     def _pmt(self) -> pn.viewable.Viewable:
         if self.state.pmt is None:
@@ -283,25 +303,87 @@ class RunPage(pn.viewable.Viewer):
                 f"Run {self.state.run_id} has no PMT statistics yet: they appear when its first "
                 "file has been processed."
             )
-        return PmtMap(cuts=self.state.pmt)
+        return pn.Column(
+            pn.panel(self._cut_defaults),
+            PmtMap(cuts=self.state.pmt),
+            sizing_mode="stretch_width",
+        )
+
+    @param.depends("state.cut_defaults")
+    def _cut_defaults(self) -> pn.viewable.Viewable:
+        saved = self.state.cut_defaults
+        run_type = self.state.summary["run_type"] if self.state.summary else ""
+        text = (
+            f"The cuts start from the defaults of {run_type} runs, saved by {saved['saved_by']} "
+            f"on {utc(saved['saved_at'])} (UTC)."
+            if saved
+            else "The cuts start from the built-in defaults (dead < 0.01, hot > 0.99, normal "
+            "0.05 to 0.15)."
+        )
+        row = [pn.pane.Markdown(text, sizing_mode="stretch_width")]
+        if self.state.can_write:
+            button = pn.widgets.Button(
+                label=f"Save these cuts as the default of {run_type} runs", color="primary"
+            )
+            button.on_click(lambda _event: self.state.save_cuts_as_default())
+            row.append(button)
+        return pn.Row(*row, sizing_mode="stretch_width")
 
 
 class JobsView(pn.viewable.Viewer):
     """Counts of jobs per state and the latest failures with their reasons."""
 
     counts = param.Dict(default={}, doc="Jobs per state.")
+    changes = param.DataFrame(default=pd.DataFrame(), doc="Latest changes made here.")
+    can_write = param.Boolean(default=False, doc="Whether the user may retry jobs.")
+    retry = param.Callable(default=None, doc="Retries a job: called with its id.")
+    notice = param.String(default="", doc="The outcome of the last retry.")
     failures = param.DataFrame(default=pd.DataFrame(), doc="Latest failed jobs.")
+    durations = param.DataFrame(default=pd.DataFrame(), doc="Run time of done jobs per kind.")
     refresh = param.Callable(default=None, doc="Reads the jobs again.")
 
     def __panel__(self) -> pn.viewable.Viewable:
         return pn.Column(
             pn.pane.Markdown(pn.bind(self._counts_text, self.param.counts)),
-            pn.pane.Markdown("### Recent failures"),
+            pn.pane.Markdown("### Durations per stage (done jobs, seconds)"),
             pn.widgets.Tabulator.from_param(
-                self.param.failures, show_index=False, disabled=True, sizing_mode="stretch_width"
+                self.param.durations,
+                show_index=False,
+                disabled=True,
+                formatters={
+                    c: NumberFormatter(format="0.00") for c in ("median_s", "p95_s", "max_s")
+                },
+            ),
+            pn.pane.Markdown("### Recent failures"),
+            pn.pane.Alert(
+                pn.bind(lambda m: m or "", self.param.notice),
+                alert_type="info",
+                visible=pn.bind(bool, self.param.notice),
+            ),
+            self._failures_table(),
+            pn.pane.Markdown("### Changes made here (who and when)"),
+            pn.widgets.Tabulator.from_param(
+                self.param.changes, show_index=False, disabled=True, sizing_mode="stretch_width"
             ),
             sizing_mode="stretch_width",
         )
+
+    def _failures_table(self) -> pn.widgets.Tabulator:
+        table = pn.widgets.Tabulator.from_param(
+            self.param.failures,
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+            buttons={"retry": "↻ retry"} if self.can_write else {},
+        )
+        table.on_click(self._clicked)
+        return table
+
+    def _clicked(self, event: Any) -> None:
+        if event.column != "retry" or not self.can_write or self.retry is None:
+            return
+        job_id = int(self.failures.iloc[event.row]["job"])
+        self.notice = self.retry(job_id)
 
     @staticmethod
     def _counts_text(counts: dict[str, int]) -> str:

@@ -51,9 +51,9 @@ def sqlite_database(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory: pytest.TempPathFactory):
-    """A small processed demo installation (see tests/demodata.py), built once per test run."""
-    import demodata
+    """A small processed demo installation (see dqm.demo), built once per test run."""
+    from dqm import demo
 
-    data = demodata.build(tmp_path_factory.mktemp("demo"))
+    data = demo.build(tmp_path_factory.mktemp("demo"))
     yield data
     dispose_engines()

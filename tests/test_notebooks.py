@@ -13,7 +13,13 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path: Path, tmp_path: Path) -> None:
+def test_notebook_runs(
+    path: Path, tmp_path: Path, demo_data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against the small demo installation (its configuration reaches the kernel's environment)."""
+    for name, value in demo_data.env.items():
+        if name.startswith("DQM_"):
+            monkeypatch.setenv(name, value)
     notebook = nbformat.read(path, as_version=4)
     assert notebook.cells[0].source.startswith("# "), "a notebook starts with a '# Title' cell"
     NotebookClient(

@@ -298,3 +298,31 @@ class Calibration(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class CutDefaults(Base):
+    """The PMT-map cuts a run type starts from (saved from the dashboard by a logged-in user)."""
+
+    __tablename__ = "pmt_cut_defaults"
+
+    run_type: Mapped[str] = mapped_column(String(32), primary_key=True)
+    dead_cut: Mapped[float] = mapped_column(Float)
+    hot_cut: Mapped[float] = mapped_column(Float)
+    normal_low: Mapped[float] = mapped_column(Float)
+    normal_high: Mapped[float] = mapped_column(Float)
+    saved_by: Mapped[str] = mapped_column(String(64))
+    saved_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Change(Base):
+    """Who changed what, and when: every write made through the dashboard."""
+
+    __tablename__ = "changes"
+    __table_args__ = (Index("ix_changes_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    user: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))  # cut_defaults, retry_job, run_comment
+    target: Mapped[str] = mapped_column(String(64))  # the run type, job or run changed
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

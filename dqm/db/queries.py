@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 from dqm.config import REC_METHODS
 from dqm.db.models import (
     Calibration,
+    Change,
+    CutDefaults,
     File,
     FileState,
     Histogram,
@@ -402,6 +404,11 @@ def list_jobs(
     return list(session.scalars(query))
 
 
+def job_kinds(session: Session) -> list[str]:
+    """The kinds of job in the database, sorted."""
+    return sorted(session.scalars(select(Job.kind).distinct()))
+
+
 def parse_job_state(value: str | JobState) -> JobState:
     """A job state from its name, case-insensitively.
 
@@ -774,3 +781,136 @@ def calibration_for_run(session: Session, run_id: int) -> Calibration | None:
         .order_by(Calibration.version.desc())
         .limit(1)
     )
+
+
+# --- changes made through the dashboard (who and when) ---------------------------------------
+
+
+def record_change(
+    session: Session, *, user: str, action: str, target: str, detail: dict[str, Any]
+) -> Change:
+    """Record that ``user`` did ``action`` to ``target`` (a run type, job or run), now."""
+    if not user or user == "guest":
+        raise InvalidValueError("log in to change anything: anonymous visitors only read.")
+    change = Change(user=user[:64], action=action, target=str(target)[:64], detail=detail)
+    session.add(change)
+    session.flush()
+    return change
+
+
+def changes(session: Session, *, limit: int | None = 50) -> list[Change]:
+    """The latest recorded changes, newest first."""
+    query = select(Change).order_by(Change.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.scalars(query))
+
+
+def cut_defaults(session: Session, run_type: str) -> CutDefaults | None:
+    """The PMT-map cuts saved for a run type, if any."""
+    return session.get(CutDefaults, run_type)
+
+
+def save_cut_defaults(
+    session: Session,
+    *,
+    run_type: str,
+    dead_cut: float,
+    hot_cut: float,
+    normal_band: tuple[float, float],
+    user: str,
+) -> CutDefaults:
+    """Make these cuts the ones that the PMT map of every run of ``run_type`` starts from.
+
+    Raises:
+        InvalidValueError: a cut outside [0, 1], a band whose ends are swapped, or no user.
+    """
+    low, high = (float(v) for v in normal_band)
+    values = {"dead_cut": float(dead_cut), "hot_cut": float(hot_cut), "normal_low": low}
+    values["normal_high"] = high
+    for name, value in values.items():
+        if not 0.0 <= value <= 1.0:
+            raise InvalidValueError(f"{name.replace('_', ' ')} must lie in [0, 1], not {value}.")
+    if low > high:
+        raise InvalidValueError(f"the normal band runs backwards ({low} to {high}).")
+    record_change(session, user=user, action="cut_defaults", target=run_type, detail=values)
+    row = session.get(CutDefaults, run_type)
+    if row is None:
+        row = CutDefaults(run_type=run_type, saved_by=user, **values)
+        session.add(row)
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+    row.saved_by, row.saved_at = user[:64], utcnow()
+    session.flush()
+    return row
+
+
+def set_run_comment(session: Session, run_id: int, comment: str, *, user: str) -> Run:
+    """Replace a run's comment, recording who and when.
+
+    Raises:
+        NotFoundError: no such run.
+        InvalidValueError: no user, or a comment over 2,000 characters.
+    """
+    comment = comment.strip()
+    if len(comment) > 2000:
+        raise InvalidValueError(f"a comment holds at most 2,000 characters, not {len(comment):,}.")
+    run = get_run(session, run_id)
+    record_change(
+        session,
+        user=user,
+        action="run_comment",
+        target=str(run_id),
+        detail={"before": run.comment or "", "after": comment},
+    )
+    run.comment = comment or None
+    session.flush()
+    return run
+
+
+def retry_job_as(session: Session, job_id: int, *, user: str) -> Job:
+    """Put a FAILED or TOCHECK job back to TODO (see :func:`retry_jobs`), recording who and when."""
+    job = get_job(session, job_id)
+    record_change(
+        session,
+        user=user,
+        action="retry_job",
+        target=str(job_id),
+        detail={
+            "kind": job.kind,
+            "run_id": job.run_id,
+            "state": str(job.state),
+            "error": job.error,
+        },
+    )
+    (job,) = retry_jobs(session, job_id=job_id)
+    return job
+
+
+def run_change_token(session: Session, run_id: int) -> tuple | None:
+    """A value that changes whenever anything shown about a run does (its attributes, its jobs'
+    states, its merged histograms or PMT statistics): a few aggregate queries on indexed columns,
+    so that a page can refresh often and read the run again only when this changes. None if
+    there is no such run."""
+    run = session.get(Run, run_id)
+    if run is None:
+        return None
+    jobs = session.execute(
+        select(Job.state, func.count(), func.max(Job.id), func.max(Job.finished_at))
+        .where(Job.run_id == run_id)
+        .group_by(Job.state)
+        .order_by(Job.state)
+    ).all()
+    merged = session.execute(
+        select(func.count(), func.max(Histogram.id), func.max(Histogram.created_at)).where(
+            Histogram.run_id == run_id, Histogram.file_id.is_(None)
+        )
+    ).one()
+    stats = session.execute(
+        select(func.max(PmtStats.id), func.max(PmtStats.created_at)).where(
+            PmtStats.run_id == run_id, PmtStats.file_id.is_(None)
+        )
+    ).one()
+    attributes = (run.updated_at, str(run.status), run.comment, run.n_events, run.n_files)
+    return (attributes, tuple(map(tuple, jobs)), tuple(merged), tuple(stats))

@@ -156,3 +156,57 @@ def test_dashboard_never_imports_the_pipeline(tmp_path: Path) -> None:
 
     code = "import sys, app.main, app.cli; sys.exit('pipeline' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_a_refresh_replaces_only_what_changed(source: Source) -> None:
+    runs = RecentRuns(source=source)
+    table = runs.runs
+    runs.refresh()
+    assert runs.runs is table  # unchanged: the table on the page is not re-sent
+    state = RunState(source=source, run_id=102)
+    summary, histograms, pmt = state.summary, state.histograms, state.pmt
+    hit_rate = pmt.hit_rate
+    state.load()
+    assert state.summary is summary and state.histograms is histograms
+    assert state.pmt is pmt and pmt.hit_rate is hit_rate
+
+
+def test_jobs_page_figures(source: Source) -> None:
+    assert source.job_durations().empty  # no job has run in this database
+    assert set(source.recent_failures().columns) >= {"job", "kind", "error"}
+    app = DQMApp(source=source, refresh_s=0, page="jobs")
+    assert list(app.jobs.durations.columns) == ["kind", "done", "median_s", "p95_s", "max_s"]
+
+
+def test_writes_need_a_user_and_saved_cuts_are_where_the_next_run_starts(source: Source) -> None:
+    anonymous = RunState(source=source, run_id=102, user="guest")
+    assert not anonymous.can_write
+    anonymous.set_comment("nobody")
+    assert anonymous.notice.startswith("Not saved: log in")
+    expert = RunState(source=source, run_id=102, user="ana")
+    expert.set_comment("beam-off test")
+    assert expert.notice == "Comment saved." and expert.summary["comment"] == "beam-off test"
+    expert.pmt.dead_cut = 0.02
+    expert.save_cuts_as_default()
+    assert expert.notice == "Saved as the default cuts of physics runs."
+    assert expert.cut_defaults["saved_by"] == "ana"
+    other = RunState(source=source, run_id=100)
+    assert other.pmt.dead_cut == 0.02 and other.cut_defaults["dead_cut"] == 0.02
+    changes = source.recent_changes()
+    assert list(changes["action"])[:2] == ["cut_defaults", "run_comment"]
+
+
+def test_a_refresh_reads_the_run_again_only_when_it_changed(source: Source) -> None:
+    state = RunState(source=source, run_id=101)
+    calls = []
+    original = source.histograms
+    source.histograms = lambda *a, **k: calls.append(a) or original(*a, **k)
+    try:
+        state.refresh()
+        assert calls == []  # nothing changed: only the change token was read
+        with transaction(source.database_url) as s:
+            queries.update_run(s, 101, comment="changed behind the page's back")
+        state.refresh()
+        assert calls and state.summary["comment"] == "changed behind the page's back"
+    finally:
+        del source.histograms

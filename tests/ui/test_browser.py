@@ -8,19 +8,11 @@ import csv
 import io
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from services import services_required
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "ui"
+from uihelpers import ARTIFACTS, dashboard
 
 #: The Bokeh model that holds the PMT map's per-PMT class, read in the browser.
 DEAD_IN_BROWSER = """() => {
@@ -33,75 +25,11 @@ DEAD_IN_BROWSER = """() => {
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-        reason = f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
-        if services_required():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM)
-        yield chromium
-        chromium.close()
-
-
 @pytest.fixture(scope="module")
 def server(demo_data) -> Iterator[str]:
     """`dqm serve` on the demo data, refreshing every 2 s; yields its URL."""
-    port = _free_port()
-    log = ARTIFACTS / "server.log"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dqm"), "serve", "--port", str(port)]
-            + ["--refresh", "2"],
-            env=demo_data.env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise AssertionError(log.read_text()[-2000:]) from None
-                    time.sleep(0.2)
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
-
-
-@pytest.fixture
-def page(browser, request: pytest.FixtureRequest) -> Iterator[object]:
-    """A new page that records every console error; the test fails if there was one."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    errors: list[str] = []
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    yield page
-    name = re.sub(r"[^\w.-]+", "_", request.node.name)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    context.close()
-    assert not errors, errors
+    with dashboard(demo_data.env, "--refresh", "2") as (url, _log):
+        yield url
 
 
 def _open(page, url: str) -> None:
@@ -127,6 +55,9 @@ def test_every_page_loads_without_errors(server: str, page, path: str) -> None:
     page.get_by_text("DQM").first.wait_for()
     if "tab=calib" in path or "tab=rec" in path:
         page.locator(".bk-Canvas, canvas").first.wait_for()
+    if path == "/?page=jobs":  # the demo's jobs: durations per stage
+        page.get_by_text("Durations per stage").first.wait_for()
+        page.locator(".tabulator-cell", has_text="process_file").first.wait_for()
 
 
 def test_clicking_a_run_opens_its_page(server: str, page) -> None:

@@ -1,0 +1,308 @@
+"""Dashboard speed: the PMT map's slider, the recent-runs page on 100,000 runs, 20 sessions at once.
+
+    .venv/bin/python bench/dashboard.py [--runs 100000] [--sessions 20]
+
+Figures (the last line is one JSON object):
+
+- ``slider_server_ms``: a dead-cut change on the server, in one process: the widget's new value
+  through the cuts, the classes of 17,612 PMTs and the counts to the Bokeh model changes that go
+  to the browser (median of 50 changes).
+- ``slider_browser_ms``: in Chromium, from releasing the slider to the new counts on the page and
+  the new classes in the browser's copy of the map (median of 10 moves).
+- ``runs_first_render_s``: a new browser page of the recent runs with ``--runs`` runs in the
+  database, from the request to the table's rows on the screen.
+- ``filter_change_server_ms`` / ``filter_change_browser_ms``: choosing a run type and a status on
+  that page: the query and the new table on the server; and, in the browser, a run number typed in
+  the search box until its row is the one shown.
+- ``p50_update_s`` / ``p95_update_s``: ``--sessions`` pages open on the PMT map at once, each moving
+  its slider 5 times in turn with the others: the time from release to the new count.
+- ``server_rss_baseline_mb``, ``server_rss_peak_mb``, ``server_rss_after_mb``,
+  ``rss_after_to_baseline``: the server's memory after one session (baseline), with all sessions
+  open, and once they are closed and the server has dropped them.
+
+Needs /usr/bin/chromium (Debian's package) and the playwright Python package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+import sqlalchemy as sa
+
+CHROMIUM = "/usr/bin/chromium"
+DEAD_IN_BROWSER = """() => {
+  for (const doc of Bokeh.documents)
+    for (const m of doc.all_models)
+      if (m.data && m.data.pmt_class) return Array.from(m.data.pmt_class).filter(c => c == 0).length;
+  return null;
+}"""
+
+#: Dead-cut positions (fractions of the slider) that each change the count from the one before,
+#: the demo's hit rates being 0.1 to 0.3.
+FRACTIONS = (0.12, 0.2, 0.08, 0.16, 0.24)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def add_runs(database_url: str, n: int) -> None:
+    """``n`` finished runs of three types and all statuses, one a minute before the demo's."""
+    from dqm.db.models import Run, RunStatus
+
+    statuses = list(RunStatus)
+    types = ["physics"] * 5 + ["laser", "calibration"]  # 7 against 5 statuses: every pair
+    start = dt.datetime(2025, 1, 1)
+    rows = [
+        {
+            "run_id": 100_000 + k,
+            "run_type": types[k % len(types)],
+            "detector": "CD",
+            "start_time": start + dt.timedelta(minutes=k),
+            "end_time": start + dt.timedelta(minutes=k, seconds=50),
+            "status": statuses[k % len(statuses)],
+            "n_events": 60_000,
+            "n_files": 1,
+            "sampling_fraction": 1.0,
+        }
+        for k in range(n)
+    ]
+    engine = sa.create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(sa.insert(Run), rows)
+    engine.dispose()
+
+
+def slider_server_ms(database_url: str, run_id: int) -> float:
+    """Median time of a dead-cut change through the widget, the cuts and the Bokeh models."""
+    import panel as pn
+    from bokeh.document import Document
+
+    from app.pmtmap import PmtMap
+    from app.source import Source
+    from app.state import RunState
+
+    state = RunState(source=Source(database_url), run_id=run_id)
+    view = PmtMap(cuts=state.pmt)
+    document = Document()
+    root = pn.panel(view).get_root(document)
+    document.add_root(root)
+    changes: list[object] = []
+    document.on_change(lambda event: changes.append(event))
+    slider = view._controls[0]
+    times = []
+    for k in range(50):
+        value = 0.001 + 0.4 * (k % 10) / 10
+        changes.clear()
+        t0 = time.perf_counter()
+        slider.value = value
+        times.append(time.perf_counter() - t0)
+        assert changes, "a cut change sends model changes"
+    return 1000 * statistics.median(times)
+
+
+def filter_change_server_ms(database_url: str) -> float:
+    from app.source import Source
+    from app.state import RecentRuns
+
+    state = RecentRuns(source=Source(database_url))
+    times = []
+    for k in range(10):
+        t0 = time.perf_counter()
+        state.param.update(
+            run_types=[["physics"], ["laser"]][k % 2], statuses=[["Failed"], []][k % 2]
+        )
+        times.append(time.perf_counter() - t0)
+        assert not state.runs.empty
+    return 1000 * statistics.median(times)
+
+
+class Server:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dqm"), "serve", "--port", str(self.port)]
+            + ["--refresh", "10", "--session-lifetime", "5"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("the dashboard server did not start") from None
+                time.sleep(0.2)
+
+    def rss_mb(self) -> float:
+        return psutil.Process(self.process.pid).memory_info().rss / 1e6
+
+    def close(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=20)
+
+
+def grab(page) -> tuple[float, float]:
+    """Press the mouse on the dead-cut handle; the slider's track as (left, width) and its y."""
+    bar = page.locator(".noUi-target").first.bounding_box()
+    handle = page.locator(".noUi-handle").first.bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    return bar["x"], bar["width"], bar["y"] + bar["height"] / 2
+
+
+def move_and_wait(page, fraction: float) -> float:
+    """Drag the dead cut to ``fraction`` (the value follows the drag, as the counts do): seconds
+    from the move to the new counts on the page and the new classes in the browser's map."""
+    before = page.evaluate(DEAD_IN_BROWSER)
+    left, width, y = grab(page)
+    t0 = time.perf_counter()
+    page.mouse.move(left + width * fraction, y)
+    page.wait_for_function(f"() => ({DEAD_IN_BROWSER})() !== {before}", polling=5)
+    elapsed = time.perf_counter() - t0
+    page.mouse.up()
+    return elapsed
+
+
+def open_pmt_page(context, url: str, run_id: int):
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(f"{url}/?run={run_id}&tab=pmt")
+    page.locator(".noUi-handle").first.wait_for()
+    page.wait_for_function(f"() => ({DEAD_IN_BROWSER})() !== null")
+    return page
+
+
+def concurrent_round(
+    browser, url: str, run_id: int, n: int, rounds: int, rss=lambda: 0.0
+) -> tuple[list[float], float]:
+    """``n`` sessions on the PMT map, each moving its dead cut ``rounds`` times while the others
+    do; the latencies (s) and the server's largest RSS (MB). The sessions are closed after."""
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)]
+    pages = [open_pmt_page(c, url, run_id) for c in contexts]
+    peak = rss()
+    latencies: list[float] = []
+    # Playwright's sync API drives the pages from one thread: every page's move is sent before
+    # any is waited for, so that all the updates are in flight at once.
+    for round_ in range(rounds):
+        fraction = FRACTIONS[round_ % len(FRACTIONS)]
+        before = [page.evaluate(DEAD_IN_BROWSER) for page in pages]
+        grips = [grab(page) for page in pages]
+        started = []
+        for page, (left, width, y) in zip(pages, grips, strict=True):
+            started.append(time.perf_counter())
+            page.mouse.move(left + width * fraction, y)
+        for page, t0, count in zip(pages, started, before, strict=True):
+            page.wait_for_function(f"() => ({DEAD_IN_BROWSER})() !== {count}", polling=5)
+            latencies.append(time.perf_counter() - t0)
+        for page in pages:
+            page.mouse.up()
+        peak = max(peak, rss())
+    for context in contexts:
+        context.close()
+    return latencies, peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=100_000)
+    parser.add_argument("--sessions", type=int, default=20)
+    args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        raise SystemExit(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    from dqm import demo
+
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="dqm-bench-dashboard-") as tmp:
+        print("building the small demo installation…", flush=True)
+        data = demo.build(Path(tmp) / "demo")
+        add_runs(data.database_url, args.runs)
+        run_id = demo.FAULTY_RUN
+
+        figures["slider_server_ms"] = slider_server_ms(data.database_url, run_id)
+        figures["filter_change_server_ms"] = filter_change_server_ms(data.database_url)
+        print(f"slider, server: {figures['slider_server_ms']:.1f} ms", flush=True)
+
+        server = Server(data.env)
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM)
+                # One session first: it loads what every session shares (the baseline).
+                context = browser.new_context(viewport={"width": 1400, "height": 1000})
+                page = open_pmt_page(context, server.url, run_id)
+                times = [move_and_wait(page, FRACTIONS[k % len(FRACTIONS)]) for k in range(10)]
+                figures["slider_browser_ms"] = 1000 * statistics.median(times)
+                print(f"slider, browser: {figures['slider_browser_ms']:.0f} ms", flush=True)
+
+                page = context.new_page()
+                t0 = time.perf_counter()
+                page.goto(server.url + "/")
+                page.get_by_text(str(100_000 + args.runs - 1), exact=True).first.wait_for()
+                figures["runs_first_render_s"] = time.perf_counter() - t0
+                search = page.get_by_placeholder("e.g. 10004")
+                times = []
+                for k in range(5):
+                    target = str(100_000 + 7 * k + 3)
+                    search.fill(target)
+                    t0 = time.perf_counter()
+                    search.press("Enter")
+                    page.locator(".tabulator-cell", has_text=target).first.wait_for()
+                    times.append(time.perf_counter() - t0)
+                figures["filter_change_browser_ms"] = 1000 * statistics.median(times)
+                context.close()
+
+                # A first round of sessions, opened and closed, warms what sessions share
+                # (caches, thread pools, the allocator's arenas): the baseline is after it.
+                concurrent_round(browser, server.url, run_id, args.sessions, rounds=1)
+                time.sleep(12)  # closed sessions are dropped after 5 s, checked every 2.5 s
+                figures["server_rss_baseline_mb"] = server.rss_mb()
+                latencies, peak = concurrent_round(
+                    browser, server.url, run_id, args.sessions, rounds=5, rss=server.rss_mb
+                )
+                figures["server_rss_peak_mb"] = peak
+                browser.close()
+            latencies.sort()
+            figures["p50_update_s"] = statistics.median(latencies)
+            figures["p95_update_s"] = latencies[int(0.95 * (len(latencies) - 1))]
+            time.sleep(12)
+            figures["server_rss_after_mb"] = server.rss_mb()
+            figures["rss_after_to_baseline"] = (
+                figures["server_rss_after_mb"] / figures["server_rss_baseline_mb"]
+            )
+        finally:
+            server.close()
+
+    print(
+        f"recent runs with {args.runs:,} runs: first render {figures['runs_first_render_s']:.2f} s"
+    )
+    print(f"{args.sessions} sessions: p95 update {figures['p95_update_s']:.2f} s")
+    print(
+        f"server memory: {figures['server_rss_baseline_mb']:.0f} MB before the sessions, "
+        f"{figures['server_rss_peak_mb']:.0f} MB with {args.sessions}, "
+        f"{figures['server_rss_after_mb']:.0f} MB after they closed"
+    )
+    print(json.dumps({k: round(v, 3) for k, v in figures.items()} | {"runs": args.runs}))
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONWARNINGS", "ignore")
+    main()

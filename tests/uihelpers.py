@@ -1,0 +1,63 @@
+"""Serving the dashboard for the browser tests: `dqm serve` on a free port, its log kept."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def dashboard(
+    env: dict[str, str], *options: str, name: str = "server"
+) -> Iterator[tuple[str, Path]]:
+    """`dqm -v serve` with ``options``; yields its URL and its log (kept under ARTIFACTS), and
+    checks when it stops that the log holds no traceback."""
+    port = free_port()
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = ARTIFACTS / f"{name}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "dqm"),
+                "-v",
+                "serve",
+                "--port",
+                str(port),
+                *options,
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise AssertionError(log.read_text()[-2000:]) from None
+                    time.sleep(0.2)
+            yield f"http://127.0.0.1:{port}", log
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+    assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
