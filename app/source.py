@@ -14,6 +14,7 @@ import hist
 import numpy as np
 import pandas as pd
 
+from dqm import detector
 from dqm.db import queries
 from dqm.db.models import FileState, RunStatus
 from dqm.db.session import engine_for, transaction
@@ -129,6 +130,26 @@ class Source:
                     files, columns=["seq", "file", "state", "job", "error", "events"]
                 ),
             }
+
+    def run_events(self, run_id: int, max_events: int = 5_000_000) -> pd.DataFrame:
+        """The run's reconstructed physics events (its processed files', in order, at most
+        ``max_events``): vertex in m, ρ² in m², R³ as a fraction of the scintillator's, visible
+        energy in MeV, trigger time in s since the run started."""
+        with transaction(self.database_url) as session:
+            columns = queries.run_events(session, run_id, max_events=max_events)
+        x, y, z = (columns[name] / 1e3 for name in ("x_mm", "y_mm", "z_mm"))
+        radius_m = np.sqrt(x**2 + y**2 + z**2)
+        return pd.DataFrame(
+            {
+                "x_m": x,
+                "y_m": y,
+                "z_m": z,
+                "rho2_m2": x**2 + y**2,
+                "r3": (radius_m / (detector.LS_RADIUS_MM / 1e3)) ** 3,
+                "energy_mev": columns["energy_mev"],
+                "time_s": columns["time_s"],
+            }
+        )
 
     def run_token(self, run_id: int) -> tuple | None:
         """Changes whenever anything shown about the run does (see queries.run_change_token)."""

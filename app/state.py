@@ -189,6 +189,15 @@ class RunState(param.Parameterized):
         if self.reference_run_id in (None, self.run_id):
             self.reference_run_id = default_reference
 
+    def events(self) -> pd.DataFrame:
+        """The run's reconstructed events (see Source.run_events), read when first asked for and
+        again only after the run changed."""
+        token = getattr(self, "_token", None)
+        cached = getattr(self, "_events", None)
+        if cached is None or cached[0] != (self.run_id, token):
+            self._events = ((self.run_id, token), self.source.run_events(self.run_id))
+        return self._events[1]
+
     def save_cuts_as_default(self) -> None:
         """Make the PMT map's cuts the default of the run's type (logged-in users only)."""
         if self.pmt is None or self.summary is None:

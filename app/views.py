@@ -12,6 +12,7 @@ import pandas as pd
 import panel as pn
 import param
 from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
+from holoviews.operation.datashader import rasterize
 
 from app.pmtmap import PmtMap
 from app.source import StoredHistogram, utc
@@ -149,6 +150,37 @@ def histogram_plot(
     return overlay
 
 
+#: Axis labels of the event columns (app.source.Source.run_events).
+EVENT_LABELS = {
+    "x_m": "x [m]",
+    "y_m": "y [m]",
+    "z_m": "z [m]",
+    "rho2_m2": "ρ² [m²]",
+    "r3": "(R / 17.7 m)³",
+    "energy_mev": "visible energy [MeV]",
+    "time_s": "time since run start [s]",
+}
+
+
+def event_density(events: pd.DataFrame, x: str, y: str, log: bool) -> hv.DynamicMap:
+    """Event density in (x, y), rasterised by Datashader at the plot's resolution (and again on
+    every zoom), so millions of events draw as fast as thousands."""
+    points = hv.Points(
+        events[[x, y]],
+        kdims=[hv.Dimension(x, label=EVENT_LABELS[x]), hv.Dimension(y, label=EVENT_LABELS[y])],
+    )
+    return rasterize(points).opts(
+        cmap="viridis",
+        cnorm="log" if log else "eq_hist",
+        colorbar=True,
+        responsive=True,
+        height=320,
+        tools=["hover"],
+        title=f"{EVENT_LABELS[y]} versus {EVENT_LABELS[x]}",
+        shared_axes=False,
+    )
+
+
 class RunPage(pn.viewable.Viewer):
     """A run: Base (status, times, files, provenance), Calib and Rec histograms, PMT info."""
 
@@ -284,7 +316,29 @@ class RunPage(pn.viewable.Viewer):
             pn.pane.HoloViews(histogram_plot(h, refs.get(h.name), log), sizing_mode="stretch_width")
             for h in stored
         ]
-        return pn.GridBox(*plots, ncols=2, sizing_mode="stretch_width")
+        grid = pn.GridBox(*plots, ncols=2, sizing_mode="stretch_width")
+        if stage != "rec":
+            return grid
+        return pn.Column(grid, self._event_plots(log), sizing_mode="stretch_width")
+
+    def _event_plots(self, log: bool) -> pn.viewable.Viewable:
+        events = self.state.events()
+        if events.empty:
+            return pn.pane.Markdown("No reconstructed events stored for this run.")
+        return pn.Column(
+            pn.pane.Markdown(
+                f"### Events ({len(events):,}, drawn by Datashader: zoom in for the detail)"
+            ),
+            pn.GridBox(
+                pn.pane.HoloViews(event_density(events, "rho2_m2", "z_m", log)),
+                pn.pane.HoloViews(event_density(events, "x_m", "y_m", log)),
+                pn.pane.HoloViews(event_density(events, "r3", "energy_mev", log)),
+                pn.pane.HoloViews(event_density(events, "time_s", "energy_mev", log)),
+                ncols=2,
+                sizing_mode="stretch_width",
+            ),
+            sizing_mode="stretch_width",
+        )
 
     def _comment_editor(self, comment: str) -> pn.viewable.Viewable:
         if not self.state.can_write:

@@ -14,8 +14,12 @@ Figures (the last line is one JSON object):
 - ``filter_change_server_ms`` / ``filter_change_browser_ms``: choosing a run type and a status on
   that page: the query and the new table on the server; and, in the browser, a run number typed in
   the search box until its row is the one shown.
+- ``events_2m_render_ms``: two million events' ρ² versus z drawn through Datashader (median).
 - ``p50_update_s`` / ``p95_update_s``: ``--sessions`` pages open on the PMT map at once, each moving
-  its slider 5 times in turn with the others: the time from release to the new count.
+  its slider 5 times, all moves sent before any is waited for: the time from the move to the new
+  classes in that page. All the browsers run on this machine, beside the server, each redrawing
+  17,612 markers in software: ``server_cpu_per_update_ms`` is the server's own CPU time per
+  update during the moves, the part of the latency that is the server's.
 - ``server_rss_baseline_mb``, ``server_rss_peak_mb``, ``server_rss_after_mb``,
   ``rss_after_to_baseline``: the server's memory after one session (baseline), with all sessions
   open, and once they are closed and the server has dropped them.
@@ -114,6 +118,38 @@ def slider_server_ms(database_url: str, run_id: int) -> float:
     return 1000 * statistics.median(times)
 
 
+def events_render_ms(n: int = 2_000_000) -> float:
+    """Median time to draw ``n`` events' ρ² versus z through Datashader (rasterised on the server
+    at the plot's size, as on every zoom): the HoloViews object to its Bokeh figure."""
+    import holoviews as hv
+    import numpy as np
+    import pandas as pd
+
+    from app.views import event_density
+
+    rng = np.random.default_rng(1)
+    radius = 17.0 * rng.random(n) ** (1 / 3)
+    cos_theta, phi = rng.uniform(-1, 1, n), rng.uniform(0, 2 * np.pi, n)
+    rho = radius * np.sqrt(1 - cos_theta**2)
+    events = pd.DataFrame(
+        {
+            "x_m": rho * np.cos(phi),
+            "y_m": rho * np.sin(phi),
+            "z_m": radius * cos_theta,
+            "rho2_m2": rho**2,
+            "r3": (radius / 17.7) ** 3,
+            "energy_mev": rng.normal(2.0, 0.05, n),
+            "time_s": np.sort(rng.uniform(0, 3600, n)),
+        }
+    ).astype(np.float32)
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        hv.render(event_density(events, "rho2_m2", "z_m", log=False))
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
 def filter_change_server_ms(database_url: str) -> float:
     from app.source import Source
     from app.state import RecentRuns
@@ -154,6 +190,10 @@ class Server:
     def rss_mb(self) -> float:
         return psutil.Process(self.process.pid).memory_info().rss / 1e6
 
+    def cpu_s(self) -> float:
+        times = psutil.Process(self.process.pid).cpu_times()
+        return times.user + times.system
+
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=20)
@@ -191,13 +231,15 @@ def open_pmt_page(context, url: str, run_id: int):
 
 
 def concurrent_round(
-    browser, url: str, run_id: int, n: int, rounds: int, rss=lambda: 0.0
-) -> tuple[list[float], float]:
+    browser, url: str, run_id: int, n: int, rounds: int, rss=lambda: 0.0, cpu=lambda: 0.0
+) -> tuple[list[float], float, float]:
     """``n`` sessions on the PMT map, each moving its dead cut ``rounds`` times while the others
-    do; the latencies (s) and the server's largest RSS (MB). The sessions are closed after."""
+    do; the latencies (s), the server's largest RSS (MB) and its CPU time (s) during the moves.
+    The sessions are closed after."""
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)]
     pages = [open_pmt_page(c, url, run_id) for c in contexts]
     peak = rss()
+    cpu_s = 0.0
     latencies: list[float] = []
     # Playwright's sync API drives the pages from one thread: every page's move is sent before
     # any is waited for, so that all the updates are in flight at once.
@@ -205,6 +247,7 @@ def concurrent_round(
         fraction = FRACTIONS[round_ % len(FRACTIONS)]
         before = [page.evaluate(DEAD_IN_BROWSER) for page in pages]
         grips = [grab(page) for page in pages]
+        cpu_start = cpu()
         started = []
         for page, (left, width, y) in zip(pages, grips, strict=True):
             started.append(time.perf_counter())
@@ -212,12 +255,13 @@ def concurrent_round(
         for page, t0, count in zip(pages, started, before, strict=True):
             page.wait_for_function(f"() => ({DEAD_IN_BROWSER})() !== {count}", polling=5)
             latencies.append(time.perf_counter() - t0)
+        cpu_s += cpu() - cpu_start
         for page in pages:
             page.mouse.up()
         peak = max(peak, rss())
     for context in contexts:
         context.close()
-    return latencies, peak
+    return latencies, peak, cpu_s
 
 
 def main() -> None:
@@ -239,6 +283,7 @@ def main() -> None:
         run_id = demo.FAULTY_RUN
 
         figures["slider_server_ms"] = slider_server_ms(data.database_url, run_id)
+        figures["events_2m_render_ms"] = events_render_ms()
         figures["filter_change_server_ms"] = filter_change_server_ms(data.database_url)
         print(f"slider, server: {figures['slider_server_ms']:.1f} ms", flush=True)
 
@@ -275,9 +320,19 @@ def main() -> None:
                 concurrent_round(browser, server.url, run_id, args.sessions, rounds=1)
                 time.sleep(12)  # closed sessions are dropped after 5 s, checked every 2.5 s
                 figures["server_rss_baseline_mb"] = server.rss_mb()
-                latencies, peak = concurrent_round(
-                    browser, server.url, run_id, args.sessions, rounds=5, rss=server.rss_mb
+                latencies, peak, cpu_s = concurrent_round(
+                    browser,
+                    server.url,
+                    run_id,
+                    args.sessions,
+                    rounds=5,
+                    rss=server.rss_mb,
+                    cpu=server.cpu_s,
                 )
+                # The server's own CPU time per update: the share of the latency that is the
+                # server's, the rest being the browsers' (all on the same cores here, where each
+                # shifter's browser has a machine of its own).
+                figures["server_cpu_per_update_ms"] = 1000 * cpu_s / len(latencies)
                 figures["server_rss_peak_mb"] = peak
                 browser.close()
             latencies.sort()

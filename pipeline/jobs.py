@@ -250,6 +250,8 @@ def _complete_process_file(
         provenance,
         result.titles,
     )
+    if result.events:
+        queries.save_event_table(session, run_id=job.run_id, file_id=file.id, columns=result.events)
     file.state = FileState.DONE
     if file.n_events is None:
         file.n_events = result.n_read

@@ -326,3 +326,18 @@ class Change(Base):
     action: Mapped[str] = mapped_column(String(32))  # cut_defaults, retry_job, run_comment
     target: Mapped[str] = mapped_column(String(64))  # the run type, job or run changed
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class EventTable(Base):
+    """A file's reconstructed physics events (vertex, energy, trigger time) for the event-level
+    plots: float32 columns, compressed (see :mod:`dqm.eventtable`)."""
+
+    __tablename__ = "event_tables"
+    __table_args__ = (UniqueConstraint("file_id"), Index("ix_event_tables_run_id", "run_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"))
+    n_events: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(Blob)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

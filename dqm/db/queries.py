@@ -21,6 +21,7 @@ from dqm.db.models import (
     Calibration,
     Change,
     CutDefaults,
+    EventTable,
     File,
     FileState,
     Histogram,
@@ -914,3 +915,51 @@ def run_change_token(session: Session, run_id: int) -> tuple | None:
     ).one()
     attributes = (run.updated_at, str(run.status), run.comment, run.n_events, run.n_files)
     return (attributes, tuple(map(tuple, jobs)), tuple(merged), tuple(stats))
+
+
+# --- event tables ------------------------------------------------------------------------------
+
+
+def save_event_table(
+    session: Session, *, run_id: int, file_id: int, columns: dict[str, Any]
+) -> EventTable:
+    """Store (or replace) a file's reconstructed events (see :mod:`dqm.eventtable`)."""
+    from dqm import eventtable
+
+    data = eventtable.encode(columns)
+    row = session.scalars(select(EventTable).where(EventTable.file_id == file_id)).one_or_none()
+    n_events = len(columns[eventtable.COLUMNS[0]])
+    if row is None:
+        row = EventTable(run_id=run_id, file_id=file_id, n_events=n_events, data=data)
+        session.add(row)
+    else:
+        row.run_id, row.n_events, row.data, row.created_at = run_id, n_events, data, utcnow()
+    session.flush()
+    return row
+
+
+def run_events(session: Session, run_id: int, *, max_events: int | None = None) -> dict[str, Any]:
+    """The reconstructed events of a run's DONE files, in file order, as float32 columns (the
+    first ``max_events`` if given)."""
+    from dqm import eventtable
+
+    rows = session.scalars(
+        select(EventTable)
+        .join(File, File.id == EventTable.file_id)
+        .where(EventTable.run_id == run_id, File.state == FileState.DONE)
+        .order_by(File.seq)
+    )
+    parts: list[dict[str, Any]] = []
+    total = 0
+    for row in rows:
+        if max_events is not None and total >= max_events:
+            break
+        parts.append(eventtable.decode(row.data))
+        total += row.n_events
+    columns = {
+        name: np.concatenate([p[name] for p in parts]) if parts else np.zeros(0, "<f4")
+        for name in eventtable.COLUMNS
+    }
+    if max_events is not None:
+        columns = {name: values[:max_events] for name, values in columns.items()}
+    return columns

@@ -22,7 +22,7 @@ import hist
 import joblib
 import numpy as np
 
-from dqm import detector, rawformat
+from dqm import detector, eventtable, rawformat
 from dqm.config import DEFAULT_REC_METHOD, REC_METHODS
 from dqm.db.queries import PMT_ARRAYS
 from pipeline.stages import calib, reco, tlh
@@ -57,6 +57,8 @@ class FileResult:
     fits_not_converged: int = 0
     first_trigger_s: float | None = None
     last_trigger_s: float | None = None
+    #: the reconstructed physics events (dqm.eventtable.COLUMNS), float32
+    events: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @functools.cache
@@ -117,6 +119,7 @@ def _process_range(params: Mapping[str, Any], entry_start: int, entry_stop: int)
     sums = {name: np.zeros(len(constants.gain)) for name in PMT_ARRAYS}
     result = FileResult(n_events=0, n_read=0, rec_method=method)
     residuals = counts_for(rec["time_residual"]) if "time_residual" in rec else None
+    events: dict[str, list[np.ndarray]] = {name: [] for name in eventtable.COLUMNS}
     try:
         for chunk in iterate_events(
             path,
@@ -130,7 +133,9 @@ def _process_range(params: Mapping[str, Any], entry_start: int, entry_stop: int)
             if not chunk.n_events:
                 continue
             calibrated = calib.calibrate_chunk(chunk, constants, histograms, sums)
-            result.fits_not_converged += _reconstruct(chunk, calibrated, method, rec, residuals)
+            result.fits_not_converged += _reconstruct(
+                chunk, calibrated, method, rec, residuals, events
+            )
             times_s = chunk.trigger_time * 1e-9
             rec["trigger_rate"].fill(times_s)
             rec["trigger_interval"].fill(_intervals_ms(result.last_trigger_s, times_s))
@@ -146,6 +151,10 @@ def _process_range(params: Mapping[str, Any], entry_start: int, entry_stop: int)
         add_counts(rec["time_residual"], residuals[0])
     result.histograms = {calib.STAGE: histograms, reco.STAGE: rec}
     result.pmt_sums = sums
+    result.events = {
+        name: np.concatenate(parts) if parts else np.zeros(0, np.float32)
+        for name, parts in events.items()
+    }
     result.livetime_ns = result.n_events * detector.PRETRIGGER_WINDOW_NS
     return result
 
@@ -163,9 +172,11 @@ def _reconstruct(
     method: str,
     rec: dict[str, hist.Hist],
     residuals: tuple[np.ndarray, float, float] | None,
+    events: dict[str, list[np.ndarray]],
 ) -> int:
-    """Reconstruct the chunk's physics events (global triggers) and fill the Rec histograms;
-    returns the number of fits that did not converge."""
+    """Reconstruct the chunk's physics events (global triggers), fill the Rec histograms and add
+    the events to ``events`` (columns of dqm.eventtable); returns the number of fits that did not
+    converge."""
     physics = chunk.trigger_type == rawformat.TRIGGER_GLOBAL
     if not physics.any():
         return 0
@@ -190,6 +201,11 @@ def _reconstruct(
     )
     good = np.isfinite(vertex).all(axis=1)
     vertex, energy = vertex[good], energy[good]
+    events["x_mm"].append(vertex[:, 0].astype(np.float32))
+    events["y_mm"].append(vertex[:, 1].astype(np.float32))
+    events["z_mm"].append(vertex[:, 2].astype(np.float32))
+    events["energy_mev"].append(energy.astype(np.float32))
+    events["time_s"].append((chunk.trigger_time[physics][good] * 1e-9).astype(np.float32))
     rec["energy"].fill(energy)
     rec["x"].fill(vertex[:, 0])
     rec["y"].fill(vertex[:, 1])
@@ -212,6 +228,9 @@ def _combine(parts: Iterator[FileResult]) -> FileResult:
                 total.histograms[stage][name] += histogram
         for name, values in part.pmt_sums.items():
             total.pmt_sums[name] += values
+        total.events = {
+            name: np.concatenate((total.events[name], part.events[name])) for name in total.events
+        }
         if part.first_trigger_s is not None:
             if total.last_trigger_s is not None:
                 total.histograms[reco.STAGE]["trigger_interval"].fill(

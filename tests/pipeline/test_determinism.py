@@ -39,6 +39,9 @@ def assert_identical(a: processing.FileResult, b: processing.FileResult) -> None
             assert np.array_equal(histogram.view(flow=True), other.view(flow=True)), (stage, name)
     for name, values in a.pmt_sums.items():
         assert np.array_equal(values, b.pmt_sums[name]), name
+    assert a.events.keys() == b.events.keys()
+    for name, values in a.events.items():  # the same events, in the same order
+        assert np.array_equal(values, b.events[name]), name
 
 
 def test_one_two_processes_and_dask_identical(raw_file: dict) -> None:
@@ -46,6 +49,9 @@ def test_one_two_processes_and_dask_identical(raw_file: dict) -> None:
 
     one = processing.process_file({**raw_file, "n_jobs": 1})
     assert one.n_events == 1_200 and one.histograms["rec"]["time_residual"].sum(flow=True) > 0
+    # every reconstructed physics event is in the event table, as in the energy histogram
+    assert len(one.events["energy_mev"]) == one.histograms["rec"]["energy"].sum(flow=True) > 0
+    assert np.all(np.diff(one.events["time_s"]) >= 0)
     two = processing.process_file({**raw_file, "n_jobs": 2})
     assert_identical(one, two)
     with (

@@ -55,6 +55,8 @@ def test_every_page_loads_without_errors(server: str, page, path: str) -> None:
     page.get_by_text("DQM").first.wait_for()
     if "tab=calib" in path or "tab=rec" in path:
         page.locator(".bk-Canvas, canvas").first.wait_for()
+    if "tab=rec" in path:  # the event-level plots, rasterised by Datashader on the server
+        page.get_by_text(re.compile(r"Events \([\d,]+, drawn by Datashader")).first.wait_for()
     if path == "/?page=jobs":  # the demo's jobs: durations per stage
         page.get_by_text("Durations per stage").first.wait_for()
         page.locator(".tabulator-cell", has_text="process_file").first.wait_for()

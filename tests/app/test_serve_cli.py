@@ -1,0 +1,54 @@
+"""`dqm serve` refuses bad input with one line and exit code 2, before it serves anything."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DQM = str(Path(sys.executable).parent / "dqm")
+
+
+def _serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DQM_")}
+    env["DQM_DATA_DIR"] = str(tmp_path / "data")
+    subprocess.run([DQM, "init-db"], env=env, check=True, capture_output=True)
+    return subprocess.run(
+        [DQM, "serve", *args], check=False, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("not json", "cannot read the credentials file"),
+        ('["alice"]', "must hold a JSON object of users and their passwords"),
+        ('{"alice": ""}', "must hold a JSON object of users and their passwords"),
+    ],
+)
+def test_a_bad_credentials_file(tmp_path: Path, content: str, message: str) -> None:
+    credentials = tmp_path / "users.json"
+    credentials.write_text(content)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = _serve(tmp_path, "--port", str(port), "--credentials", str(credentials))
+    assert done.returncode == 2 and message in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_port_in_use_and_bad_options(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _serve(tmp_path, "--port", str(port))
+    assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+    for args in (["--port", "0"], ["--refresh", "-1"], ["--credentials", "/nonexistent.json"]):
+        done = _serve(tmp_path, *args)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, args
