@@ -633,6 +633,12 @@ class PmtMap(pn.viewable.Viewer):
             return
         inputs = self._inputs(self.cuts)
         changed = {name for name, value in inputs.items() if value is not self._shown.get(name)}
+        if changed == {"pmt_class"} and np.array_equal(
+            inputs["pmt_class"], self._shown.get("pmt_class")
+        ):
+            # The cut moved but no PMT changed class: nothing to send again but the counts'
+            # rules (most steps of a slider, between the dead PMTs and the live ones).
+            changed = set()
         self._shown = inputs
         if "pmt_table" in changed:
             self._source.data = self._columns(self.cuts)

@@ -93,3 +93,15 @@ def test_new_statistics_keep_the_cuts_and_a_run_without_them_gets_a_sentence() -
     assert cuts.dead_cut == 0.02 and cuts.n_dead == 52
     assert not view._message.visible and view._plot.visible
     assert np.count_nonzero(view.source.data["pmt_class"] == DEAD) == 52
+
+
+def test_a_cut_step_that_changes_no_class_sends_nothing_again() -> None:
+    cuts = PmtCuts.from_arrays(*_rates(), run_id=7)
+    view = PmtMap(cuts=cuts)
+    view.__panel__()
+    column, table = view.source.data["pmt_class"], view._table.value
+    cuts.dead_cut = 0.02  # between 0.005 and 0.1: the same PMTs are dead
+    assert view.source.data["pmt_class"] is column and view._table.value is table
+    assert "< 0.02" in view._legend_items[0].label.value
+    cuts.dead_cut = 0.003
+    assert view.source.data["pmt_class"] is not column and len(view._table.value) == 48
