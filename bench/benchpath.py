@@ -1,10 +1,45 @@
 """Imported first by the benchmarks that use the pipeline package: Python puts a script's folder
-first on sys.path, where ``bench/pipeline.py`` would hide the package; this takes the folder out."""
+first on sys.path, where ``bench/pipeline.py`` would hide the package; this takes the folder out.
+It also holds what several benchmarks share (it is importable before the folder goes)."""
 
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
+from typing import Self
+
+import psutil
 
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+
+
+class PeakMemory:
+    """Samples the summed RSS of this process and its children in a background thread."""
+
+    def __init__(self, interval_s: float = 0.02) -> None:
+        self.interval_s = interval_s
+        self.peak_bytes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for process in [me, *me.children(recursive=True)]:
+                try:
+                    total += process.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak_bytes = max(self.peak_bytes, total)
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()

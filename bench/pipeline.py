@@ -25,15 +25,13 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Self
 
 import benchpath
 import numpy as np
-import psutil
 import uproot
+from benchpath import PeakMemory
 
 from dqm import rawformat
 from dqm.config import load_settings
@@ -45,36 +43,6 @@ _spec = importlib.util.spec_from_file_location("bench_merge", benchpath.HERE / "
 assert _spec is not None and _spec.loader is not None
 merge = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(merge)
-
-
-class PeakMemory:
-    """Samples the summed RSS of this process and its children in a background thread."""
-
-    def __init__(self, interval_s: float = 0.02) -> None:
-        self.interval_s = interval_s
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for process in [me, *me.children(recursive=True)]:
-                try:
-                    total += process.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak_bytes = max(self.peak_bytes, total)
-            self._stop.wait(self.interval_s)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def _log(message: str) -> None:

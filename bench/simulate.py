@@ -13,44 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import threading
 import time
-from typing import Self
 
-import psutil
+from benchpath import PeakMemory
 
 from dqm.config import load_settings
 from dqm.simulator import SimulationConfig, simulate_run
-
-
-class PeakMemory:
-    """Samples the summed RSS of this process and its children in a background thread."""
-
-    def __init__(self, interval_s: float = 0.05) -> None:
-        self.interval_s = interval_s
-        self.peak_bytes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for process in [me, *me.children(recursive=True)]:
-                try:
-                    total += process.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak_bytes = max(self.peak_bytes, total)
-            self._stop.wait(self.interval_s)
-
-    def __enter__(self) -> Self:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def main() -> None:
@@ -74,7 +42,7 @@ def main() -> None:
             energy_mev=args.energy,
             n_jobs=args.jobs,
         )
-        with PeakMemory() as memory:
+        with PeakMemory(interval_s=0.05) as memory:
             start = time.perf_counter()
             result = simulate_run(config, settings, progress=True)
             elapsed = time.perf_counter() - start
