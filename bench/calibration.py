@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import benchpath  # noqa: F401  (first: bench/ leaves sys.path)
+import _benchpath  # noqa: F401  (first: bench/ leaves sys.path)
 import joblib
 import numpy as np
 

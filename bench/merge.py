@@ -34,7 +34,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import benchpath  # noqa: F401  (first: bench/ leaves sys.path)
+import _benchpath  # noqa: F401  (first: bench/ leaves sys.path)
 import numpy as np
 import uproot
 

@@ -28,10 +28,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import benchpath
+import _benchpath
 import numpy as np
 import uproot
-from benchpath import PeakMemory
+from _benchpath import PeakMemory
 
 from dqm import rawformat
 from dqm.config import load_settings
@@ -39,7 +39,7 @@ from dqm.simulator import SimulationConfig, simulate_run
 from pipeline.stages import calib, processing
 from pipeline.stages.reading import STEP_EVENTS
 
-_spec = importlib.util.spec_from_file_location("bench_merge", benchpath.HERE / "merge.py")
+_spec = importlib.util.spec_from_file_location("bench_merge", _benchpath.HERE / "merge.py")
 assert _spec is not None and _spec.loader is not None
 merge = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(merge)

@@ -15,7 +15,7 @@ import json
 import tempfile
 import time
 
-from benchpath import PeakMemory
+from _benchpath import PeakMemory
 
 from dqm.config import load_settings
 from dqm.simulator import SimulationConfig, simulate_run
