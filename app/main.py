@@ -63,7 +63,10 @@ class DQMApp(pn.viewable.Viewer):
         )
         self._main = pn.Column(sizing_mode="stretch_width")
         self._message = pn.pane.Alert(alert_type="warning", visible=False)
-        self._run_page: RunPage | None = None
+        # One component per page, built once and shown again as the URL changes.
+        self._runs_view = RecentRunsView(state=self.runs_state, on_select=self.open_run)
+        self._run_page = RunPage(state=self.run_state)
+        self._run_page.param.watch(lambda e: setattr(self, "tab", e.new), "tab")
         #: The component shown (RecentRunsView, RunPage or JobsView).
         self.view: pn.viewable.Viewer | None = None
         self.param.watch(self._route, ["page", "run", "tab"])
@@ -99,19 +102,19 @@ class DQMApp(pn.viewable.Viewer):
                     problems.append(self.run_state.message)
                     page = "runs"
                 else:
-                    self._run_page = RunPage(state=self.run_state, tab=tab)
-                    self._run_page.param.watch(lambda e: setattr(self, "tab", e.new), "tab")
+                    self._run_page.tab = tab
         self._message.object = " ".join(problems)
         self._message.visible = bool(problems)
-        if page == "run" and self._run_page is not None:
+        if page == "run":
             content: Any = self._run_page
         elif page == "jobs":
             self._refresh_jobs()
             content = self.jobs
         else:
-            content = RecentRunsView(state=self.runs_state, on_select=self.open_run)
-        self.view = content
-        self._main[:] = [self._message, content]
+            content = self._runs_view
+        if content is not self.view:  # another tab of the same run changes nothing here
+            self.view = content
+            self._main[:] = [self._message, content]
 
     def _retry_job(self, job_id: int) -> str:
         from dqm.errors import DQMError

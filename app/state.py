@@ -238,9 +238,6 @@ class RunState(param.Parameterized):
             for stage in ("calib", "rec")
         }
 
-    def stage_histograms(self, stage: str) -> list[StoredHistogram]:
-        return list(self.histograms.get(stage, []))
-
     def root_file(self) -> io.BytesIO:
         """The run exported as a ROOT file (``dqm export``), in memory."""
         from dqm.rootexport import export_run

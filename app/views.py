@@ -46,6 +46,13 @@ class RecentRunsView(pn.viewable.Viewer):
     on_select = param.Callable(default=None, doc="Called with a run id when a row is clicked.")
 
     def __panel__(self) -> pn.viewable.Viewable:
+        # Built once: shown again (back from another page), the view keeps its table and its
+        # one watcher on the state.
+        if getattr(self, "_layout", None) is None:
+            self._layout = self._build()
+        return self._layout
+
+    def _build(self) -> pn.viewable.Viewable:
         state = self.state
         self._table = pn.widgets.Tabulator(
             self._frame(),
@@ -190,6 +197,13 @@ class RunPage(pn.viewable.Viewer):
     on_open = param.Callable(default=None, doc="Called with a run id to open another run.")
 
     def __panel__(self) -> pn.viewable.Viewable:
+        # Built once for every run shown: opening another run or another tab updates the
+        # page's parts; it never builds the page again.
+        if getattr(self, "_layout", None) is None:
+            self._layout = self._build()
+        return self._layout
+
+    def _build(self) -> pn.viewable.Viewable:
         state = self.state
         self._tabs = pn.Tabs(
             ("Base", pn.panel(self._base)),
@@ -229,6 +243,9 @@ class RunPage(pn.viewable.Viewer):
             filename=f"run{state.run_id}.root",
             label="Download ROOT file",
             color="light",
+        )
+        state.param.watch(
+            lambda event: setattr(download, "filename", f"run{event.new}.root"), "run_id"
         )
         toolbar = pn.Row(
             pn.widgets.Checkbox.from_param(self.param.log_scale, label="Log scale"),
@@ -397,6 +414,11 @@ class JobsView(pn.viewable.Viewer):
     refresh = param.Callable(default=None, doc="Reads the jobs again.")
 
     def __panel__(self) -> pn.viewable.Viewable:
+        if getattr(self, "_layout", None) is None:
+            self._layout = self._build()
+        return self._layout
+
+    def _build(self) -> pn.viewable.Viewable:
         return pn.Column(
             pn.pane.Markdown(pn.bind(self._counts_text, self.param.counts)),
             pn.pane.Markdown("### Durations per stage (done jobs, seconds)"),

@@ -210,3 +210,20 @@ def test_a_refresh_reads_the_run_again_only_when_it_changed(source: Source) -> N
         assert calls and state.summary["comment"] == "changed behind the page's back"
     finally:
         del source.histograms
+
+
+def test_navigation_updates_the_page_shown_and_never_builds_it_again(source: Source) -> None:
+    app = DQMApp(source=source, refresh_s=0, page="run", run="102", tab="base")
+    page = app.view
+    layout = page.__panel__()
+    app.tab = "rec"  # another tab of the same run
+    assert app.view is page and page.__panel__() is layout and page._tabs.active == 2
+    app.run = "100"  # another run: the same page, the run's data
+    assert app.view is page and page.__panel__() is layout
+    assert app.run_state.summary["run_id"] == 100
+    app.page = "runs"
+    runs = app.view
+    runs_layout = runs.__panel__()
+    app.param.update(page="run", run="102")
+    app.page = "runs"
+    assert app.view is runs and runs.__panel__() is runs_layout
