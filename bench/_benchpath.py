@@ -4,6 +4,7 @@ It also holds what several benchmarks share (it is importable before the folder 
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 from pathlib import Path
@@ -43,3 +44,11 @@ class PeakMemory:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def print_figures(figures: dict) -> None:
+    """One figure a line, then all of them as one JSON object on the last line."""
+    width = max(map(len, figures))
+    for key, value in figures.items():
+        print(f"{key:>{width}}: {value}")
+    print(json.dumps(figures))

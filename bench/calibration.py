@@ -14,7 +14,6 @@ The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 import _benchpath  # noqa: F401  (first: bench/ leaves sys.path)
 import joblib
 import numpy as np
+from _benchpath import print_figures
 
 from dqm.config import load_settings
 from dqm.simulator import SimulationConfig, parse_fault, simulate_run
@@ -84,10 +84,7 @@ def main() -> None:
         "fit_s": round(fit_s, 1),
         "fit_events_per_s": round(fitted.n_events / fit_s),
     }
-    width = max(map(len, figures))
-    for key, value in figures.items():
-        print(f"{key:>{width}}: {value}")
-    print(json.dumps(figures))
+    print_figures(figures)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import statistics
 import subprocess
@@ -37,6 +36,7 @@ from typing import Any
 import _benchpath  # noqa: F401  (first: bench/ leaves sys.path)
 import numpy as np
 import uproot
+from _benchpath import print_figures
 
 from dqm import detector
 from dqm.config import load_settings
@@ -267,10 +267,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs of each (median)")
     args = parser.parse_args()
     figures = measure(args.files, repeat=args.repeat, log=_log)
-    width = max(map(len, figures))
-    for key, value in figures.items():
-        print(f"{key:>{width}}: {value}")
-    print(json.dumps(figures))
+    print_figures(figures)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import statistics
 import sys
 import tempfile
@@ -31,7 +30,7 @@ from pathlib import Path
 import _benchpath
 import numpy as np
 import uproot
-from _benchpath import PeakMemory
+from _benchpath import PeakMemory, print_figures
 
 from dqm import rawformat
 from dqm.config import load_settings
@@ -148,10 +147,7 @@ def main() -> None:
                 "ratio_merge_to_hadd": m["ratio_merge_to_hadd"],
             }
         )
-    width = max(map(len, figures))
-    for key, value in figures.items():
-        print(f"{key:>{width}}: {value}")
-    print(json.dumps(figures))
+    print_figures(figures)
 
 
 if __name__ == "__main__":
