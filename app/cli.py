@@ -10,6 +10,19 @@ import click
 
 log = logging.getLogger("dqm.dashboard")
 
+#: The OAuth providers that Panel can log in through.
+OAUTH_PROVIDERS = (
+    "generic",
+    "github",
+    "gitlab",
+    "google",
+    "azure",
+    "azurev2",
+    "okta",
+    "auth0",
+    "bitbucket",
+)
+
 
 @click.command("serve")
 @click.option("--port", type=click.IntRange(1, 65535), default=5006, show_default=True)
@@ -37,6 +50,37 @@ log = logging.getLogger("dqm.dashboard")
     help='JSON file of users and passwords ({"alice": "..."}): they may log in to save '
     "cut defaults, edit run comments and retry jobs; everyone else reads.",
 )
+@click.option(
+    "--oauth-provider",
+    type=click.Choice(OAUTH_PROVIDERS),
+    default=None,
+    envvar="DQM_OAUTH_PROVIDER",
+    help="Log in through this OAuth provider instead of a credentials file ('generic': the "
+    "provider's AUTHORIZE_URL, TOKEN_URL and USER_URL in --oauth-extra-params).",
+)
+@click.option(
+    "--oauth-key", envvar="DQM_OAUTH_KEY", default=None, help="The OAuth client id of the DQM."
+)
+@click.option(
+    "--oauth-secret",
+    envvar="DQM_OAUTH_SECRET",
+    default=None,
+    help="The OAuth client secret (better given as DQM_OAUTH_SECRET than on the command line).",
+)
+@click.option(
+    "--oauth-redirect-uri",
+    envvar="DQM_OAUTH_REDIRECT_URI",
+    default=None,
+    help="The address of the dashboard's /login page as the provider knows it "
+    "(default: the address the browser used).",
+)
+@click.option(
+    "--oauth-extra-params",
+    envvar="DQM_OAUTH_EXTRA_PARAMS",
+    default=None,
+    help='JSON object of the provider\'s settings, e.g. {"AUTHORIZE_URL": "...", "TOKEN_URL": '
+    '"...", "USER_URL": "...", "USER_KEY": "email"} for a generic provider.',
+)
 @click.option("--show/--no-show", default=False, help="Open a browser.")
 @click.pass_obj
 def serve(
@@ -46,6 +90,11 @@ def serve(
     refresh_s: float,
     session_lifetime_s: float,
     credentials: str | None,
+    oauth_provider: str | None,
+    oauth_key: str | None,
+    oauth_secret: str | None,
+    oauth_redirect_uri: str | None,
+    oauth_extra_params: str | None,
     show: bool,
 ) -> None:
     """Serve the dashboard: recent runs, run pages, the PMT map and the jobs."""
@@ -67,8 +116,16 @@ def serve(
     from app.main import create_app
 
     login: dict[str, Any] = {}
+    if credentials is not None and oauth_provider is not None:
+        raise InvalidValueError(
+            "give either --credentials or --oauth-provider: the dashboard has one way to log in."
+        )
     if credentials is not None:
         login = _login_options(credentials)
+    elif oauth_provider is not None:
+        login = _oauth_options(
+            oauth_provider, oauth_key, oauth_secret, oauth_redirect_uri, oauth_extra_params
+        )
 
     pn.extension("tabulator", sizing_mode="stretch_width", notifications=True)
 
@@ -139,11 +196,68 @@ def _release_memory(_session_context: Any) -> None:
         pass
 
 
+def _cookie_secret() -> str:
+    """The key that signs the login cookies: ``DQM_COOKIE_SECRET`` (logins then outlive a restart
+    of the server, and several servers can share them), or one for this run of the server."""
+    import os
+    import secrets
+
+    return os.environ.get("DQM_COOKIE_SECRET") or secrets.token_urlsafe(32)
+
+
+def _oauth_options(
+    provider: str,
+    key: str | None,
+    secret: str | None,
+    redirect_uri: str | None,
+    extra_params: str | None,
+) -> dict[str, Any]:
+    """Panel's OAuth login through ``provider``, with anonymous reading allowed."""
+    import json
+
+    from dqm.errors import InvalidValueError
+
+    missing = [
+        option for option, given in (("--oauth-key", key), ("--oauth-secret", secret)) if not given
+    ]
+    if missing:
+        raise InvalidValueError(
+            f"logging in through {provider} needs {' and '.join(missing)} "
+            "(the client id and secret that the provider gave the DQM)."
+        )
+    try:
+        extra = json.loads(extra_params) if extra_params else {}
+    except json.JSONDecodeError as exc:
+        raise InvalidValueError(f"--oauth-extra-params is not JSON: {exc}.") from None
+    if not isinstance(extra, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in extra.items()
+    ):
+        raise InvalidValueError(
+            '--oauth-extra-params must be a JSON object of strings, {"TOKEN_URL": "https://..."}.'
+        )
+    if provider == "generic":
+        needed = [name for name in ("AUTHORIZE_URL", "TOKEN_URL") if not extra.get(name)]
+        if needed:
+            raise InvalidValueError(
+                f"a generic OAuth provider needs {' and '.join(needed)} in --oauth-extra-params."
+            )
+    options: dict[str, Any] = {
+        "oauth_provider": provider,
+        "oauth_key": key,
+        "oauth_secret": secret,
+        "oauth_extra_params": extra,
+        "cookie_secret": _cookie_secret(),
+        "oauth_optional": True,
+    }
+    if redirect_uri:
+        options["oauth_redirect_uri"] = redirect_uri
+    return options
+
+
 def _login_options(credentials: str) -> dict[str, Any]:
     """Panel's basic authentication on the credentials file, with anonymous reading allowed."""
     import json
     import os
-    import secrets
 
     from dqm.errors import InvalidValueError
 
@@ -162,12 +276,10 @@ def _login_options(credentials: str) -> dict[str, Any]:
         )
     if os.stat(credentials).st_mode & 0o077:
         log.warning("%s can be read by other users of this machine: chmod 600 it", credentials)
-    # A cookie secret of this server's run (logins last until it restarts) unless one is given.
-    secret = os.environ.get("DQM_COOKIE_SECRET") or secrets.token_urlsafe(32)
     templates = Path(__file__).resolve().parent / "templates"
     return {
         "basic_auth": credentials,
-        "cookie_secret": secret,
+        "cookie_secret": _cookie_secret(),
         "oauth_optional": True,
         # pages of our own: Panel's load their logo from a CDN, which a control room may not reach
         "basic_login_template": str(templates / "login.html"),

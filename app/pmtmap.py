@@ -29,6 +29,7 @@ Example (in a notebook)::
 
 from __future__ import annotations
 
+import html
 import io
 from typing import Any
 
@@ -365,6 +366,19 @@ class PmtCuts(param.Parameterized):
         )
 
 
+#: Milliseconds from a cut step to the legend and flagged table following it, under a server.
+DETAILS_DELAY_MS = 250
+
+#: The look of Bootstrap's warning alert, for the cut warning.
+WARNING_STYLE = {
+    "color": "#664d03",
+    "background-color": "#fff3cd",
+    "border": "1px solid #ffecb5",
+    "border-radius": "0.375rem",
+    "padding": "0.6rem 1rem",
+}
+
+
 class PmtMap(pn.viewable.Viewer):
     """The PMT map of a run: cut sliders, live class counts, the map and the flagged PMTs.
 
@@ -437,8 +451,11 @@ class PmtMap(pn.viewable.Viewer):
         self._figure, self._pmt_renderer = self._make_figure(self._source)
         self._plot = pn.pane.Bokeh(self._figure, sizing_mode="stretch_width")
         self._controls = pn.Row(*self._sliders(), sizing_mode="stretch_width")
-        self._counts = pn.pane.HTML("", margin=(0, 10))
-        self._warning = pn.pane.Alert("", alert_type="warning", visible=False)
+        # The counts, and the warning when the cuts contradict each other, in one static text:
+        # one model change per cut step. (Not an HTML pane: Panel sends an HTML pane's style
+        # sheets again with every new text, and Bokeh then walks the whole document for new
+        # models, on every step.)
+        self._counts = pn.widgets.StaticText(value="", margin=(0, 10), sizing_mode="stretch_width")
         self._message = pn.pane.Alert("", alert_type="info", visible=False)
         self._table = pn.widgets.Tabulator(
             self.cuts.flagged(),
@@ -462,16 +479,18 @@ class PmtMap(pn.viewable.Viewer):
         colour_by = pn.widgets.RadioButtonGroup.from_param(self.param.colour_by)
         self._layout = pn.Column(
             self._controls,
-            pn.Row(self._counts, pn.HSpacer(), colour_by, sizing_mode="stretch_width"),
-            self._warning,
+            pn.Row(self._counts, colour_by, sizing_mode="stretch_width"),
             self._message,
             self._plot,
             self._flagged,
             sizing_mode="stretch_width",
         )
         self._shown = self._inputs(self.cuts)
+        self._details_due = False
+        self._details_scheduled = True  # shown at once, below
         self._apply_colour_by()
         self._show_outputs(table_changed=False)
+        self._show_details()
 
     def _sliders(self) -> list[pn.widgets.Widget]:
         cuts = self.cuts.param
@@ -652,18 +671,53 @@ class PmtMap(pn.viewable.Viewer):
         self._show_outputs(table_changed=bool(changed))
 
     def _show_outputs(self, *, table_changed: bool) -> None:
+        """What follows every cut step: the counts (and any warning) and the visibility of the
+        map; the legend and the flagged table follow through :meth:`_schedule_details`."""
         cuts = self.cuts
-        counts = {
+        counts = self._class_counts()
+        text = " · ".join(
+            f'<span style="color:{CLASS_COLOURS[name]}">●</span> '
+            f"{name.capitalize()} <b>{count:,}</b>"
+            for name, count in counts.items()
+        ) + (f" (of which {cuts.n_no_data:,} without statistics)" if cuts.n_no_data else "")
+        if cuts.cut_warning:
+            style = ";".join(f"{key}:{value}" for key, value in WARNING_STYLE.items())
+            text += (
+                f'<div class="cut-warning" style="{style}">{html.escape(cuts.cut_warning)}</div>'
+            )
+        self._counts.value = text
+        self._message.object = self._no_statistics_message()
+        self._message.visible = not cuts.has_statistics
+        self._plot.visible = self._flagged.visible = cuts.has_statistics
+        self._download.filename = self.csv_filename()
+        self._details_due = self._details_due or table_changed
+        self._schedule_details()
+        pn.io.push_notebook(self._plot)
+
+    def _class_counts(self) -> dict[str, int]:
+        cuts = self.cuts
+        return {
             "dead": cuts.n_dead,
             "hot": cuts.n_hot,
             "normal": cuts.n_normal,
             "other": cuts.n_other,
         }
-        self._counts.object = " · ".join(
-            f'<span style="color:{CLASS_COLOURS[name]}">●</span> '
-            f"{name.capitalize()} <b>{count:,}</b>"
-            for name, count in counts.items()
-        ) + (f" (of which {cuts.n_no_data:,} without statistics)" if cuts.n_no_data else "")
+
+    def _schedule_details(self) -> None:
+        """Bring the legend and the flagged table up to date: at once in a notebook or a script;
+        under a server, :data:`DETAILS_DELAY_MS` after a cut step, once for all the steps of a
+        slider's drag in that time, so that the counts and colours of each step go first."""
+        document = pn.state.curdoc
+        if document is None or document.session_context is None:
+            self._show_details()
+        elif not self._details_scheduled:
+            self._details_scheduled = True
+            document.add_timeout_callback(self._show_details, DETAILS_DELAY_MS)
+
+    def _show_details(self) -> None:
+        self._details_scheduled = False
+        cuts = self.cuts
+        counts = self._class_counts()
         low, high = cuts.normal_band
         rules = {
             "dead": f"< {_number(cuts.dead_cut)}",
@@ -673,14 +727,9 @@ class PmtMap(pn.viewable.Viewer):
         }
         for item, name in zip(self._legend_items, PMT_CLASSES, strict=True):
             item.label = value(f"{name} {counts[name]:,} ({rules[name]})")
-        self._warning.object = cuts.cut_warning
-        self._warning.visible = bool(cuts.cut_warning)
-        self._message.object = self._no_statistics_message()
-        self._message.visible = not cuts.has_statistics
-        self._plot.visible = self._flagged.visible = cuts.has_statistics
-        if table_changed:
+        if self._details_due:
+            self._details_due = False
             self._table.value = cuts.flagged()
-        self._download.filename = self.csv_filename()
         pn.io.push_notebook(self._plot)
 
     def _no_statistics_message(self) -> str:

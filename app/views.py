@@ -28,6 +28,12 @@ STATUS_COLOURS = {
 }
 
 
+#: Height of a row of the runs table, and of its header and footer together, in pixels (Panel's
+#: default Tabulator theme).
+TABLE_ROW_PX = 34
+TABLE_CHROME_PX = 85
+
+
 def _status_cell() -> HTMLTemplateFormatter:
     """The status cell: the status on its colour (the colour is a hidden column of the table).
 
@@ -68,6 +74,7 @@ class RecentRunsView(pn.viewable.Viewer):
                 "Status": _status_cell(),
             },
         )
+        self._keep_height()
         self._table.on_click(self._clicked)
         state.param.watch(lambda *_: self._update(), ["runs"])
         controls = pn.Row(
@@ -107,7 +114,30 @@ class RecentRunsView(pn.viewable.Viewer):
         )
 
     def _update(self) -> None:
-        self._table.value = self._frame()
+        frame, shown = self._frame(), self._table.value
+        if (
+            shown is not None
+            and len(frame) == len(shown) > 0
+            and list(frame.columns) == list(shown.columns)
+            and frame.index.equals(shown.index)
+        ):
+            # As many runs as before (the usual refresh: a status changed, or the newest runs
+            # moved up by one): the changed rows are patched in place. A new value would make
+            # the browser build the table again, and the page would jump back to its top.
+            changed = frame.astype(object).ne(shown.astype(object)).any(axis=1)
+            if changed.any():
+                self._table.patch(frame[changed])
+        else:
+            self._table.value = frame
+            self._keep_height()
+
+    def _keep_height(self) -> None:
+        """The table's height for the rows of a page, kept as its least height: Tabulator
+        empties and refills the table on every new value (and on a patch when the reader has
+        sorted it), and without this the page would shrink for a moment and the browser would
+        scroll it back to the top."""
+        rows = min(len(self._table.value), self._table.page_size or 0)
+        self._table.min_height = TABLE_CHROME_PX + rows * TABLE_ROW_PX
 
     def _clicked(self, event: Any) -> None:
         if self.on_select is not None and event.row is not None:

@@ -15,11 +15,15 @@ Figures (the last line is one JSON object):
   that page: the query and the new table on the server; and, in the browser, a run number typed in
   the search box until its row is the one shown.
 - ``events_2m_render_ms``: two million events' ρ² versus z drawn through Datashader (median).
-- ``p50_update_s`` / ``p95_update_s``: ``--sessions`` pages open on the PMT map at once, each moving
-  its slider 5 times, all moves sent before any is waited for: the time from the move to the new
-  classes in that page. All the browsers run on this machine, beside the server, each redrawing
-  17,612 markers in software: ``server_cpu_per_update_ms`` is the server's own CPU time per
-  update during the moves, the part of the latency that is the server's.
+- ``p50_update_s`` / ``p95_update_s``: ``--sessions`` sessions on the PMT map at once, each
+  moving its dead cut 5 times, all moves of a round sent before any is waited for: the time from
+  the move to the new classes in that session. The sessions speak Bokeh's websocket protocol from
+  this process (``bench/_bokehclient.py``: the whole document replicated and every patch
+  applied, as in a browser, but nothing drawn), on another core than the server, as each
+  shifter's browser runs on a machine of its own. ``server_cpu_per_update_ms`` is the server's
+  CPU time during those moves per update.
+- ``p95_update_browsers_here_s``: the same with ``--sessions`` Chromium pages, all drawing
+  17,612 markers in software on this machine's cores beside the server.
 - ``server_rss_baseline_mb``, ``server_rss_peak_mb``, ``server_rss_after_mb``,
   ``rss_after_to_baseline``: the server's memory after one session (baseline), with all sessions
   open, and once they are closed and the server has dropped them.
@@ -169,7 +173,8 @@ def filter_change_server_ms(database_url: str) -> float:
 class Server:
     def __init__(self, env: dict[str, str]) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.address = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.address}"
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "dqm"), "serve", "--port", str(self.port)]
             + ["--refresh", "10", "--session-lifetime", "5"],
@@ -231,15 +236,14 @@ def open_pmt_page(context, url: str, run_id: int):
 
 
 def concurrent_round(
-    browser, url: str, run_id: int, n: int, rounds: int, rss=lambda: 0.0, cpu=lambda: 0.0
-) -> tuple[list[float], float, float]:
+    browser, url: str, run_id: int, n: int, rounds: int, rss=lambda: 0.0
+) -> tuple[list[float], float]:
     """``n`` sessions on the PMT map, each moving its dead cut ``rounds`` times while the others
-    do; the latencies (s), the server's largest RSS (MB) and its CPU time (s) during the moves.
+    do; the latencies (s) and the server's largest RSS (MB).
     The sessions are closed after."""
     contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(n)]
     pages = [open_pmt_page(c, url, run_id) for c in contexts]
     peak = rss()
-    cpu_s = 0.0
     latencies: list[float] = []
     # Playwright's sync API drives the pages from one thread: every page's move is sent before
     # any is waited for, so that all the updates are in flight at once.
@@ -247,7 +251,6 @@ def concurrent_round(
         fraction = FRACTIONS[round_ % len(FRACTIONS)]
         before = [page.evaluate(DEAD_IN_BROWSER) for page in pages]
         grips = [grab(page) for page in pages]
-        cpu_start = cpu()
         started = []
         for page, (left, width, y) in zip(pages, grips, strict=True):
             started.append(time.perf_counter())
@@ -255,13 +258,51 @@ def concurrent_round(
         for page, t0, count in zip(pages, started, before, strict=True):
             page.wait_for_function(f"() => ({DEAD_IN_BROWSER})() !== {count}", polling=5)
             latencies.append(time.perf_counter() - t0)
-        cpu_s += cpu() - cpu_start
         for page in pages:
             page.mouse.up()
         peak = max(peak, rss())
     for context in contexts:
         context.close()
-    return latencies, peak, cpu_s
+    return latencies, peak
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[int(fraction * (len(ordered) - 1))]
+
+
+def protocol_sessions(server: Server, run_id: int, n: int) -> dict[str, float]:
+    """``n`` sessions speaking Bokeh's protocol from this process (``_bokehclient``), each
+    moving its dead cut 5 times while the others do; the server on one core and the sessions on
+    another, as a server and its shifters' machines would be. The latencies are those of the
+    server and the network; drawing the new colours adds ``slider_browser_ms`` less
+    ``slider_server_ms``."""
+    import asyncio
+
+    from _bokehclient import concurrent_cut_changes
+
+    cores = sorted(os.sched_getaffinity(0))
+    split = len(cores) >= 2
+    if split:
+        psutil.Process(server.process.pid).cpu_affinity([cores[0]])
+        os.sched_setaffinity(0, cores[1:])
+    try:
+        # One round first, for what the server does once per session (see the browser rounds).
+        asyncio.run(concurrent_cut_changes(server.address, run_id, n, FRACTIONS[:1]))
+        latencies, cpu_s = asyncio.run(
+            concurrent_cut_changes(server.address, run_id, n, FRACTIONS, cpu=server.cpu_s)
+        )
+    finally:
+        if split:
+            os.sched_setaffinity(0, cores)
+            psutil.Process(server.process.pid).cpu_affinity(cores)
+    return {
+        "p50_update_s": percentile(latencies, 0.5),
+        "p95_update_s": percentile(latencies, 0.95),
+        # The server's CPU time during the moves, per update: what it costs to serve one.
+        "server_cpu_per_update_ms": 1000 * cpu_s / len(latencies),
+        "server_and_sessions_on_separate_cores": float(split),
+    }
 
 
 def main() -> None:
@@ -320,36 +361,30 @@ def main() -> None:
                 concurrent_round(browser, server.url, run_id, args.sessions, rounds=1)
                 time.sleep(12)  # closed sessions are dropped after 5 s, checked every 2.5 s
                 figures["server_rss_baseline_mb"] = server.rss_mb()
-                latencies, peak, cpu_s = concurrent_round(
-                    browser,
-                    server.url,
-                    run_id,
-                    args.sessions,
-                    rounds=5,
-                    rss=server.rss_mb,
-                    cpu=server.cpu_s,
+                latencies, peak = concurrent_round(
+                    browser, server.url, run_id, args.sessions, rounds=5, rss=server.rss_mb
                 )
-                # The server's own CPU time per update: the share of the latency that is the
-                # server's, the rest being the browsers' (all on the same cores here, where each
-                # shifter's browser has a machine of its own).
-                figures["server_cpu_per_update_ms"] = 1000 * cpu_s / len(latencies)
                 figures["server_rss_peak_mb"] = peak
                 browser.close()
             latencies.sort()
-            figures["p50_update_s"] = statistics.median(latencies)
-            figures["p95_update_s"] = latencies[int(0.95 * (len(latencies) - 1))]
+            figures["p95_update_browsers_here_s"] = percentile(latencies, 0.95)
             time.sleep(12)
             figures["server_rss_after_mb"] = server.rss_mb()
             figures["rss_after_to_baseline"] = (
                 figures["server_rss_after_mb"] / figures["server_rss_baseline_mb"]
             )
+            figures.update(protocol_sessions(server, run_id, args.sessions))
         finally:
             server.close()
 
     print(
         f"recent runs with {args.runs:,} runs: first render {figures['runs_first_render_s']:.2f} s"
     )
-    print(f"{args.sessions} sessions: p95 update {figures['p95_update_s']:.2f} s")
+    print(
+        f"{args.sessions} sessions: p95 update {figures['p95_update_s']:.2f} s "
+        f"({figures['p95_update_browsers_here_s']:.2f} s with {args.sessions} Chromium pages "
+        "drawing on this machine's cores beside the server)"
+    )
     print(
         f"server memory: {figures['server_rss_baseline_mb']:.0f} MB before the sessions, "
         f"{figures['server_rss_peak_mb']:.0f} MB with {args.sessions}, "

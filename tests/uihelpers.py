@@ -61,3 +61,13 @@ def dashboard(
             except subprocess.TimeoutExpired:
                 process.kill()
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def copy_installation(env: dict[str, str], directory: Path) -> tuple[dict[str, str], str]:
+    """A copy of an installation's database in ``directory``, for a test that changes it: the
+    environment that points at the copy, and the copy's URL."""
+    import shutil
+
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(env["DQM_DATA_DIR"]) / "dqm.sqlite", directory / "dqm.sqlite")
+    return dict(env, DQM_DATA_DIR=str(directory)), f"sqlite:///{directory / 'dqm.sqlite'}"

@@ -73,7 +73,7 @@ def test_a_slider_recolours_the_existing_plot_without_rebuilding_it() -> None:
     assert view.__panel__() is layout and view.figure is figure and view.source is source
     assert np.count_nonzero(source.data["pmt_class"] == DEAD) == 40
     assert source.data["hit_rate"] is hit_rate_column  # only the class column is sent again
-    assert "Dead <b>40</b>" in view._counts.object
+    assert "Dead <b>40</b>" in view._counts.value
     assert len(view._table.value) == 48
     view.colour_by = "hit rate"
     assert view._pmt_renderer.glyph.fill_color.transform is view._rate_mapper

@@ -52,3 +52,66 @@ def test_a_port_in_use_and_bad_options(tmp_path: Path) -> None:
     for args in (["--port", "0"], ["--refresh", "-1"], ["--credentials", "/nonexistent.json"]):
         done = _serve(tmp_path, *args)
         assert done.returncode == 2 and "Traceback" not in done.stderr, args
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--oauth-provider", "generic"], "needs --oauth-key and --oauth-secret"),
+        (
+            [
+                "--oauth-provider",
+                "github",
+                "--oauth-key",
+                "k",
+                "--oauth-secret",
+                "s",
+                "--oauth-extra-params",
+                "{not json",
+            ],
+            "--oauth-extra-params is not JSON",
+        ),
+        (
+            [
+                "--oauth-provider",
+                "generic",
+                "--oauth-key",
+                "k",
+                "--oauth-secret",
+                "s",
+                "--oauth-extra-params",
+                '{"TOKEN_URL": "https://idp.example.org/token"}',
+            ],
+            "needs AUTHORIZE_URL in --oauth-extra-params",
+        ),
+        (
+            [
+                "--oauth-provider",
+                "github",
+                "--oauth-key",
+                "k",
+                "--oauth-secret",
+                "s",
+                "--oauth-extra-params",
+                '["a"]',
+            ],
+            "must be a JSON object of strings",
+        ),
+        (
+            ["--oauth-provider", "github", "--credentials", __file__],
+            "give either --credentials or --oauth-provider",
+        ),
+    ],
+)
+def test_bad_oauth_settings(tmp_path: Path, args: list[str], message: str) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    done = _serve(tmp_path, "--port", str(port), *args)
+    assert done.returncode == 2 and message in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_an_unknown_oauth_provider(tmp_path: Path) -> None:
+    done = _serve(tmp_path, "--oauth-provider", "myspace")
+    assert done.returncode == 2 and "myspace" in done.stderr and "Traceback" not in done.stderr
