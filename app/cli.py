@@ -132,10 +132,12 @@ def serve(
     from app.main import apps_in_memory
 
     def session() -> Any:
-        pn.state.on_session_destroyed(_release_memory)
+        pn.state.on_session_destroyed(_session_dropped)
         try:
             page = create_app(database_url, refresh_s, login=bool(login)).servable_template()
-            log.info("a session opened: %d dashboard sessions in memory", apps_in_memory())
+            log.info(
+                "a session opened: %d dashboard sessions in memory", apps_in_memory(collect=False)
+            )
             return page
         except Exception:  # one page must never show a traceback to a shifter
             log.exception("the dashboard could not be built for a session")
@@ -146,6 +148,14 @@ def serve(
             )
 
     _quiet_closed_connections()
+    _no_mathjax()
+    # What is loaded by now (Panel, Bokeh, pandas, the app's modules) stays for the server's
+    # life: out of the garbage collector's sight, a collection only walks the sessions' objects
+    # (a full one took 150 ms otherwise, stopping every session's updates meanwhile).
+    import gc
+
+    gc.collect()
+    gc.freeze()
     click.echo(f"DQM dashboard on http://{address}:{port}/  (Ctrl-C to stop)", err=True)
     pn.serve(
         {"/": session},
@@ -159,6 +169,16 @@ def serve(
         check_unused_sessions_milliseconds=int(max(1.0, min(session_lifetime_s / 2, 17.0)) * 1000),
         **login,
     )
+
+
+def _no_mathjax() -> None:
+    """The pages have no TeX: without this, Panel sends every browser Bokeh's MathJax bundle
+    (1.8 MB of JavaScript to parse, a quarter of what a page loads) as soon as a page holds a
+    Markdown or HTML pane."""
+    from panel.io import resources
+
+    if hasattr(resources, "_panel_use_mathjax"):
+        resources._panel_use_mathjax = lambda roots: False
 
 
 def _quiet_closed_connections() -> None:
@@ -182,13 +202,30 @@ def _quiet_closed_connections() -> None:
     loop.set_exception_handler(handler)
 
 
-def _release_memory(_session_context: Any) -> None:
-    """After a session is dropped: collect its objects and give the freed memory back to the
+#: Seconds from a session's drop to the collection of its memory (one for all the sessions that
+#: are dropped in that time).
+RELEASE_DELAY_S = 0.5
+_release_scheduled = False
+
+
+def _session_dropped(_session_context: Any) -> None:
+    global _release_scheduled
+    if not _release_scheduled:
+        from tornado.ioloop import IOLoop
+
+        _release_scheduled = True
+        IOLoop.current().call_later(RELEASE_DELAY_S, _release_memory)
+
+
+def _release_memory() -> None:
+    """After sessions are dropped: collect their objects and give the freed memory back to the
     system (glibc keeps freed heap memory for reuse otherwise, so the server would look as if it
     had kept every session it ever served)."""
     import ctypes
     import gc
 
+    global _release_scheduled
+    _release_scheduled = False
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)

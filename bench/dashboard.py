@@ -10,7 +10,10 @@ Figures (the last line is one JSON object):
 - ``slider_browser_ms``: in Chromium, from releasing the slider to the new counts on the page and
   the new classes in the browser's copy of the map (median of 10 moves).
 - ``runs_first_render_s``: a new browser page of the recent runs with ``--runs`` runs in the
-  database, from the request to the table's rows on the screen.
+  database, from the request to the table's rows on the screen (median of 5 pages).
+  ``panel_floor_first_render_s``: the same for a page of Panel alone, the same template and a
+  table of 50 runs from memory; ``ratio_runs_first_render_to_panel_floor`` the ratio (what the
+  DQM adds; the machine's speed mostly cancels).
 - ``filter_change_server_ms`` / ``filter_change_browser_ms``: choosing a run type and a status on
   that page: the query and the new table on the server; and, in the browser, a run number typed in
   the search box until its row is the one shown.
@@ -266,6 +269,67 @@ def concurrent_round(
     return latencies, peak
 
 
+def first_render_s(browser, url: str, text: str, loads: int = 5) -> float:
+    """Median of ``loads`` new pages (each in a new browser context, nothing cached): seconds from
+    the request to ``text`` in a table cell on the screen."""
+    times = []
+    for _ in range(loads):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        t0 = time.perf_counter()
+        page.goto(url)
+        page.locator(".tabulator-cell", has_text=text).first.wait_for()
+        times.append(time.perf_counter() - t0)
+        context.close()
+    return statistics.median(times)
+
+
+#: The floor under the recent-runs page: Panel's own server, the same template and a table of 50
+#: runs from memory, with nothing of the DQM.
+PANEL_FLOOR_APP = """
+import pandas as pd
+import panel as pn
+
+pn.extension("tabulator", sizing_mode="stretch_width", notifications=True)
+runs = pd.DataFrame({"Run": [str(r) for r in range(200_000, 199_950, -1)], "Type": "physics",
+                     "Status": "All Completed", "Events": 60_000, "Files": 1})
+pn.template.BootstrapTemplate(
+    title="floor", main=[pn.widgets.Tabulator(runs, pagination="local", page_size=25,
+                                              show_index=False, disabled=True)]
+).servable()
+"""
+
+
+def panel_floor_s(browser, env: dict[str, str]) -> float:
+    """:func:`first_render_s` of :data:`PANEL_FLOOR_APP` under ``panel serve``."""
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="dqm-bench-floor-") as tmp:
+        script = Path(tmp) / "floor.py"
+        script.write_text(PANEL_FLOOR_APP)
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "panel"), "serve", str(script)]
+            + ["--port", str(port), "--address", "127.0.0.1"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise SystemExit("panel serve did not start") from None
+                    time.sleep(0.2)
+            return first_render_s(browser, f"http://127.0.0.1:{port}/floor", "199999")
+        finally:
+            process.terminate()
+            process.wait(timeout=20)
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[int(fraction * (len(ordered) - 1))]
@@ -339,11 +403,15 @@ def main() -> None:
                 figures["slider_browser_ms"] = 1000 * statistics.median(times)
                 print(f"slider, browser: {figures['slider_browser_ms']:.0f} ms", flush=True)
 
+                newest = str(100_000 + args.runs - 1)
+                figures["runs_first_render_s"] = first_render_s(browser, server.url, newest)
+                figures["panel_floor_first_render_s"] = panel_floor_s(browser, data.env)
+                figures["ratio_runs_first_render_to_panel_floor"] = (
+                    figures["runs_first_render_s"] / figures["panel_floor_first_render_s"]
+                )
                 page = context.new_page()
-                t0 = time.perf_counter()
                 page.goto(server.url + "/")
-                page.get_by_text(str(100_000 + args.runs - 1), exact=True).first.wait_for()
-                figures["runs_first_render_s"] = time.perf_counter() - t0
+                page.get_by_text(newest, exact=True).first.wait_for()
                 search = page.get_by_placeholder("e.g. 10004")
                 times = []
                 for k in range(5):
