@@ -124,7 +124,8 @@ class RecentRunsView(pn.viewable.Viewer):
             # As many runs as before (the usual refresh: a status changed, or the newest runs
             # moved up by one): the changed rows are patched in place. A new value would make
             # the browser build the table again, and the page would jump back to its top.
-            changed = frame.astype(object).ne(shown.astype(object)).any(axis=1)
+            new, old = frame.astype(object), shown.astype(object)
+            changed = (new.ne(old) & ~(new.isna() & old.isna())).any(axis=1)
             if changed.any():
                 self._table.patch(frame[changed])
         else:

@@ -70,6 +70,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_port(process: subprocess.Popen, port: int, what: str) -> None:
+    """Until ``process`` accepts connections on ``port`` (a minute at most)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"{what} did not start") from None
+            time.sleep(0.2)
+
+
 def add_runs(database_url: str, n: int) -> None:
     """``n`` finished runs of three types and all statuses, one a minute before the demo's."""
     from dqm.db.models import Run, RunStatus
@@ -185,15 +198,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the dashboard server did not start") from None
-                time.sleep(0.2)
+        wait_for_port(self.process, self.port, "the dashboard server")
 
     def rss_mb(self) -> float:
         return psutil.Process(self.process.pid).memory_info().rss / 1e6
@@ -315,15 +320,7 @@ def panel_floor_s(browser, env: dict[str, str]) -> float:
             stderr=subprocess.DEVNULL,
         )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit("panel serve did not start") from None
-                    time.sleep(0.2)
+            wait_for_port(process, port, "panel serve")
             return first_render_s(browser, f"http://127.0.0.1:{port}/floor", "199999")
         finally:
             process.terminate()

@@ -171,6 +171,34 @@ def test_a_refresh_replaces_only_what_changed(source: Source) -> None:
     assert state.pmt is pmt and pmt.hit_rate is hit_rate
 
 
+def test_the_runs_table_patches_changed_rows_and_keeps_its_height(source: Source) -> None:
+    from app.views import RecentRunsView
+
+    runs = RecentRuns(source=source)
+    view = RecentRunsView(state=runs)
+    view.__panel__()
+    table = view._table
+    shown, height = table.value, table.min_height
+    assert len(shown) >= 2 and height > 0
+    patched: list[int] = []
+    patch = table.patch
+    # (Panel's patch calls itself again with a dict of columns: only the frames are ours.)
+    table.patch = lambda rows, **kw: (
+        patched.append(len(rows)) if hasattr(rows, "columns") else None,
+        patch(rows, **kw),
+    )
+    failed = runs.runs.copy()
+    failed.loc[1, "status"] = "Failed"
+    runs.runs = failed  # as many runs: the changed row is patched into the table shown
+    assert table.value is shown and list(table.value["Status"])[1] == "Failed"
+    assert table.min_height == height and patched == [1]
+    runs.runs = failed.copy()  # nothing new (NaN where NaN was): nothing patched
+    assert table.value is shown and patched == [1]
+    runs.runs = failed.iloc[:1]  # fewer runs: a new table, and the height follows
+    assert table.value is not shown and len(table.value) == 1
+    assert table.min_height < height
+
+
 def test_jobs_page_figures(source: Source) -> None:
     assert source.job_durations().empty  # no job has run in this database
     assert set(source.recent_failures().columns) >= {"job", "kind", "error"}
