@@ -45,18 +45,25 @@ def _status_cell() -> HTMLTemplateFormatter:
     )
 
 
-class RecentRunsView(pn.viewable.Viewer):
+class _BuiltOnce(pn.viewable.Viewer):
+    """A view whose layout is built on first display by ``_build`` and shown again afterwards:
+    opening another run, tab or page updates its parts and never builds it again (nor adds
+    another watcher on the state)."""
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        if getattr(self, "_layout", None) is None:
+            self._layout = self._build()
+        return self._layout
+
+    def _build(self) -> pn.viewable.Viewable:
+        raise NotImplementedError
+
+
+class RecentRunsView(_BuiltOnce):
     """The recent-runs page: search mode, filters, the colour-coded table; a click opens a run."""
 
     state = param.ClassSelector(class_=RecentRuns, doc="The runs and their filters.")
     on_select = param.Callable(default=None, doc="Called with a run id when a row is clicked.")
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        # Built once: shown again (back from another page), the view keeps its table and its
-        # one watcher on the state.
-        if getattr(self, "_layout", None) is None:
-            self._layout = self._build()
-        return self._layout
 
     def _build(self) -> pn.viewable.Viewable:
         state = self.state
@@ -219,20 +226,13 @@ def event_density(events: pd.DataFrame, x: str, y: str, log: bool) -> hv.Dynamic
     )
 
 
-class RunPage(pn.viewable.Viewer):
+class RunPage(_BuiltOnce):
     """A run: Base (status, times, files, provenance), Calib and Rec histograms, PMT info."""
 
     state = param.ClassSelector(class_=RunState, doc="The run shown.")
     tab = param.Selector(objects=["base", "calib", "rec", "pmt"], default="base", doc="Tab.")
     log_scale = param.Boolean(default=False, doc="Log scale on the histograms.")
     on_open = param.Callable(default=None, doc="Called with a run id to open another run.")
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        # Built once for every run shown: opening another run or another tab updates the
-        # page's parts; it never builds the page again.
-        if getattr(self, "_layout", None) is None:
-            self._layout = self._build()
-        return self._layout
 
     def _build(self) -> pn.viewable.Viewable:
         state = self.state
@@ -432,7 +432,7 @@ class RunPage(pn.viewable.Viewer):
         return pn.Row(*row, sizing_mode="stretch_width")
 
 
-class JobsView(pn.viewable.Viewer):
+class JobsView(_BuiltOnce):
     """Counts of jobs per state and the latest failures with their reasons."""
 
     counts = param.Dict(default={}, doc="Jobs per state.")
@@ -443,11 +443,6 @@ class JobsView(pn.viewable.Viewer):
     failures = param.DataFrame(default=pd.DataFrame(), doc="Latest failed jobs.")
     durations = param.DataFrame(default=pd.DataFrame(), doc="Run time of done jobs per kind.")
     refresh = param.Callable(default=None, doc="Reads the jobs again.")
-
-    def __panel__(self) -> pn.viewable.Viewable:
-        if getattr(self, "_layout", None) is None:
-            self._layout = self._build()
-        return self._layout
 
     def _build(self) -> pn.viewable.Viewable:
         return pn.Column(

@@ -22,6 +22,12 @@ def _serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
@@ -33,10 +39,7 @@ def _serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 def test_a_bad_credentials_file(tmp_path: Path, content: str, message: str) -> None:
     credentials = tmp_path / "users.json"
     credentials.write_text(content)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    done = _serve(tmp_path, "--port", str(port), "--credentials", str(credentials))
+    done = _serve(tmp_path, "--port", str(_free_port()), "--credentials", str(credentials))
     assert done.returncode == 2 and message in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
@@ -54,47 +57,24 @@ def test_a_port_in_use_and_bad_options(tmp_path: Path) -> None:
         assert done.returncode == 2 and "Traceback" not in done.stderr, args
 
 
+#: A client id and secret, so that only the setting under test is wrong.
+CLIENT = ["--oauth-key", "k", "--oauth-secret", "s"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--oauth-provider", "generic"], "needs --oauth-key and --oauth-secret"),
         (
-            [
-                "--oauth-provider",
-                "github",
-                "--oauth-key",
-                "k",
-                "--oauth-secret",
-                "s",
-                "--oauth-extra-params",
-                "{not json",
-            ],
+            ["--oauth-provider", "github", *CLIENT, "--oauth-extra-params", "{not json"],
             "--oauth-extra-params is not JSON",
         ),
         (
-            [
-                "--oauth-provider",
-                "generic",
-                "--oauth-key",
-                "k",
-                "--oauth-secret",
-                "s",
-                "--oauth-extra-params",
-                '{"TOKEN_URL": "https://idp.example.org/token"}',
-            ],
+            ["--oauth-provider", "generic", *CLIENT, "--oauth-extra-params", '{"TOKEN_URL": "x"}'],
             "needs AUTHORIZE_URL in --oauth-extra-params",
         ),
         (
-            [
-                "--oauth-provider",
-                "github",
-                "--oauth-key",
-                "k",
-                "--oauth-secret",
-                "s",
-                "--oauth-extra-params",
-                '["a"]',
-            ],
+            ["--oauth-provider", "github", *CLIENT, "--oauth-extra-params", '["a"]'],
             "must be a JSON object of strings",
         ),
         (
@@ -104,10 +84,7 @@ def test_a_port_in_use_and_bad_options(tmp_path: Path) -> None:
     ],
 )
 def test_bad_oauth_settings(tmp_path: Path, args: list[str], message: str) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    done = _serve(tmp_path, "--port", str(port), *args)
+    done = _serve(tmp_path, "--port", str(_free_port()), *args)
     assert done.returncode == 2 and message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
