@@ -84,14 +84,18 @@ def _text(max_length: int = 255) -> Callable[[str, Any], str]:
     return check
 
 
-def _time(name: str, value: Any) -> str:
+def _time(name: str, value: Any) -> dt.datetime:
+    """An ISO 8601 time string, parsed once here into a naive UTC datetime."""
     if not isinstance(value, str):
         raise MessageError(f"field {name!r} must be an ISO 8601 time string, got {value!r}.")
     try:
-        parsed = parse_time(value, what=name)
+        return parse_time(value, what=name)
     except DQMError as exc:
         raise MessageError(f"field {name!r}: {exc}") from None
-    return parsed.isoformat()
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
 def _run_type(name: str, value: Any) -> str:
@@ -145,14 +149,14 @@ class Message:
     Attributes:
         type: ``run_start``, ``file_ready`` or ``run_end``.
         message_id: unique id given by the sender.
-        fields: the type's fields, validated and normalised (times as ISO strings in UTC).
+        fields: the type's fields, validated and normalised (times as naive UTC datetimes).
         sent_at: when the sender sent it (UTC), if it said.
     """
 
     type: str
     message_id: str
     fields: Mapping[str, Any]
-    sent_at: str | None = None
+    sent_at: dt.datetime | None = None
 
     @property
     def run_id(self) -> int:
@@ -165,8 +169,8 @@ class Message:
             "type": self.type,
         }
         if self.sent_at is not None:
-            body["sent_at"] = self.sent_at
-        body.update(self.fields)
+            body["sent_at"] = _json_value(self.sent_at)
+        body.update({name: _json_value(value) for name, value in self.fields.items()})
         return body
 
     def to_json(self) -> str:
@@ -195,7 +199,7 @@ def make(type_: str, *, message_id: str | None = None, **fields: Any) -> Message
     for name, value in fields.items():
         if value is None:
             continue
-        body[name] = value.isoformat() if isinstance(value, dt.datetime) else value
+        body[name] = _json_value(value)
     return parse_dict(body)
 
 

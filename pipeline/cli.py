@@ -47,6 +47,14 @@ from pipeline.server import JobServer, ServerOptions
     help="Attempts before a job is FAILED.",
 )
 @click.option(
+    "--max-interruptions",
+    type=click.IntRange(min=1),
+    default=10,
+    show_default=True,
+    help="Times a job's job server may vanish (kill -9, OOM) before the job is FAILED; "
+    "they use up no attempt.",
+)
+@click.option(
     "--retry-base",
     "retry_base_s",
     type=click.FloatRange(min=0),

@@ -5,7 +5,8 @@ the first time) it passes the point ``name``, exactly as a power cut or ``kill -
 in production) a failpoint costs one dictionary lookup.
 
 Points: ``intake:after-commit`` (message recorded, not yet acknowledged), ``submit:after-commit``
-(job SUBMITTED, not yet handed to the executor), ``complete:after-commit`` (a job DONE and its merge
+(job SUBMITTED, not yet handed to the executor), ``submit:after-handoff`` (the job out with a
+worker), ``complete:after-commit`` (a job DONE and its merge
 job created, the merge not yet run), ``complete:before-commit`` (results computed, not yet stored).
 """
 

@@ -9,6 +9,7 @@ it again, and the second delivery is recognised as a duplicate.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
@@ -17,9 +18,10 @@ from sqlalchemy.orm import Session
 
 from dqm import messages, rawformat
 from dqm.db import queries
-from dqm.db.models import File, FileState, JobState, MessageOutcome, Run
+from dqm.db.models import FileState, JobState, MessageOutcome, Run
+from dqm.db.queries import Retry, transition_job
 from dqm.errors import DQMError
-from dqm.times import parse_time, utcnow
+from dqm.times import utcnow
 from pipeline import jobs
 
 log = logging.getLogger("dqm.intake")
@@ -139,7 +141,7 @@ def _apply(session: Session, message: messages.Message, context: jobs.Context) -
             run_id=run_id,
             run_type=fields["run_type"],
             detector=fields["detector"],
-            start_time=parse_time(fields["start_time"]),
+            start_time=fields["start_time"],
             comment=comment,
         )
         return
@@ -156,7 +158,7 @@ def _file_ready(
     session: Session, run: Run, message: messages.Message, context: jobs.Context
 ) -> None:
     fields = message.fields
-    existing = session.query(File).filter_by(run_id=run.run_id, seq=fields["seq"]).one_or_none()
+    existing = queries.find_file(session, run_id=run.run_id, seq=fields["seq"])
     if existing is not None and existing.uri:
         raise Duplicate(f"run {run.run_id} already has file {fields['seq']} ({existing.uri}).")
     try:
@@ -178,7 +180,7 @@ def _file_ready(
             session, run_id=run.run_id, kind=jobs.PROCESS_FILE.name, limit=None
         ):
             if job.file_id == existing.id and job.state == JobState.TOCHECK:
-                job.state, job.error, job.attempts, job.finished_at = JobState.TODO, None, 0, None
+                transition_job(session, job, JobState.TODO, "its file arrived", retry=Retry.FRESH)
         return
     file = queries.add_file(
         session,
@@ -195,7 +197,7 @@ def _file_ready(
 def _run_end(session: Session, run: Run, message: messages.Message, context: jobs.Context) -> None:
     if run.end_time is not None:
         raise Duplicate(f"run {run.run_id} has already ended.")
-    end_time = parse_time(message.fields["end_time"])
+    end_time: dt.datetime = message.fields["end_time"]
     if end_time < run.start_time:
         raise Rejected(
             f"run {run.run_id}: end time {end_time:%Y-%m-%d %H:%M:%S} is before its start time "

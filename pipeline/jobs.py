@@ -123,9 +123,7 @@ def create_jobs(
 
 def _file_of(session: Session, job: Job) -> File:
     assert job.file_id is not None
-    file = session.get(File, job.file_id)
-    assert file is not None
-    return file
+    return queries.get_file(session, job.file_id)
 
 
 class NoCalibration(DQMError):
@@ -252,7 +250,6 @@ def _complete_process_file(
     )
     if result.events:
         queries.save_event_table(session, run_id=job.run_id, file_id=file.id, columns=result.events)
-    file.state = FileState.DONE
     if file.n_events is None:
         file.n_events = result.n_read
 

@@ -61,12 +61,11 @@ class RunStatus(enum.StrEnum):
 class FileState(enum.StrEnum):
     """Life of a raw file, from its announcement to its processing."""
 
-    ANNOUNCED = "announced"  # file_ready received, availability not yet checked
-    AVAILABLE = "available"  # present under a raw root with the announced size and checksum
-    PROCESSING = "processing"
+    ANNOUNCED = "announced"  # file_ready received; its job waits to be (re)submitted
+    PROCESSING = "processing"  # its job is out with a worker
     DONE = "done"
-    FAILED = "failed"
-    MISSING = "missing"  # announced but never delivered (or checksum never matched)
+    FAILED = "failed"  # its job failed after its retries, or cannot succeed
+    MISSING = "missing"  # never delivered, never announced, or its job never reported: to check
 
 
 class JobState(enum.StrEnum):
@@ -191,7 +190,9 @@ class Job(Base):
         ForeignKey("files.id", ondelete="CASCADE"), nullable=True
     )
     state: Mapped[JobState] = mapped_column(EnumString(JobState), default=JobState.TODO)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # tries that ended, or are out
+    # times its job server vanished while it was out (they use up no attempt; see transition_job)
+    interruptions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     worker: Mapped[str | None] = mapped_column(String(128), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     not_before: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)  # retry backoff

@@ -1,10 +1,11 @@
-"""kill -9 the job server at many moments while a 10-file run is processed; restart it; every file
-is processed exactly once, no message is lost, and the run's histograms are those of an
-uninterrupted run."""
+"""kill -9 the job server at many moments while a run is processed; restart it; every file is
+processed exactly once, no message is lost, and the run's histograms are those of an uninterrupted
+run. A restart costs no attempt: only a job whose job servers keep vanishing ends FAILED."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import random
 import signal
@@ -31,10 +32,108 @@ CRASH_POINTS = [
     "submit:after-commit@3",
 ]
 
+RUN = 600
+
+
+class Crashed:
+    """A run simulated twice: processed without interruption (the reference) and announced on a
+    broker for job servers that will be killed."""
+
+    def __init__(self, tmp_path: Path, broker_url: tuple[str, str], n_files: int) -> None:
+        reference_db = f"sqlite:///{tmp_path / 'reference.sqlite'}"
+        crashed_db = f"sqlite:///{tmp_path / 'crashed.sqlite'}"
+        for url in (reference_db, crashed_db):
+            migrate.upgrade(url)
+        self.reference = make_settings(tmp_path / "reference", reference_db)
+        self.settings = make_settings(tmp_path / "crashed", crashed_db, *broker_url)
+        self.sent: list[str] = []
+
+        def capture(*items):
+            self.sent.extend(m.message_id for m in items)
+            broker.publish(self.settings, *items)
+
+        from dqm.simulator import SimulationConfig, simulate_run
+
+        simulate(self.reference, RUN, n_files=n_files, events=150, seed=11)
+        config = SimulationConfig(
+            run_id=RUN,
+            n_files=n_files,
+            events_per_file=150,
+            seed=11,
+            n_jobs=1,
+            start_time=dt.datetime(2026, 11, 1, 8, 0),
+        )
+        simulate_run(config, self.settings, notify=True, progress=False, publish=capture)
+        run_server(self.reference)
+        self.n_files = n_files
+        self.env = {
+            **os.environ,
+            "DQM_DATA_DIR": str(self.settings.data_dir),
+            "DQM_DATABASE_URL": crashed_db,
+            "DQM_BROKER_URL": self.settings.broker_url,
+            "DQM_BROKER_QUEUE": self.settings.broker_queue,
+        }
+        self.env.pop("DQM_CONFIG", None)
+        self.log = tmp_path / "jobserver.log"
+
+    def server(self, **kwargs) -> int:
+        return dqm_jobserver(self.env, self.log, **kwargs)
+
+    def finish(self) -> None:
+        """A clean run (or a few) finishes the work."""
+        for _ in range(3):
+            assert self.server() == 0
+            with session(self.settings) as s:
+                if queries.get_run(s, RUN).status is RunStatus.ALL_COMPLETED:
+                    break
+
+    def check_as_uninterrupted(self) -> None:
+        """Every file DONE exactly once, every message accepted once, histograms as uninterrupted."""
+        with session(self.settings) as s, session(self.reference) as r:
+            assert queries.get_run(s, RUN).status is RunStatus.ALL_COMPLETED
+            process_jobs = queries.list_jobs(s, run_id=RUN, kind="process_file", limit=None)
+            files = queries.files_of_run(s, RUN)
+            assert sorted(j.file_id for j in process_jobs) == sorted(f.id for f in files)
+            assert {j.state for j in process_jobs} == {JobState.DONE}
+            # Every message that was sent is recorded as accepted exactly once.
+            accepted = queries.messages(s, outcome=MessageOutcome.ACCEPTED, limit=None)
+            assert sorted(m.message_id for m in accepted) == sorted(self.sent)
+            assert not queries.messages(s, outcome=MessageOutcome.REJECTED)
+
+            # The histograms are those of the uninterrupted run, file by file and merged, and
+            # each is stored once.
+            def contents(session, file_id):
+                rows = queries.histogram_rows(session, run_id=RUN, file_id=file_id)
+                stored = {(h.stage, h.name): (h.values, h.variances, h.axes) for h in rows}
+                assert len(stored) == len(rows)
+                return stored
+
+            for f, g in zip(files, queries.files_of_run(r, RUN), strict=True):
+                assert contents(s, f.id) == contents(r, g.id)
+            assert contents(s, None) == contents(r, None)
+            (merged,) = queries.histogram_rows(s, run_id=RUN, names=["nhits"])
+            assert merged.provenance["n_files"] == self.n_files
+            assert merged.provenance["events_used"] == 150 * self.n_files
+            np.testing.assert_array_equal(
+                queries.pmt_arrays(queries.pmt_stats_row(s, run_id=RUN))["charge_sum"],
+                queries.pmt_arrays(queries.pmt_stats_row(r, run_id=RUN))["charge_sum"],
+            )
+        # Nothing is left on the embedded broker, taken or not.
+        if self.settings.broker_url.startswith("filesystem"):
+            queues = self.settings.broker_dir / "queues"
+            assert not [p for p in queues.iterdir() if p.name.endswith(".msg")]
+            assert not list((self.settings.broker_dir / "unacked").iterdir())
+
 
 def dqm_jobserver(
-    env: dict[str, str], log: Path, failpoints: str = "", kill_after_s: float | None = None
+    env: dict[str, str],
+    log: Path,
+    failpoints: str = "",
+    kill_after_s: float | None = None,
+    extra: tuple[str, ...] = (),
 ) -> int:
+    """Run ``dqm jobserver --once`` (with the default attempts and interruptions) until it stops,
+    dies at a failpoint, or is killed with SIGKILL after ``kill_after_s``; its return code."""
     command = [
         str(Path(sys.executable).parent / "dqm"),
         "jobserver",
@@ -47,10 +146,7 @@ def dqm_jobserver(
         "0.2",
         "--lease",
         "5",
-        # Ten kills fall on a ten-file run: the same job may be out with three servers that die,
-        # which the default policy (3 attempts) rightly takes for a job that kills its server.
-        "--max-attempts",
-        "20",
+        *extra,
     ]
     with log.open("ab") as out:
         process = subprocess.Popen(
@@ -79,84 +175,36 @@ def dqm_jobserver(
 
 @pytest.mark.slow
 def test_kill_9_at_any_moment_loses_nothing(tmp_path: Path, broker_url: tuple[str, str]) -> None:
-    reference_db = f"sqlite:///{tmp_path / 'reference.sqlite'}"
-    crashed_db = f"sqlite:///{tmp_path / 'crashed.sqlite'}"
-    for url in (reference_db, crashed_db):
-        migrate.upgrade(url)
-    reference = make_settings(tmp_path / "reference", reference_db)
-    crashed = make_settings(tmp_path / "crashed", crashed_db, *broker_url)
-
-    sent: list[str] = []
-
-    def capture(*items):
-        sent.extend(m.message_id for m in items)
-        broker.publish(crashed, *items)
-
-    from dqm.simulator import SimulationConfig, simulate_run
-
-    simulate(reference, 600, n_files=10, events=150, seed=11)
-    config = SimulationConfig(
-        run_id=600,
-        n_files=10,
-        events_per_file=150,
-        seed=11,
-        n_jobs=1,
-        start_time=__import__("datetime").datetime(2026, 11, 1, 8, 0),
-    )
-    simulate_run(config, crashed, notify=True, progress=False, publish=capture)
-    run_server(reference)
-
-    env = {
-        **os.environ,
-        "DQM_DATA_DIR": str(crashed.data_dir),
-        "DQM_DATABASE_URL": crashed_db,
-        "DQM_BROKER_URL": crashed.broker_url,
-        "DQM_BROKER_QUEUE": crashed.broker_queue,
-    }
-    env.pop("DQM_CONFIG", None)
+    run = Crashed(tmp_path, broker_url, n_files=10)
     killed = 0
-    log = tmp_path / "jobserver.log"
     for point in CRASH_POINTS:
-        killed += dqm_jobserver(env, log, failpoints=point) == -signal.SIGKILL
+        killed += run.server(failpoints=point) == -signal.SIGKILL
     rng = random.Random(5)
     for _ in range(3):
-        killed += dqm_jobserver(env, log, kill_after_s=rng.uniform(1.5, 3.5)) == -signal.SIGKILL
+        killed += run.server(kill_after_s=rng.uniform(1.5, 3.5)) == -signal.SIGKILL
     assert killed >= 5, "the crash points must actually have been hit"
-    for _ in range(3):  # a clean run (or a few) finishes the work
-        assert dqm_jobserver(env, log) == 0
-        with session(crashed) as s:
-            if queries.get_run(s, 600).status is RunStatus.ALL_COMPLETED:
-                break
+    run.finish()
+    run.check_as_uninterrupted()
 
-    with session(crashed) as s, session(reference) as r:
-        assert queries.get_run(s, 600).status is RunStatus.ALL_COMPLETED
-        process_jobs = queries.list_jobs(s, run_id=600, kind="process_file", limit=None)
-        assert sorted(j.file_id for j in process_jobs) == sorted(
-            f.id for f in queries.files_of_run(s, 600)
-        )
-        assert {j.state for j in process_jobs} == {JobState.DONE}
-        # Every message that was sent is recorded as accepted exactly once.
-        accepted = queries.messages(s, outcome=MessageOutcome.ACCEPTED, limit=None)
-        assert sorted(m.message_id for m in accepted) == sorted(sent)
-        assert not queries.messages(s, outcome=MessageOutcome.REJECTED)
 
-        # The histograms are those of the uninterrupted run, file by file and merged.
-        def contents(session, file_id):
-            return {
-                (h.stage, h.name): (h.values, h.variances, h.axes)
-                for h in queries.histogram_rows(session, run_id=600, file_id=file_id)
-            }
-
-        for f, g in zip(queries.files_of_run(s, 600), queries.files_of_run(r, 600), strict=True):
-            assert contents(s, f.id) == contents(r, g.id)
-        assert contents(s, None) == contents(r, None)
-        (merged,) = queries.histogram_rows(s, run_id=600, names=["nhits"])
-        assert merged.provenance["n_files"] == 10 and merged.provenance["events_used"] == 1500
-        np.testing.assert_array_equal(
-            queries.pmt_arrays(queries.pmt_stats_row(s, run_id=600))["charge_sum"],
-            queries.pmt_arrays(queries.pmt_stats_row(r, run_id=600))["charge_sum"],
-        )
-    # Nothing is left on the embedded broker, taken or not.
-    if crashed.broker_url.startswith("filesystem"):
-        assert not [p for p in (crashed.broker_dir / "queues").iterdir() if p.name.endswith(".msg")]
-        assert not list((crashed.broker_dir / "unacked").iterdir())
+@pytest.mark.slow
+def test_repeated_kills_with_the_same_job_out_cost_no_attempt(
+    tmp_path: Path, broker_url: tuple[str, str]
+) -> None:
+    """The same job out with four job servers that die (more than its three attempts), then five
+    kills at random moments 1.5-6 s apart: every file DONE once, as if uninterrupted."""
+    run = Crashed(tmp_path, broker_url, n_files=8)
+    for _ in range(4):  # each new server submits the orphan first, and dies with it out
+        assert run.server(failpoints="submit:after-handoff@1") == -signal.SIGKILL
+    with session(run.settings) as s:
+        (first,) = [j for j in queries.list_jobs(s, run_id=RUN, limit=None) if j.interruptions]
+        assert first.interruptions == 3 and first.state in (JobState.SUBMITTED, JobState.RUNNING)
+    rng = random.Random(8)
+    for _ in range(5):
+        run.server(kill_after_s=rng.uniform(1.5, 6.0))
+    run.finish()
+    run.check_as_uninterrupted()
+    with session(run.settings) as s:
+        job = queries.get_job(s, first.id)
+        assert job.state is JobState.DONE and job.interruptions >= 4
+        assert job.attempts <= 3

@@ -23,6 +23,7 @@ from dqm.db import queries
 from dqm.db.models import FileState, Job, JobState, RunStatus
 from dqm.times import utcnow
 from pipeline import jobs
+from pipeline import scheduler as scheduler_module
 from pipeline.server import JobServer, ServerOptions
 
 
@@ -167,7 +168,7 @@ def test_kinds() -> Iterator[dict[str, Any]]:
         jobs.REGISTRY.pop(name, None)
 
 
-def test_retries_with_exponential_backoff(settings, test_kinds) -> None:
+def test_retries_with_exponential_backoff(settings, test_kinds, monkeypatch) -> None:
     jobs.register(test_kinds["kinds"]["test_flaky"])
     test_kinds["seen"]["argument"] = {"succeed_on": 3}
     result = simulate(settings, 23, n_files=1, events=20)
@@ -177,14 +178,14 @@ def test_retries_with_exponential_backoff(settings, test_kinds) -> None:
         __import__("helpers").shared_executor(),
         ServerOptions(retry_base_s=0.3, poll_s=0.05, max_attempts=3),
     )
-    original = server._transition
+    original = scheduler_module.transition_job
 
-    def spy(job, state, note=""):
+    def spy(session, job, state, *args, **kwargs):
         if job.kind == "test_flaky" and state is JobState.SUBMITTED:
             times.append(utcnow())
-        original(job, state, note)
+        original(session, job, state, *args, **kwargs)
 
-    server._transition = spy  # type: ignore[method-assign]
+    monkeypatch.setattr(scheduler_module, "transition_job", spy)
     server.run(once=False, max_seconds=8)
     with session(settings) as s:
         (job,) = queries.list_jobs(s, run_id=23, kind="test_flaky")
@@ -272,8 +273,27 @@ def test_jobs_of_a_vanished_job_server_are_resubmitted(settings) -> None:
     run_server(settings)
     with session(settings) as s:
         job = queries.get_job(s, first.id)
-        assert job.state is JobState.DONE and job.attempts == 2
+        # The vanished server's attempt is given back; its interruption is counted instead.
+        assert job.state is JobState.DONE and job.attempts == 1 and job.interruptions == 1
         assert queries.get_run(s, 26).status is RunStatus.ALL_COMPLETED
+
+
+def test_a_job_whose_job_servers_keep_vanishing_ends_failed(settings) -> None:
+    simulate(settings, 30, n_files=1, events=20)
+    run_server(settings)
+    with session(settings) as s:
+        (job,) = queries.list_jobs(s, run_id=30, kind="process_file")
+        # Out with a job server long gone, whose predecessors vanished twice with it out already.
+        job = s.get(Job, job.id)
+        job.state, job.worker, job.attempts = JobState.RUNNING, f"{os.uname().nodename}:999999", 1
+        job.interruptions = 2
+    run_server(settings, max_interruptions=3)
+    with session(settings) as s:
+        job = queries.get_job(s, job.id)
+        assert job.state is JobState.FAILED and job.interruptions == 3 and job.attempts == 0
+        assert "vanished 3 times while it was out" in job.error
+        assert queries.files_of_run(s, 30)[0].state is FileState.FAILED
+        assert queries.get_run(s, 30).status is RunStatus.FAILED
 
 
 def test_a_silent_job_goes_to_tocheck(settings, test_kinds, tmp_path: Path) -> None:
@@ -285,7 +305,7 @@ def test_a_silent_job_goes_to_tocheck(settings, test_kinds, tmp_path: Path) -> N
         __import__("helpers").shared_executor(),
         ServerOptions(job_timeout_s=1.0, poll_s=0.05),
     )
-    server._last_housekeeping = time.monotonic()
+    server.scheduler._last_housekeeping = time.monotonic()
     server.run(max_seconds=9, once=True)
     with session(settings) as s:
         (job,) = queries.list_jobs(s, run_id=27, kind="test_sleepy")
@@ -299,7 +319,7 @@ def test_the_concurrency_limit_holds(settings) -> None:
         settings, __import__("helpers").shared_executor(), ServerOptions(max_jobs=1, poll_s=0.02)
     )
     peak = 0
-    original = server._submit
+    original = server.scheduler._submit
 
     def watch() -> bool:
         nonlocal peak
@@ -307,7 +327,7 @@ def test_the_concurrency_limit_holds(settings) -> None:
         peak = max(peak, len(server.active))
         return busy
 
-    server._submit = watch  # type: ignore[method-assign]
+    server.scheduler._submit = watch  # type: ignore[method-assign]
     server.run(once=True, max_seconds=60)
     assert peak == 1
     with session(settings) as s:

@@ -135,7 +135,7 @@ def test_files_and_jobs(database: str) -> None:
         f0 = queries.add_file(
             s, run_id=1, seq=0, uri="raw/1/1.0.root", size=123, checksum="0a1b2c3d", n_events=500
         )
-        queries.add_file(s, run_id=1, seq=1, uri="raw/1/1.1.root", state=FileState.AVAILABLE)
+        queries.add_file(s, run_id=1, seq=1, uri="raw/1/1.1.root", state=FileState.MISSING)
         s.add(Job(kind="process_file", run_id=1, file_id=f0.id, parameters={"n_jobs": 2}))
     with pytest.raises(InvalidValueError, match="already has file 1"), transaction(database) as s:
         queries.add_file(s, run_id=1, seq=1, uri="raw/1/1.1bis.root")
@@ -145,7 +145,7 @@ def test_files_and_jobs(database: str) -> None:
         files = queries.files_of_run(s, 1)
         assert [(f.seq, f.state, f.checksum) for f in files] == [
             (0, FileState.ANNOUNCED, "0a1b2c3d"),
-            (1, FileState.AVAILABLE, None),
+            (1, FileState.MISSING, None),
         ]
         job = s.scalars(select(Job)).one()
         assert (job.state, job.attempts, job.parameters) == (JobState.TODO, 0, {"n_jobs": 2})
