@@ -179,7 +179,7 @@ def merge_job(url: str) -> dict[str, float]:
         t3 = time.perf_counter()
         kind.complete(session, job, result, context)
     t4 = time.perf_counter()  # after the commit
-    assert result["n_events"] == EVENTS_PER_FILE * len(argument["parts"])
+    assert result.sums.n_events == EVENTS_PER_FILE * len(argument.parts)
     return {"read_decode_s": t1 - t0, "sum_s": t2 - t1, "encode_store_s": t4 - t3}
 
 

@@ -1,6 +1,6 @@
 """Per-PMT quantities derived from the stored per-PMT sums.
 
-The database keeps sums (:data:`dqm.db.queries.PMT_ARRAYS`) so that a run's statistics are exactly
+The database keeps sums (:data:`PMT_ARRAYS`) so that a run's statistics are exactly
 the sum of its files'. Rates and means are not sums; they are derived here, in one place, from the
 sums and the run's event count and live time:
 
@@ -21,11 +21,16 @@ import numpy as np
 
 __all__ = [
     "DERIVED",
+    "PMT_ARRAYS",
     "dark_rate_hz",
     "derived_pmt_quantities",
     "hit_rate",
     "per_hit_mean",
 ]
+
+#: The per-PMT sums stored for every file and run (float64, one value a PMT): hits, events in which
+#: the PMT fired, charge (PE), hit time (ns) and pre-trigger dark hits.
+PMT_ARRAYS = ("hit_count", "fired_events", "charge_sum", "time_sum", "dark_count")
 
 #: The derived quantities, by name, with their meaning.
 DERIVED = {

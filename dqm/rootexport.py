@@ -9,7 +9,7 @@ The file holds what the DQM database holds for the run as a whole (the merge of 
   axis that has none), and ``Sumw2`` for weighted histograms (for unweighted ones ROOT's default
   errors, the square root of the content, are the variances);
 - the tree ``pmt_stats``, one entry per PMT: ``pmt_id``, every stored per-PMT sum
-  (:data:`dqm.db.queries.PMT_ARRAYS`, as stored: float64) and the quantities derived from them
+  (:data:`dqm.pmtstats.PMT_ARRAYS`, as stored: float64) and the quantities derived from them
   (:data:`dqm.pmtstats.DERIVED`);
 - ``run_info``, a ``TObjString`` holding JSON: the run's attributes, the event count and live time
   of the PMT statistics, the provenance of each stage's histograms, and the version of the exporter.
@@ -39,7 +39,7 @@ from sqlalchemy.orm import Session
 from dqm import __version__
 from dqm.db import queries
 from dqm.errors import DQMError, InvalidValueError, NotFoundError
-from dqm.pmtstats import DERIVED, derived_pmt_quantities
+from dqm.pmtstats import DERIVED, PMT_ARRAYS, derived_pmt_quantities
 from dqm.times import utcnow
 
 __all__ = [
@@ -245,7 +245,7 @@ def pmt_table(
     quantities (float64), one entry per PMT."""
     n = len(arrays["hit_count"])
     columns: dict[str, np.ndarray] = {"pmt_id": np.arange(n, dtype=np.int32)}
-    for name in queries.PMT_ARRAYS:
+    for name in PMT_ARRAYS:
         columns[name] = np.asarray(arrays[name], dtype=np.float64)
     derived = derived_pmt_quantities(arrays, n_events=n_events, livetime_ns=livetime_ns)
     columns.update({name: derived[name] for name in DERIVED})
@@ -320,7 +320,7 @@ def collect_run(session: Session, run_id: int, *, stages: Sequence[str] | None =
             "livetime_ns": stats.livetime_ns,
             "branches": {
                 "pmt_id": "PMT id",
-                **{name: "sum over the run's events, as stored" for name in queries.PMT_ARRAYS},
+                **{name: "sum over the run's events, as stored" for name in PMT_ARRAYS},
                 **DERIVED,
             },
             "provenance": dict(stats.provenance or {}),

@@ -25,7 +25,8 @@ from dqm.db import queries
 from dqm.db.models import File, FileState, Job, JobState, Run
 from dqm.errors import DQMError
 from dqm.histcodec import array_from_bytes
-from pipeline.stages import calib, processing
+from pipeline.stages import calib, merge, processing
+from pipeline.stages.merge import MergeResult, MergeTask
 
 EVENTS = ("file_announced", "file_done", "run_ended")
 
@@ -257,7 +258,7 @@ def _complete_process_file(
 # --- merge_run ---------------------------------------------------------------------------------
 
 
-def _prepare_merge_run(session: Session, job: Job, context: Context) -> dict[str, Any]:
+def _prepare_merge_run(session: Session, job: Job, context: Context) -> MergeTask:
     done = [f for f in queries.files_of_run(session, job.run_id) if f.state == FileState.DONE]
     file_ids = [f.id for f in done]
     histogram_rows = queries.histograms_of_files(session, run_id=job.run_id, file_ids=file_ids)
@@ -274,56 +275,50 @@ def _prepare_merge_run(session: Session, job: Job, context: Context) -> dict[str
         file_provenances.append(rows[0].provenance if rows else {})
         stats = pmt_rows.get(file.id)
         parts.append(
-            {
-                "histograms": histograms,
-                "pmt_sums": queries.pmt_arrays(stats) if stats else {},
-                "n_events": stats.n_events if stats else 0,
-                "livetime_ns": stats.livetime_ns if stats else 0.0,
-            }
+            calib.Sums(
+                histograms=histograms,
+                pmt_sums=queries.pmt_arrays(stats) if stats else {},
+                n_events=stats.n_events if stats else 0,
+                livetime_ns=stats.livetime_ns if stats else 0.0,
+            )
         )
     versions = sorted(
         {p["calibration_version"] for p in file_provenances if "calibration_version" in p}
     )
-    return {
-        "parts": parts,
-        "titles": titles,
-        "input_files": [f.uri for f in done],
-        "events_read": sum(p.get("events_read", 0) for p in file_provenances),
-        "calibration_versions": versions,
-    }
+    return MergeTask(
+        parts=tuple(parts),
+        titles=titles,
+        input_files=tuple(f.uri for f in done),
+        events_read=sum(p.get("events_read", 0) for p in file_provenances),
+        calibration_versions=tuple(versions),
+    )
 
 
-def _execute_merge_run(argument: dict[str, Any]) -> dict[str, Any]:
-    merged = calib.merge_results(argument["parts"])
-    return {**{k: v for k, v in argument.items() if k != "parts"}, **merged}
-
-
-def _complete_merge_run(
-    session: Session, job: Job, result: dict[str, Any], context: Context
-) -> None:
+def _complete_merge_run(session: Session, job: Job, result: MergeResult, context: Context) -> None:
     run = queries.get_run(session, job.run_id)
+    sums = result.sums
     provenance = _provenance(
         context,
-        calibration_version=result["calibration_versions"][-1]
-        if result["calibration_versions"]
+        calibration_version=result.calibration_versions[-1]
+        if result.calibration_versions
         else None,
         rec_method=run.rec_method,
         sampling_fraction=run.sampling_fraction,
-        input_files=result["input_files"],
-        n_files=len(result["input_files"]),
-        events_used=result["n_events"],
-        events_read=result["events_read"],
+        input_files=list(result.input_files),
+        n_files=len(result.input_files),
+        events_used=sums.n_events,
+        events_read=result.events_read,
     )
     _store_results(
         session,
         job,
         None,
-        result["histograms"],
-        result["pmt_sums"],
-        result["n_events"],
-        result["livetime_ns"],
+        sums.histograms,
+        sums.pmt_sums,
+        sums.n_events,
+        sums.livetime_ns,
         provenance,
-        result["titles"],
+        result.titles,
     )
 
 
@@ -347,7 +342,7 @@ MERGE_RUN = register(
         description="sum the histograms and PMT statistics of a run's done files",
         triggers=frozenset({"file_done", "run_ended"}),
         per_file=False,
-        execute=_execute_merge_run,
+        execute=merge.merge_run,
         prepare=_prepare_merge_run,
         complete=_complete_merge_run,
     )

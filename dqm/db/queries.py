@@ -37,6 +37,7 @@ from dqm.db.models import (
 )
 from dqm.errors import InvalidValueError, NotFoundError
 from dqm.histcodec import array_from_bytes, array_to_bytes, decode, encode
+from dqm.pmtstats import PMT_ARRAYS
 from dqm.times import parse_time, utcnow
 
 #: Run attributes that ``update_run`` may change.
@@ -818,7 +819,6 @@ def load_histogram(row: Histogram) -> hist.Hist:
 # --- PMT statistics ----------------------------------------------------------------------------
 
 #: The per-PMT arrays of :class:`PmtStats`.
-PMT_ARRAYS = ("hit_count", "fired_events", "charge_sum", "time_sum", "dark_count")
 
 
 def save_pmt_stats(

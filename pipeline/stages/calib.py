@@ -10,7 +10,7 @@ its files', and quantities that are not sums (rates, means) are derived from the
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import numba
 import numpy as np
 
 from dqm import detector, pmtstats, rawformat
-from dqm.db.queries import PMT_ARRAYS
+from dqm.pmtstats import PMT_ARRAYS
 from pipeline.stages import reco
 from pipeline.stages.fill import add_counts, count, counts_for
 
@@ -30,6 +30,7 @@ __all__ = [
     "STAGE",
     "CalibConstants",
     "CalibratedChunk",
+    "Sums",
     "calibrate_chunk",
     "derived_histograms",
     "merge_results",
@@ -262,27 +263,38 @@ def derived_histograms(
     return {"dark_rate": dark, "hit_rate": rate}
 
 
-def merge_results(parts: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+@dataclass(frozen=True, eq=False)
+class Sums:
+    """Everything a file or a run adds up to: histograms by stage and name, per-PMT sums
+    (:data:`dqm.pmtstats.PMT_ARRAYS`), events used and live time (ns)."""
+
+    histograms: dict[str, dict[str, hist.Hist]]
+    pmt_sums: dict[str, np.ndarray]
+    n_events: int
+    livetime_ns: float
+
+
+def merge_results(parts: Iterable[Sums]) -> Sums:
     """The sum of several files' histograms and per-PMT sums; derived histograms recomputed."""
     merged: dict[str, dict[str, hist.Hist]] = {}
     sums: dict[str, np.ndarray] = {}
     n_events = 0
     livetime = 0.0
     for part in parts:
-        for stage, histograms in part["histograms"].items():
+        for stage, histograms in part.histograms.items():
             target = merged.setdefault(stage, {})
             for name, histogram in histograms.items():
                 if name in target:
                     target[name] += histogram
                 else:
                     target[name] = histogram.copy()
-        for name, values in part["pmt_sums"].items():
+        for name, values in part.pmt_sums.items():
             if name in sums:
                 sums[name] += values
             else:
                 sums[name] = values.copy()
-        n_events += part["n_events"]
-        livetime += part["livetime_ns"]
+        n_events += part.n_events
+        livetime += part.livetime_ns
     if sums:
         merged.setdefault(STAGE, {}).update(derived_histograms(sums, n_events, livetime))
-    return {"histograms": merged, "pmt_sums": sums, "n_events": n_events, "livetime_ns": livetime}
+    return Sums(histograms=merged, pmt_sums=sums, n_events=n_events, livetime_ns=livetime)

@@ -24,7 +24,7 @@ import numpy as np
 
 from dqm import detector, eventtable, rawformat
 from dqm.config import DEFAULT_REC_METHOD, REC_METHODS
-from dqm.db.queries import PMT_ARRAYS
+from dqm.pmtstats import PMT_ARRAYS
 from pipeline.stages import calib, reco, tlh
 from pipeline.stages.fill import add_counts, counts_for
 from pipeline.stages.reading import (

@@ -12,7 +12,7 @@ import pytest
 from app.main import DQMApp
 from app.source import Source
 from app.state import RecentRuns, RunState, parse_run_id
-from dqm import detector
+from dqm import detector, pmtstats
 from dqm.db import migrate, queries
 from dqm.db.models import FileState, RunStatus
 from dqm.db.session import transaction
@@ -67,7 +67,7 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
                     title="Visible energy",
                     provenance={"rec_method": "tlh", "calibration_version": 0},
                 )
-                arrays = {name: np.zeros(n) for name in queries.PMT_ARRAYS}
+                arrays = {name: np.zeros(n) for name in pmtstats.PMT_ARRAYS}
                 arrays["fired_events"][:] = 100  # hit rate 10%
                 arrays["fired_events"][:40] = 0  # dead
                 arrays["fired_events"][40:48] = 1000  # hot

@@ -21,7 +21,7 @@ from dqm.cli import cli
 from dqm.db import queries
 from dqm.db.session import transaction
 from dqm.errors import DQMError, InvalidValueError, NotFoundError
-from dqm.pmtstats import DERIVED
+from dqm.pmtstats import DERIVED, PMT_ARRAYS
 
 RUN = 10004
 N_PMTS = 17_612
@@ -203,12 +203,12 @@ def test_pmt_tree_and_run_info(exported: tuple[dict, Path]) -> None:
     with uproot.open(path) as f:
         tree = f[rootexport.PMT_TREE]
         assert tree.num_entries == N_PMTS
-        assert set(tree.keys()) == {"pmt_id", *queries.PMT_ARRAYS, *DERIVED}
+        assert set(tree.keys()) == {"pmt_id", *PMT_ARRAYS, *DERIVED}
         got = tree.arrays(library="np")
         info = json.loads(str(f[rootexport.RUN_INFO]))
     np.testing.assert_array_equal(got["pmt_id"], np.arange(N_PMTS))
     assert got["pmt_id"].dtype == np.int32
-    for name in queries.PMT_ARRAYS:
+    for name in PMT_ARRAYS:
         np.testing.assert_array_equal(got[name], arrays[name])
     hits = arrays["hit_count"]
     live = hits > 0

@@ -151,24 +151,17 @@ def test_merge_sums_files_and_recomputes_rates(runs) -> None:
     parts = []
     for result in (centre, faulty):
         r = process(result, calib.CalibConstants.nominal())
-        parts.append(
-            {
-                "histograms": r.histograms,
-                "pmt_sums": r.pmt_sums,
-                "n_events": r.n_events,
-                "livetime_ns": r.livetime_ns,
-            }
-        )
+        parts.append(calib.Sums(r.histograms, r.pmt_sums, r.n_events, r.livetime_ns))
     merged = calib.merge_results(parts)
-    assert merged["n_events"] == 800
+    assert merged.n_events == 800
     assert (
-        merged["histograms"]["calib"]["nhits"]
-        == parts[0]["histograms"]["calib"]["nhits"] + parts[1]["histograms"]["calib"]["nhits"]
+        merged.histograms["calib"]["nhits"]
+        == parts[0].histograms["calib"]["nhits"] + parts[1].histograms["calib"]["nhits"]
     )
     # Rates are recomputed from the summed statistics, not summed.
-    assert merged["histograms"]["calib"]["dark_rate"].sum(flow=True) == detector.N_PMTS
+    assert merged.histograms["calib"]["dark_rate"].sum(flow=True) == detector.N_PMTS
     np.testing.assert_array_equal(
-        merged["pmt_sums"]["dark_count"],
-        parts[0]["pmt_sums"]["dark_count"] + parts[1]["pmt_sums"]["dark_count"],
+        merged.pmt_sums["dark_count"],
+        parts[0].pmt_sums["dark_count"] + parts[1].pmt_sums["dark_count"],
     )
     assert Path(centre.files[0].path).exists()

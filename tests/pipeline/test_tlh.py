@@ -9,7 +9,7 @@ import pytest
 from helpers import make_settings, simulate
 
 from dqm import detector
-from dqm.db.queries import PMT_ARRAYS
+from dqm.pmtstats import PMT_ARRAYS
 from pipeline.stages import calib, reco, tlh
 from pipeline.stages.reading import iterate_events
 

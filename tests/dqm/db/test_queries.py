@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
+from dqm import pmtstats
 from dqm.db import queries
 from dqm.db.models import FileState, Histogram, Job, JobState, MessageOutcome, RunStatus
 from dqm.db.session import transaction
@@ -225,7 +226,7 @@ def test_histograms_round_trip_and_replace(database: str) -> None:
 def test_pmt_stats_and_calibrations(database: str) -> None:
     add_runs(database)
     rng = np.random.default_rng(2)
-    arrays = {name: rng.uniform(0, 100, 17_612) for name in queries.PMT_ARRAYS}
+    arrays = {name: rng.uniform(0, 100, 17_612) for name in pmtstats.PMT_ARRAYS}
     with transaction(database) as s:
         queries.save_pmt_stats(
             s, run_id=1, file_id=None, n_events=1000, livetime_ns=1e6, arrays=arrays
@@ -237,7 +238,7 @@ def test_pmt_stats_and_calibrations(database: str) -> None:
         row = queries.pmt_stats_row(s, run_id=1)
         assert row is not None and row.n_pmts == 17_612
         loaded = queries.pmt_arrays(row)
-        for name in queries.PMT_ARRAYS:
+        for name in pmtstats.PMT_ARRAYS:
             np.testing.assert_array_equal(loaded[name], arrays[name])
     with pytest.raises(InvalidValueError, match="lack"), transaction(database) as s:
         queries.save_pmt_stats(s, run_id=1, file_id=None, n_events=1, livetime_ns=1.0, arrays={})
