@@ -29,9 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from dqm.errors import ConfigError
 from dqm.paths import PROJECT_ROOT
 
@@ -150,6 +147,10 @@ def check_database_url(url: str, source: str) -> str:
         "expected e.g. sqlite:///data/dqm.sqlite, mysql+pymysql://root@127.0.0.1:3306/dqm "
         "or postgresql+psycopg://postgres@127.0.0.1:5432/dqm"
     )
+    # Imported here: worker processes read the configuration's constants without SQLAlchemy.
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:
