@@ -1,6 +1,6 @@
 """Detector constants, the PMT table and the Aitoff projection used by the PMT map.
 
-The figures are the public ones of a JUNO-like central detector (see DESIGN.md, "Detector facts").
+The figures are the public ones of a JUNO-like central detector (see docs/architecture.md, "Detector facts").
 Lengths are in mm, times in ns, energies in MeV.
 """
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dqm.db.models import FileState, JobState, RunStatus
+from dqm.states import FileState, JobState, RunStatus
 
 #: Job states in which work is still to come.
 PENDING_JOB_STATES = frozenset({JobState.TODO, JobState.SUBMITTED, JobState.RUNNING})

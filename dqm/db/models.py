@@ -32,6 +32,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from dqm.states import FileState, JobState, MessageOutcome, RunStatus
 from dqm.times import utcnow
 
 NAMING_CONVENTION = {
@@ -46,45 +47,6 @@ NAMING_CONVENTION = {
 Blob = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
 #: Long text (raw messages, tracebacks): LONGTEXT on MariaDB/MySQL (TEXT holds only 64 kB).
 LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
-
-
-class RunStatus(enum.StrEnum):
-    """Status of a run as the shifter sees it (DESIGN.md, "Run status")."""
-
-    DATA_TAKING = "Data Taking"
-    REC_RUNNING = "Rec Running"
-    PARTLY_COMPLETED = "Partly Completed"
-    ALL_COMPLETED = "All Completed"
-    FAILED = "Failed"
-
-
-class FileState(enum.StrEnum):
-    """Life of a raw file, from its announcement to its processing."""
-
-    ANNOUNCED = "announced"  # file_ready received; its job waits to be (re)submitted
-    PROCESSING = "processing"  # its job is out with a worker
-    DONE = "done"
-    FAILED = "failed"  # its job failed after its retries, or cannot succeed
-    MISSING = "missing"  # never delivered, never announced, or its job never reported: to check
-
-
-class JobState(enum.StrEnum):
-    """States of a job (XENONnT offline-monitoring style)."""
-
-    TODO = "TODO"
-    SUBMITTED = "SUBMITTED"
-    RUNNING = "RUNNING"
-    DONE = "DONE"
-    FAILED = "FAILED"
-    TOCHECK = "TOCHECK"  # data never arrived, or the job stayed silent too long
-
-
-class MessageOutcome(enum.StrEnum):
-    """What intake did with a broker message."""
-
-    ACCEPTED = "accepted"
-    REJECTED = "rejected"  # invalid, or inconsistent with what is recorded: the error says why
-    DUPLICATE = "duplicate"  # already recorded (same message id, run or file): ignored
 
 
 class EnumString(TypeDecorator[enum.StrEnum]):

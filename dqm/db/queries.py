@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from dqm import eventtable
 from dqm.config import REC_METHODS
 from dqm.db.models import (
     Calibration,
@@ -38,6 +39,7 @@ from dqm.db.models import (
 from dqm.errors import InvalidValueError, NotFoundError
 from dqm.histcodec import array_from_bytes, array_to_bytes, decode, encode
 from dqm.pmtstats import PMT_ARRAYS
+from dqm.runstatus import derive_run_status
 from dqm.times import parse_time, utcnow
 
 #: Run attributes that ``update_run`` may change.
@@ -660,8 +662,6 @@ def run_end_received_at(session: Session, run_id: int) -> dt.datetime | None:
 
 def refresh_run_status(session: Session, run_id: int) -> RunStatus:
     """Derive the run's status from its files and jobs and store it (in the caller's transaction)."""
-    from dqm.runstatus import derive_run_status
-
     run = get_run(session, run_id)
     file_states = list(session.scalars(select(File.state).where(File.run_id == run_id)))
     job_states = list(session.scalars(select(Job.state).where(Job.run_id == run_id)))
@@ -1081,8 +1081,6 @@ def save_event_table(
     session: Session, *, run_id: int, file_id: int, columns: dict[str, Any]
 ) -> EventTable:
     """Store (or replace) a file's reconstructed events (see :mod:`dqm.eventtable`)."""
-    from dqm import eventtable
-
     data = eventtable.encode(columns)
     row = session.scalars(select(EventTable).where(EventTable.file_id == file_id)).one_or_none()
     n_events = len(columns[eventtable.COLUMNS[0]])
@@ -1098,8 +1096,6 @@ def save_event_table(
 def run_events(session: Session, run_id: int, *, max_events: int | None = None) -> dict[str, Any]:
     """The reconstructed events of a run's DONE files, in file order, as float32 columns (the
     first ``max_events`` if given)."""
-    from dqm import eventtable
-
     rows = session.scalars(
         select(EventTable)
         .join(File, File.id == EventTable.file_id)

@@ -1,4 +1,4 @@
-"""The run status as DESIGN.md defines it, from messages, files and jobs."""
+"""The run status as docs/architecture.md defines it, from messages, files and jobs."""
 
 from __future__ import annotations
 

@@ -1,0 +1,50 @@
+"""The states of runs, files, jobs and messages: plain enums, without the database layer.
+
+The database stores their values (:mod:`dqm.db.models`); the run-status rule
+(:mod:`dqm.runstatus`), the pipeline and the dashboard use them without importing SQLAlchemy models.
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = ["FileState", "JobState", "MessageOutcome", "RunStatus"]
+
+
+class RunStatus(enum.StrEnum):
+    """Status of a run as the shifter sees it (docs/architecture.md, "Run status")."""
+
+    DATA_TAKING = "Data Taking"
+    REC_RUNNING = "Rec Running"
+    PARTLY_COMPLETED = "Partly Completed"
+    ALL_COMPLETED = "All Completed"
+    FAILED = "Failed"
+
+
+class FileState(enum.StrEnum):
+    """Life of a raw file, from its announcement to its processing."""
+
+    ANNOUNCED = "announced"  # file_ready received; its job waits to be (re)submitted
+    PROCESSING = "processing"  # its job is out with a worker
+    DONE = "done"
+    FAILED = "failed"  # its job failed after its retries, or cannot succeed
+    MISSING = "missing"  # never delivered, never announced, or its job never reported: to check
+
+
+class JobState(enum.StrEnum):
+    """States of a job (XENONnT offline-monitoring style)."""
+
+    TODO = "TODO"
+    SUBMITTED = "SUBMITTED"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    TOCHECK = "TOCHECK"  # data never arrived, or the job stayed silent too long
+
+
+class MessageOutcome(enum.StrEnum):
+    """What intake did with a broker message."""
+
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"  # invalid, or inconsistent with what is recorded: the error says why
+    DUPLICATE = "duplicate"  # already recorded (same message id, run or file): ignored
