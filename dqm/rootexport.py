@@ -23,7 +23,6 @@ failed export leaves neither a partial file nor a damaged earlier one.
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import json
 import os
@@ -40,7 +39,7 @@ from dqm import __version__
 from dqm.db import queries
 from dqm.errors import DQMError, InvalidValueError, NotFoundError
 from dqm.pmtstats import DERIVED, PMT_ARRAYS, derived_pmt_quantities
-from dqm.times import utcnow
+from dqm.times import format_time, utcnow
 
 __all__ = [
     "PMT_TREE",
@@ -255,10 +254,6 @@ def pmt_table(
 # --- reading the run ---------------------------------------------------------------------------
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.isoformat(sep=" ", timespec="seconds")
-
-
 def _stage_provenance(histograms: Iterable[ExportedHistogram]) -> dict[str, Any]:
     """Provenance by stage: one record when all its histograms share it, else one per histogram."""
     by_stage: dict[str, dict[str, dict[str, Any]]] = {}
@@ -331,8 +326,8 @@ def collect_run(session: Session, run_id: int, *, stages: Sequence[str] | None =
             "run_type": run.run_type,
             "detector": run.detector,
             "status": run.status.value,
-            "start_time": _iso(run.start_time),
-            "end_time": _iso(run.end_time),
+            "start_time": format_time(run.start_time),
+            "end_time": format_time(run.end_time),
             "n_events": run.n_events,
             "n_files": run.n_files,
             "sampling_fraction": run.sampling_fraction,
@@ -345,7 +340,7 @@ def collect_run(session: Session, run_id: int, *, stages: Sequence[str] | None =
         },
         "provenance": _stage_provenance(histograms),
         "pmt_stats": pmt_info,
-        "export": {"dqm_version": __version__, "exported_at": _iso(utcnow())},
+        "export": {"dqm_version": __version__, "exported_at": format_time(utcnow())},
     }
     return RunExport(run_id=run_id, histograms=histograms, pmt_columns=columns, info=info)
 

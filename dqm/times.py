@@ -38,3 +38,8 @@ def parse_time(value: str | dt.datetime, *, what: str = "time") -> dt.datetime:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return parsed
+
+
+def format_time(value: dt.datetime | None) -> str | None:
+    """A time as shown and exported everywhere: ``YYYY-MM-DD HH:MM:SS`` (UTC), or None."""
+    return None if value is None else value.isoformat(sep=" ", timespec="seconds")
