@@ -17,8 +17,9 @@ import panel as pn
 import param
 
 from app.source import Source
-from app.state import RUN_TABS, RecentRuns, RunState, parse_run_id
+from app.state import RUN_TABS, JobsState, RecentRuns, RunState, parse_run_id
 from app.views import JobsView, RecentRunsView, RunPage
+from dqm.users import may_write
 
 PAGES = ("runs", "run", "jobs")
 TITLES = {"runs": "Recent runs", "run": "Run", "jobs": "Jobs"}
@@ -60,15 +61,14 @@ class DQMApp(pn.viewable.Viewer):
         super().__init__(**params)
         self.runs_state = RecentRuns(source=self.source)
         self.run_state = RunState(source=self.source, user=self.user)
-        self.jobs = JobsView(
-            can_write=bool(self.user) and self.user != "guest", retry=self._retry_job
-        )
+        self.jobs_state = JobsState(source=self.source, user=self.user)
         self._main = pn.Column(sizing_mode="stretch_width")
         self._message = pn.pane.Alert(alert_type="warning", visible=False)
         # One component per page, built once and shown again as the URL changes.
         self._runs_view = RecentRunsView(state=self.runs_state, on_select=self.open_run)
         self._run_page = RunPage(state=self.run_state)
         self._run_page.param.watch(lambda e: setattr(self, "tab", e.new), "tab")
+        self._jobs_view = JobsView(state=self.jobs_state)
         #: The component shown (RecentRunsView, RunPage or JobsView).
         self.view: pn.viewable.Viewer | None = None
         self.param.watch(self._route, ["page", "run", "tab"])
@@ -110,36 +110,20 @@ class DQMApp(pn.viewable.Viewer):
         if page == "run":
             content: Any = self._run_page
         elif page == "jobs":
-            self._refresh_jobs()
-            content = self.jobs
+            self.jobs_state.refresh()
+            content = self._jobs_view
         else:
             content = self._runs_view
         if content is not self.view:  # another tab of the same run changes nothing here
             self.view = content
             self._main[:] = [self._message, content]
 
-    def _retry_job(self, job_id: int) -> str:
-        from dqm.errors import DQMError
-
-        try:
-            self.source.retry_job(job_id, user=self.user or "")
-        except DQMError as exc:
-            return f"Job {job_id} not retried: {exc}"
-        self._refresh_jobs()
-        return f"Job {job_id} is back to TODO: the job server will run it again."
-
-    def _refresh_jobs(self) -> None:
-        self.jobs.counts = self.source.job_counts()
-        self.jobs.failures = self.source.recent_failures()
-        self.jobs.durations = self.source.job_durations()
-        self.jobs.changes = self.source.recent_changes()
-
     def refresh(self) -> None:
         """Read the database again for the page shown (periodic)."""
         if self.page == "run" and self.run_state.run_id is not None:
             self.run_state.refresh()
         elif self.page == "jobs":
-            self._refresh_jobs()
+            self.jobs_state.refresh()
         else:
             self.runs_state.refresh()
 
@@ -154,7 +138,7 @@ class DQMApp(pn.viewable.Viewer):
             button.on_click(lambda _e, n=name: self.param.update(page=n))
             buttons.append(button)
         if self.login:
-            if self.user and self.user != "guest":
+            if may_write(self.user):
                 who = f"Logged in as **{self.user}** · [Log out](logout)"
             else:
                 who = "[Log in](login) to change cuts, comments or jobs."

@@ -1,25 +1,9 @@
 """The PMT map: every large PMT of a run on an Aitoff projection, classified by cuts on its hit rate.
 
-Two layers, as everywhere in the dashboard:
-
-- :class:`PmtCuts` (state, ``param`` only): the cuts, one run's per-PMT hit rate and mean charge,
-  and what follows from them: the class of every PMT, the counts of each class and the table of
-  flagged (dead and hot) PMTs. Usable and testable without Panel.
-- :class:`PmtMap` (view, a ``pn.viewable.Viewer``): sliders for the cuts, the counts, the map of the
-  17,612 PMTs and the table of flagged PMTs with a CSV download. Moving a slider recolours the
-  existing map in place; it never rebuilds it.
-
-The hit rate is the fraction of a run's events in which the PMT fired (see :mod:`dqm.pmtstats`).
-A PMT is
-
-- **dead** when its hit rate is below the dead cut,
-- **hot** when its hit rate is above the hot cut (and it is not dead),
-- **normal** when its hit rate lies inside the normal band, ends included (and it is neither dead
-  nor hot),
-- **other** in every remaining case, which includes a PMT without statistics (hit rate NaN).
-
-Loading a run's statistics from the database is not done here: the caller builds the state with
-:meth:`PmtCuts.from_arrays` or updates an existing one with :meth:`PmtCuts.set_statistics`.
+:class:`PmtMap` is the view (a ``pn.viewable.Viewer``) of a :class:`app.cuts.PmtCuts` state:
+sliders for the cuts, the counts, the map of the 17,612 PMTs and the table of flagged PMTs with a
+CSV download. Moving a slider recolours the existing map in place; it never rebuilds it. The
+classes and the default cuts are those of :mod:`dqm.pmtclass`.
 
 Example (in a notebook)::
 
@@ -34,7 +18,6 @@ import io
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import panel as pn
 import param
 from bokeh.core.properties import value
@@ -53,33 +36,11 @@ from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 from bokeh.transform import transform
 
-from dqm.detector import aitoff, load_pmts
+from app.cuts import PmtCuts
+from dqm.detector import aitoff
+from dqm.pmtclass import PMT_CLASSES
 
-__all__ = [
-    "CLASS_COLOURS",
-    "DEAD",
-    "DEFAULT_DEAD_CUT",
-    "DEFAULT_HOT_CUT",
-    "DEFAULT_NORMAL_BAND",
-    "FLAGGED_COLUMNS",
-    "HOT",
-    "NORMAL",
-    "OTHER",
-    "PMT_CLASSES",
-    "PmtCuts",
-    "PmtMap",
-]
-
-#: Default dead cut: a PMT that fired in less than this fraction of the events is dead.
-DEFAULT_DEAD_CUT = 0.01
-#: Default hot cut: a PMT that fired in more than this fraction of the events is hot.
-DEFAULT_HOT_CUT = 0.99
-#: Default normal band of the hit rate (fractions of the events, ends included).
-DEFAULT_NORMAL_BAND = (0.05, 0.15)
-
-#: The PMT classes; :attr:`PmtCuts.pmt_class` holds their index in this tuple.
-PMT_CLASSES = ("dead", "hot", "normal", "other")
-DEAD, HOT, NORMAL, OTHER = range(len(PMT_CLASSES))
+__all__ = ["CLASS_COLOURS", "PmtMap"]
 
 #: Class colours (Okabe-Ito palette, distinguishable with the common colour-vision deficiencies).
 CLASS_COLOURS = {
@@ -89,282 +50,10 @@ CLASS_COLOURS = {
     "other": "#E69F00",
 }
 
-#: Columns of :meth:`PmtCuts.flagged` (and of the CSV download), in order.
-FLAGGED_COLUMNS = ("pmt_id", "type", "theta_deg", "phi_deg", "hit_rate", "mean_charge_pe", "class")
-
-#: Columns of the PMT table that the map needs.
-_GEOMETRY_COLUMNS = {"pmt_id", "type", "theta_deg", "phi_deg", "aitoff_x", "aitoff_y"}
-
 #: Hit-rate colour scale of the map (logarithmic): rates below the low end, a dead PMT's 0
 #: included, are drawn in the dead colour.
 _RATE_LOW, _RATE_HIGH = 1e-3, 1.0
 _NO_DATA_COLOUR = "#BBBBBB"
-
-
-def _per_pmt(values: np.ndarray | None, n_pmts: int, name: str) -> np.ndarray:
-    """``values`` as float64 (NaN for a missing array), checked to hold one value per PMT."""
-    if values is None:
-        return np.full(n_pmts, np.nan)
-    values = np.asarray(values, dtype=np.float64)
-    if values.shape != (n_pmts,):
-        raise ValueError(
-            f"{name} must hold one value per PMT ({n_pmts}), not an array of shape {values.shape}."
-        )
-    return values
-
-
-def _number(value: float) -> str:
-    return f"{value:.4g}"
-
-
-class PmtCuts(param.Parameterized):
-    """The dead/hot/normal cuts on the hit rate and the classes of one run's PMTs.
-
-    Inputs are the three cuts (:attr:`dead_cut`, :attr:`hot_cut`, :attr:`normal_band`) and the data
-    (:attr:`pmt_table`, :attr:`hit_rate`, :attr:`mean_charge_pe`, :attr:`run_id`); the outputs
-    (:attr:`pmt_class`, the counts, :attr:`has_statistics`, :attr:`cut_warning`) are recomputed
-    whenever a cut, the hit rates or the PMT table change, in a fraction of a millisecond for
-    17,612 PMTs, and are set together in one batch (one event per change for a watcher of several).
-
-    Cuts outside [0, 1] are refused (``ValueError``). Cuts that contradict each other (dead cut
-    above the hot cut, a normal band reaching beyond them, a band whose ends are swapped) are kept
-    as set, so that moving one slider never moves another; the classes stay well defined by the
-    precedence dead, hot, normal, other, and :attr:`cut_warning` says in one sentence per problem
-    what happens.
-
-    The defaults of the cuts are :data:`DEFAULT_DEAD_CUT`, :data:`DEFAULT_HOT_CUT` and
-    :data:`DEFAULT_NORMAL_BAND`; pass others to the constructor or to :meth:`from_arrays`.
-    """
-
-    dead_cut = param.Number(
-        default=DEFAULT_DEAD_CUT,
-        bounds=(0.0, 1.0),
-        label="Dead: hit rate below",
-        doc="A PMT whose hit rate (fraction of events) is below this value is dead.",
-    )
-    hot_cut = param.Number(
-        default=DEFAULT_HOT_CUT,
-        bounds=(0.0, 1.0),
-        label="Hot: hit rate above",
-        doc="A PMT whose hit rate (fraction of events) is above this value is hot.",
-    )
-    normal_band = param.Range(
-        default=DEFAULT_NORMAL_BAND,
-        bounds=(0.0, 1.0),
-        label="Normal: hit rate within",
-        doc="A PMT whose hit rate (fraction of events) lies in this band, ends included, is normal.",
-    )
-
-    pmt_table = param.DataFrame(
-        default=None,
-        columns=_GEOMETRY_COLUMNS,
-        doc=(
-            "PMT geometry ordered by pmt_id, as from dqm.detector.load_pmts() (the default): "
-            "pmt_id, type, theta_deg, phi_deg (degrees) and the Aitoff coordinates aitoff_x, "
-            "aitoff_y (degrees). Treated as read-only."
-        ),
-    )
-    hit_rate = param.Array(
-        default=None,
-        allow_None=True,
-        doc=(
-            "Fraction of the run's events in which each PMT fired, one value per row of "
-            "pmt_table; None (or NaN for a PMT) when the run has no PMT statistics yet."
-        ),
-    )
-    mean_charge_pe = param.Array(
-        default=None,
-        allow_None=True,
-        doc="Mean charge per hit of each PMT in photo-electrons; None (or NaN) when unknown.",
-    )
-    run_id = param.Integer(
-        default=None, allow_None=True, bounds=(0, None), doc="The run the statistics belong to."
-    )
-
-    pmt_class = param.Array(
-        default=None,
-        constant=True,
-        doc="Class of each PMT as an int8 index into PMT_CLASSES (DEAD, HOT, NORMAL, OTHER).",
-    )
-    n_dead = param.Integer(default=0, bounds=(0, None), constant=True, doc="Number of dead PMTs.")
-    n_hot = param.Integer(default=0, bounds=(0, None), constant=True, doc="Number of hot PMTs.")
-    n_normal = param.Integer(
-        default=0, bounds=(0, None), constant=True, doc="Number of normal PMTs."
-    )
-    n_other = param.Integer(
-        default=0,
-        bounds=(0, None),
-        constant=True,
-        doc="Number of PMTs in no other class, those without statistics included.",
-    )
-    n_no_data = param.Integer(
-        default=0,
-        bounds=(0, None),
-        constant=True,
-        doc="Number of PMTs without statistics (hit rate NaN or absent); counted in n_other.",
-    )
-    has_statistics = param.Boolean(
-        default=False, constant=True, doc="Whether at least one PMT has a hit rate."
-    )
-    cut_warning = param.String(
-        default="",
-        constant=True,
-        doc="What contradictory cuts do, one sentence per problem; empty when the cuts agree.",
-    )
-
-    def __init__(self, **params: Any) -> None:
-        if params.get("pmt_table") is None:
-            params["pmt_table"] = load_pmts()
-        n_pmts = len(params["pmt_table"])
-        for name in ("hit_rate", "mean_charge_pe"):
-            if params.get(name) is not None:
-                params[name] = _per_pmt(params[name], n_pmts, name)
-        super().__init__(**params)
-
-    @classmethod
-    def from_arrays(
-        cls,
-        hit_rate: np.ndarray | None,
-        mean_charge_pe: np.ndarray | None,
-        run_id: int | None = None,
-        **cuts: Any,
-    ) -> PmtCuts:
-        """The state for one run's per-PMT arrays.
-
-        Args:
-            hit_rate: fraction of events in which each PMT fired, one value per PMT of
-                ``load_pmts()`` (or of ``pmt_table`` when given in ``cuts``); None when the run has
-                no PMT statistics yet.
-            mean_charge_pe: mean charge per hit of each PMT in photo-electrons, or None.
-            run_id: the run, for messages and the name of the CSV file.
-            **cuts: ``dead_cut``, ``hot_cut``, ``normal_band`` (fractions of events) to start from
-                instead of the defaults, and optionally ``pmt_table``.
-
-        Raises:
-            ValueError: an array does not hold one value per PMT, or a cut is outside [0, 1].
-        """
-        return cls(hit_rate=hit_rate, mean_charge_pe=mean_charge_pe, run_id=run_id, **cuts)
-
-    def set_statistics(
-        self,
-        hit_rate: np.ndarray | None,
-        mean_charge_pe: np.ndarray | None,
-        run_id: int | None = None,
-    ) -> None:
-        """Show other statistics (a new run, or more files of the same run), keeping the cuts.
-
-        The arrays are checked before anything changes and set in one batch, so the classes are
-        computed once.
-
-        Args:
-            hit_rate: fraction of events in which each PMT fired, one value per PMT, or None.
-            mean_charge_pe: mean charge per hit of each PMT in photo-electrons, or None.
-            run_id: the run the arrays belong to.
-
-        Raises:
-            ValueError: an array does not hold one value per PMT.
-        """
-        n_pmts = len(self.pmt_table)
-        self.param.update(
-            hit_rate=None if hit_rate is None else _per_pmt(hit_rate, n_pmts, "hit_rate"),
-            mean_charge_pe=(
-                None
-                if mean_charge_pe is None
-                else _per_pmt(mean_charge_pe, n_pmts, "mean_charge_pe")
-            ),
-            run_id=run_id,
-        )
-
-    def hit_rate_values(self) -> np.ndarray:
-        """The hit rate of every PMT (fraction of events) as float64, NaN where unknown."""
-        return _per_pmt(self.hit_rate, len(self.pmt_table), "hit_rate")
-
-    def mean_charge_values(self) -> np.ndarray:
-        """The mean charge per hit of every PMT (PE) as float64, NaN where unknown."""
-        return _per_pmt(self.mean_charge_pe, len(self.pmt_table), "mean_charge_pe")
-
-    def pmt_class_names(self) -> np.ndarray:
-        """The class of every PMT by name (``"dead"``, ``"hot"``, ``"normal"``, ``"other"``)."""
-        return np.asarray(PMT_CLASSES)[self.pmt_class]
-
-    @param.depends(
-        "dead_cut", "hot_cut", "normal_band", "hit_rate", "pmt_table", watch=True, on_init=True
-    )
-    def _classify(self) -> None:
-        rate = self.hit_rate_values()
-        low, high = self.normal_band
-        classes = np.full(rate.shape, OTHER, dtype=np.int8)
-        # Later assignments win: dead over hot over normal. NaN compares false: stays OTHER.
-        classes[(rate >= low) & (rate <= high)] = NORMAL
-        classes[rate > self.hot_cut] = HOT
-        classes[rate < self.dead_cut] = DEAD
-        counts = np.bincount(classes, minlength=len(PMT_CLASSES))
-        n_no_data = int(np.count_nonzero(np.isnan(rate)))
-        with param.edit_constant(self):
-            self.param.update(
-                pmt_class=classes,
-                n_dead=int(counts[DEAD]),
-                n_hot=int(counts[HOT]),
-                n_normal=int(counts[NORMAL]),
-                n_other=int(counts[OTHER]),
-                n_no_data=n_no_data,
-                has_statistics=n_no_data < len(rate),
-                cut_warning=self._contradictions(),
-            )
-
-    def _contradictions(self) -> str:
-        dead, hot = self.dead_cut, self.hot_cut
-        low, high = self.normal_band
-        problems = []
-        if dead > hot:
-            problems.append(
-                f"The dead cut ({_number(dead)}) is above the hot cut ({_number(hot)}): "
-                "PMTs between the two count as dead."
-            )
-        if low > high:
-            problems.append(
-                f"The normal band runs backwards ({_number(low)} to {_number(high)}): "
-                "no PMT is normal."
-            )
-        else:
-            if low < dead:
-                problems.append(
-                    f"The normal band starts ({_number(low)}) below the dead cut "
-                    f"({_number(dead)}): PMTs under the dead cut count as dead, not normal."
-                )
-            if high > hot:
-                problems.append(
-                    f"The normal band ends ({_number(high)}) above the hot cut ({_number(hot)}): "
-                    "PMTs over the hot cut count as hot, not normal."
-                )
-        return " ".join(problems)
-
-    def flagged(self) -> pd.DataFrame:
-        """The dead and hot PMTs, dead first, each ordered by PMT id.
-
-        Returns:
-            One row per flagged PMT with the columns of :data:`FLAGGED_COLUMNS`: ``pmt_id``,
-            ``type``, ``theta_deg`` and ``phi_deg`` (degrees), ``hit_rate`` (fraction of events),
-            ``mean_charge_pe`` (PE, NaN when unknown) and ``class`` (``"dead"`` or ``"hot"``).
-        """
-        classes = self.pmt_class
-        index = np.flatnonzero(classes <= HOT)
-        # A stable sort by class keeps the ids ascending within each class.
-        index = index[np.argsort(classes[index], kind="stable")]
-        table = self.pmt_table
-        return pd.DataFrame(
-            {
-                "pmt_id": table["pmt_id"].to_numpy()[index],
-                "type": table["type"].astype(str).to_numpy()[index],
-                "theta_deg": table["theta_deg"].to_numpy()[index],
-                "phi_deg": table["phi_deg"].to_numpy()[index],
-                "hit_rate": self.hit_rate_values()[index],
-                "mean_charge_pe": self.mean_charge_values()[index],
-                "class": np.asarray(PMT_CLASSES, dtype=object)[classes[index]],
-            },
-            columns=list(FLAGGED_COLUMNS),
-        )
-
 
 #: Milliseconds from a cut step to the legend and flagged table following it, under a server.
 DETAILS_DELAY_MS = 250
@@ -718,13 +407,7 @@ class PmtMap(pn.viewable.Viewer):
         self._details_scheduled = False
         cuts = self.cuts
         counts = self._class_counts()
-        low, high = cuts.normal_band
-        rules = {
-            "dead": f"< {_number(cuts.dead_cut)}",
-            "hot": f"> {_number(cuts.hot_cut)}",
-            "normal": f"{_number(low)} to {_number(high)}",
-            "other": "anything else",
-        }
+        rules = cuts.hit_rate_cuts().rules()
         for item, name in zip(self._legend_items, PMT_CLASSES, strict=True):
             item.label = value(f"{name} {counts[name]:,} ({rules[name]})")
         if self._details_due:

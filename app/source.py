@@ -1,5 +1,6 @@
 """Data access of the dashboard: the one place that talks to the database, through the query
-functions of :mod:`dqm.db.queries`, and returns plain data (DataFrames, dicts, ``hist`` objects).
+functions of :mod:`dqm.db.queries`, and returns plain data (DataFrames, dicts, ``hist`` objects,
+frozen dataclasses).
 
 State classes (:mod:`app.state`) hold a :class:`Source`; views never see it.
 """
@@ -7,7 +8,10 @@ State classes (:mod:`app.state`) hold a :class:`Source`; views never see it.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import io
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import hist
@@ -18,10 +22,13 @@ from dqm import detector
 from dqm.db import queries
 from dqm.db.models import FileState, RunStatus
 from dqm.db.session import engine_for, transaction
+from dqm.pmtclass import classify
 from dqm.pmtstats import derived_pmt_quantities
 
 #: Columns of the recent-runs table.
 RUN_COLUMNS = ["run_id", "run_type", "status", "start_time", "end_time", "n_events", "n_files"]
+#: Columns of :attr:`RunSummary.files`.
+FILE_COLUMNS = ["seq", "file", "state", "job", "error", "events"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,59 @@ class StoredHistogram:
     title: str
     histogram: hist.Hist
     provenance: dict[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class RunSummary:
+    """What the run page shows of a run besides its histograms.
+
+    Attributes:
+        run_id: the run number.
+        run_type: physics, laser, …
+        detector: the detector that took the run.
+        status: the run's status as displayed (``"All Completed"``, …).
+        start_time: when data taking started (UTC).
+        end_time: when it ended (UTC); None while the run takes data.
+        n_events: events taken; None until known.
+        n_files: files taken; None until known.
+        files_done: files processed so far.
+        rec_method: reconstruction method; None until chosen.
+        sampling_fraction: fraction of the events processed.
+        calibration_version: version of the calibration used; None: nominal (none stored).
+        comment: the shifters' comment; None when there is none.
+        provenance: what the merged histograms were made from (rec method, calibration, files…).
+        files: one row per file, columns :data:`FILE_COLUMNS`: ``seq``, ``file`` (URI),
+            ``state``, ``job`` (state of its latest job, or empty), ``error`` (that job's error,
+            or empty) and ``events``. Treated as read-only.
+    """
+
+    run_id: int
+    run_type: str
+    detector: str
+    status: str
+    start_time: dt.datetime | None
+    end_time: dt.datetime | None
+    n_events: int | None
+    n_files: int | None
+    files_done: int
+    rec_method: str | None
+    sampling_fraction: float
+    calibration_version: int | None
+    comment: str | None
+    provenance: dict[str, Any]
+    files: pd.DataFrame
+
+    def __eq__(self, other: object) -> bool:
+        # Field by field, the files by content: a refresh that finds the run as it was must not
+        # send the page its summary again.
+        if not isinstance(other, RunSummary):
+            return NotImplemented
+        return all(
+            mine.equals(theirs) if isinstance(mine, pd.DataFrame) else mine == theirs
+            for mine, theirs in (
+                (getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
+            )
+        )
 
 
 class Source:
@@ -89,7 +149,7 @@ class Source:
         with transaction(self.database_url) as session:
             return queries.run_types(session)
 
-    def run_summary(self, run_id: int) -> dict[str, Any] | None:
+    def run_summary(self, run_id: int) -> RunSummary | None:
         """The run's attributes, its files with their job state and error, its calibration version;
         None if there is no such run."""
         with transaction(self.database_url) as session:
@@ -111,25 +171,23 @@ class Source:
             ]
             calibration = queries.calibration_for_run(session, run_id)
             merged = queries.histogram_rows(session, run_id=run_id)
-            return {
-                "run_id": run.run_id,
-                "run_type": run.run_type,
-                "detector": run.detector,
-                "status": str(run.status),
-                "start_time": run.start_time,
-                "end_time": run.end_time,
-                "n_events": run.n_events,
-                "n_files": run.n_files,
-                "files_done": sum(f["state"] == str(FileState.DONE) for f in files),
-                "rec_method": run.rec_method,
-                "sampling_fraction": run.sampling_fraction,
-                "calibration_version": calibration.version if calibration else None,
-                "comment": run.comment,
-                "provenance": merged[0].provenance if merged else {},
-                "files": pd.DataFrame(
-                    files, columns=["seq", "file", "state", "job", "error", "events"]
-                ),
-            }
+            return RunSummary(
+                run_id=run.run_id,
+                run_type=run.run_type,
+                detector=run.detector,
+                status=str(run.status),
+                start_time=run.start_time,
+                end_time=run.end_time,
+                n_events=run.n_events,
+                n_files=run.n_files,
+                files_done=sum(f["state"] == str(FileState.DONE) for f in files),
+                rec_method=run.rec_method,
+                sampling_fraction=run.sampling_fraction,
+                calibration_version=calibration.version if calibration else None,
+                comment=run.comment,
+                provenance=merged[0].provenance if merged else {},
+                files=pd.DataFrame(files, columns=FILE_COLUMNS),
+            )
 
     def run_events(self, run_id: int, max_events: int = 5_000_000) -> pd.DataFrame:
         """The run's reconstructed physics events (its processed files', in order, at most
@@ -150,6 +208,16 @@ class Source:
                 "time_s": columns["time_s"],
             }
         )
+
+    def root_file(self, run_id: int) -> io.BytesIO:
+        """The run exported as a ROOT file (as by ``dqm export``), in memory."""
+        from dqm.rootexport import export_run
+
+        with tempfile.TemporaryDirectory(prefix="dqm-export-") as tmp:
+            path = Path(tmp) / f"run{run_id}.root"
+            with transaction(self.database_url) as session:
+                export_run(session, run_id, path)
+            return io.BytesIO(path.read_bytes())
 
     def run_token(self, run_id: int) -> tuple | None:
         """Changes whenever anything shown about the run does (see queries.run_change_token)."""
@@ -348,8 +416,6 @@ TREND_COLUMNS = [
 
 
 def _trend_row(run: Any, energy: hist.Hist | None, quantities: dict | None) -> dict[str, Any]:
-    from app.pmtmap import DEFAULT_DEAD_CUT, DEFAULT_HOT_CUT
-
     row: dict[str, Any] = {
         "run_id": run.run_id,
         "start_time": run.start_time,
@@ -364,8 +430,8 @@ def _trend_row(run: Any, energy: hist.Hist | None, quantities: dict | None) -> d
         rate = quantities["hit_rate"]
         row["mean_hit_rate"] = float(np.nanmean(rate))
         row["mean_charge_pe"] = float(np.nanmean(quantities["mean_charge_pe"]))
-        row["n_dead"] = int(np.count_nonzero(rate < DEFAULT_DEAD_CUT))
-        row["n_hot"] = int(np.count_nonzero(rate > DEFAULT_HOT_CUT))
+        classes = classify(rate)  # under the built-in cuts, the same for every run
+        row["n_dead"], row["n_hot"] = classes.n_dead, classes.n_hot
     return row
 
 

@@ -1,25 +1,24 @@
 """State of the dashboard: ``param.Parameterized`` classes with input parameters (search mode,
 run number, reference run, …) and output parameters (the runs table, a run's summary and
-histograms) computed from the database through :class:`app.source.Source`. No widgets: these are
-testable without a server or a browser, and the views (:mod:`app.views`) only read them.
+histograms, the jobs' figures) computed from the database through :class:`app.source.Source`. No
+widgets: these are testable without a server or a browser, and the views (:mod:`app.views`) only
+read them.
 """
 
 from __future__ import annotations
 
 import io
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import param
 
-from app.pmtmap import PmtCuts
-from app.source import RUN_COLUMNS, Source, StoredHistogram
+from app.cuts import PmtCuts
+from app.source import RUN_COLUMNS, RunSummary, Source, StoredHistogram
 from dqm.db.models import RunStatus
-from dqm.db.session import transaction
 from dqm.errors import DQMError
+from dqm.users import may_write
 
 #: Search modes of the recent-runs page.
 MODES = ("Recent Runs", "Recent Completed", "Recent Days")
@@ -35,16 +34,6 @@ def parse_run_id(text: str | int | None) -> tuple[int | None, str]:
     if not value.isdigit():
         return None, f"'{value[:40]}' is not a run number: run numbers are positive integers."
     return int(value), ""
-
-
-def _same_summary(new: dict[str, Any] | None, old: dict[str, Any] | None) -> bool:
-    if new is None or old is None:
-        return new is old
-    if new.keys() != old.keys():
-        return False
-    return all(
-        new[k].equals(old[k]) if isinstance(new[k], pd.DataFrame) else new[k] == old[k] for k in new
-    )
 
 
 def _signature(histograms: dict[str, list[StoredHistogram]]) -> list[tuple]:
@@ -115,7 +104,9 @@ class RunState(param.Parameterized):
     reference_run_id = param.Integer(
         default=None, allow_None=True, doc="The run overlaid on the histograms (None: none)."
     )
-    summary = param.Dict(default=None, allow_None=True, doc="Attributes, files, provenance.")
+    summary = param.ClassSelector(
+        class_=RunSummary, allow_None=True, doc="Attributes, files, provenance."
+    )
     histograms = param.Dict(default={}, doc="Stage → the run's stored histograms.")
     reference = param.Dict(default={}, doc="Stage → name → the reference run's histogram.")
     pmt = param.ClassSelector(class_=PmtCuts, allow_None=True, doc="PMT classes and cuts.")
@@ -130,7 +121,8 @@ class RunState(param.Parameterized):
 
     @property
     def can_write(self) -> bool:
-        return bool(self.user) and self.user != "guest"
+        """Whether the user may save cuts and comments."""
+        return may_write(self.user)
 
     @param.depends("run_id", watch=True, on_init=True)
     def load(self) -> None:
@@ -157,7 +149,7 @@ class RunState(param.Parameterized):
         # A periodic refresh changes only what changed, so that a finished run's plots, tables
         # and PMT map stay as they are (zoom, sorting, scroll position) and a processing run's
         # fill in as its files complete.
-        if not _same_summary(summary, self.summary):
+        if summary != self.summary:
             self.summary = summary
         histograms = {
             stage: self.source.histograms(self.run_id, stage) for stage in ("calib", "rec")
@@ -168,7 +160,7 @@ class RunState(param.Parameterized):
         if quantities is None:
             self.pmt = None
         elif self.pmt is None or self.pmt.run_id != self.run_id:
-            self.cut_defaults = self.source.cut_defaults(summary["run_type"])
+            self.cut_defaults = self.source.cut_defaults(summary.run_type)
             cuts = {
                 k: v
                 for k, v in (self.cut_defaults or {}).items()
@@ -203,7 +195,7 @@ class RunState(param.Parameterized):
         if self.pmt is None or self.summary is None:
             self.notice = "There are no cuts to save: the run has no PMT statistics yet."
             return
-        run_type = self.summary["run_type"]
+        run_type = self.summary.run_type
         try:
             self.source.save_cut_defaults(
                 run_type,
@@ -240,10 +232,47 @@ class RunState(param.Parameterized):
 
     def root_file(self) -> io.BytesIO:
         """The run exported as a ROOT file (``dqm export``), in memory."""
-        from dqm.rootexport import export_run
+        return self.source.root_file(self.run_id)
 
-        with tempfile.TemporaryDirectory(prefix="dqm-export-") as tmp:
-            path = Path(tmp) / f"run{self.run_id}.root"
-            with transaction(self.source.database_url) as session:
-                export_run(session, self.run_id, path)
-            return io.BytesIO(path.read_bytes())
+
+class JobsState(param.Parameterized):
+    """The jobs page: jobs per state, run times per kind, the latest failures and changes.
+
+    Read by :meth:`refresh`, which the app calls when the page is shown and periodically while it
+    is; nothing is read at construction (most sessions never open the page).
+    """
+
+    source = param.ClassSelector(class_=Source, doc="Where the jobs are read from.")
+    user = param.String(
+        default=None, allow_None=True, doc="The logged-in user; None or 'guest': read only."
+    )
+    counts = param.Dict(default={}, doc="Jobs per state.")
+    durations = param.DataFrame(
+        default=pd.DataFrame(),
+        doc="Run time of the latest done jobs per kind: count, median, p95 and longest (s).",
+    )
+    failures = param.DataFrame(default=pd.DataFrame(), doc="Latest failed jobs, with reasons.")
+    changes = param.DataFrame(default=pd.DataFrame(), doc="Latest changes made here.")
+    notice = param.String(default="", doc="The outcome of the last retry.")
+
+    @property
+    def can_write(self) -> bool:
+        """Whether the user may retry jobs."""
+        return may_write(self.user)
+
+    def refresh(self) -> None:
+        """Read the jobs' figures again."""
+        self.counts = self.source.job_counts()
+        self.failures = self.source.recent_failures()
+        self.durations = self.source.job_durations()
+        self.changes = self.source.recent_changes()
+
+    def retry(self, job_id: int) -> None:
+        """Put a failed job back to TODO (logged-in users only); :attr:`notice` says how it went."""
+        try:
+            self.source.retry_job(job_id, user=self.user or "")
+        except DQMError as exc:
+            self.notice = f"Job {job_id} not retried: {exc}"
+            return
+        self.refresh()
+        self.notice = f"Job {job_id} is back to TODO: the job server will run it again."

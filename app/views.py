@@ -16,7 +16,9 @@ from holoviews.operation.datashader import rasterize
 
 from app.pmtmap import PmtMap
 from app.source import StoredHistogram, utc
-from app.state import RecentRuns, RunState
+from app.state import JobsState, RecentRuns, RunState
+from dqm.pmtclass import DEFAULT_CUTS
+from dqm.runs import COMMENT_MAX_CHARS
 
 #: Colours of the run statuses (colour-blind-safe palette).
 STATUS_COLOURS = {
@@ -313,39 +315,36 @@ class RunPage(_BuiltOnce):
         s = self.state.summary
         if s is None:
             return pn.pane.Markdown("")
-        status_colour = STATUS_COLOURS.get(s["status"], "#ccc")
+        status_colour = STATUS_COLOURS.get(s.status, "#ccc")
+        n_files = s.n_files if s.n_files is not None else len(s.files)
         rows = [
             (
                 "Status",
-                f"<span style='background:{status_colour};padding:2px 6px'>{s['status']}</span>",
+                f"<span style='background:{status_colour};padding:2px 6px'>{s.status}</span>",
             ),
-            ("Run type", s["run_type"]),
-            ("Start (UTC)", utc(s["start_time"])),
-            ("End (UTC)", utc(s["end_time"]) or "still taking data"),
-            ("Events", f"{s['n_events']:,}" if s["n_events"] is not None else "not yet known"),
-            (
-                "Files",
-                f"{s['files_done']} done of {s['n_files'] if s['n_files'] is not None else len(s['files'])}",
-            ),
-            ("Reconstruction", s["rec_method"] or "not yet chosen"),
-            ("Sampling fraction", f"{s['sampling_fraction']:g}"),
+            ("Run type", s.run_type),
+            ("Start (UTC)", utc(s.start_time)),
+            ("End (UTC)", utc(s.end_time) or "still taking data"),
+            ("Events", f"{s.n_events:,}" if s.n_events is not None else "not yet known"),
+            ("Files", f"{s.files_done} done of {n_files}"),
+            ("Reconstruction", s.rec_method or "not yet chosen"),
+            ("Sampling fraction", f"{s.sampling_fraction:g}"),
             (
                 "Calibration version",
-                s["calibration_version"]
-                if s["calibration_version"] is not None
+                s.calibration_version
+                if s.calibration_version is not None
                 else "nominal (none stored)",
             ),
-            ("Comment", s["comment"] or ""),
+            ("Comment", s.comment or ""),
         ]
         table = "\n".join(f"| {k} | {v} |" for k, v in rows)
-        provenance = s["provenance"]
-        lines = "\n".join(f"- **{k}**: {v}" for k, v in provenance.items() if k != "input_files")
+        lines = "\n".join(f"- **{k}**: {v}" for k, v in s.provenance.items() if k != "input_files")
         return pn.Column(
-            pn.pane.Markdown(f"## Run {s['run_id']}\n\n| | |\n|---|---|\n{table}"),
-            self._comment_editor(s["comment"] or ""),
+            pn.pane.Markdown(f"## Run {s.run_id}\n\n| | |\n|---|---|\n{table}"),
+            self._comment_editor(s.comment or ""),
             pn.pane.Markdown("### Files"),
             pn.widgets.Tabulator(
-                s["files"], show_index=False, disabled=True, sizing_mode="stretch_width"
+                s.files, show_index=False, disabled=True, sizing_mode="stretch_width"
             ),
             pn.pane.Markdown(f"### Provenance of the merged histograms\n\n{lines or 'none yet'}"),
             sizing_mode="stretch_width",
@@ -392,7 +391,11 @@ class RunPage(_BuiltOnce):
         if not self.state.can_write:
             return pn.Column()
         editor = pn.widgets.TextAreaInput(
-            value=comment, label="Comment", max_length=2000, rows=2, sizing_mode="stretch_width"
+            value=comment,
+            label="Comment",
+            max_length=COMMENT_MAX_CHARS,
+            rows=2,
+            sizing_mode="stretch_width",
         )
         save = pn.widgets.Button(label="Save comment", color="primary", width=140)
         save.on_click(lambda _event: self.state.set_comment(editor.value))
@@ -414,13 +417,12 @@ class RunPage(_BuiltOnce):
     @param.depends("state.cut_defaults")
     def _cut_defaults(self) -> pn.viewable.Viewable:
         saved = self.state.cut_defaults
-        run_type = self.state.summary["run_type"] if self.state.summary else ""
+        run_type = self.state.summary.run_type if self.state.summary else ""
         text = (
             f"The cuts start from the defaults of {run_type} runs, saved by {saved['saved_by']} "
             f"on {utc(saved['saved_at'])} (UTC)."
             if saved
-            else "The cuts start from the built-in defaults (dead < 0.01, hot > 0.99, normal "
-            "0.05 to 0.15)."
+            else f"The cuts start from the built-in defaults ({DEFAULT_CUTS.describe()})."
         )
         row = [pn.pane.Markdown(text, sizing_mode="stretch_width")]
         if self.state.can_write:
@@ -435,21 +437,15 @@ class RunPage(_BuiltOnce):
 class JobsView(_BuiltOnce):
     """Counts of jobs per state and the latest failures with their reasons."""
 
-    counts = param.Dict(default={}, doc="Jobs per state.")
-    changes = param.DataFrame(default=pd.DataFrame(), doc="Latest changes made here.")
-    can_write = param.Boolean(default=False, doc="Whether the user may retry jobs.")
-    retry = param.Callable(default=None, doc="Retries a job: called with its id.")
-    notice = param.String(default="", doc="The outcome of the last retry.")
-    failures = param.DataFrame(default=pd.DataFrame(), doc="Latest failed jobs.")
-    durations = param.DataFrame(default=pd.DataFrame(), doc="Run time of done jobs per kind.")
-    refresh = param.Callable(default=None, doc="Reads the jobs again.")
+    state = param.ClassSelector(class_=JobsState, doc="The jobs' figures.")
 
     def _build(self) -> pn.viewable.Viewable:
+        state = self.state
         return pn.Column(
-            pn.pane.Markdown(pn.bind(self._counts_text, self.param.counts)),
+            pn.pane.Markdown(pn.bind(self._counts_text, state.param.counts)),
             pn.pane.Markdown("### Durations per stage (done jobs, seconds)"),
             pn.widgets.Tabulator.from_param(
-                self.param.durations,
+                state.param.durations,
                 show_index=False,
                 disabled=True,
                 formatters={
@@ -458,34 +454,33 @@ class JobsView(_BuiltOnce):
             ),
             pn.pane.Markdown("### Recent failures"),
             pn.pane.Alert(
-                pn.bind(lambda m: m or "", self.param.notice),
+                pn.bind(lambda m: m or "", state.param.notice),
                 alert_type="info",
-                visible=pn.bind(bool, self.param.notice),
+                visible=pn.bind(bool, state.param.notice),
             ),
             self._failures_table(),
             pn.pane.Markdown("### Changes made here (who and when)"),
             pn.widgets.Tabulator.from_param(
-                self.param.changes, show_index=False, disabled=True, sizing_mode="stretch_width"
+                state.param.changes, show_index=False, disabled=True, sizing_mode="stretch_width"
             ),
             sizing_mode="stretch_width",
         )
 
     def _failures_table(self) -> pn.widgets.Tabulator:
         table = pn.widgets.Tabulator.from_param(
-            self.param.failures,
+            self.state.param.failures,
             show_index=False,
             disabled=True,
             sizing_mode="stretch_width",
-            buttons={"retry": "↻ retry"} if self.can_write else {},
+            buttons={"retry": "↻ retry"} if self.state.can_write else {},
         )
         table.on_click(self._clicked)
         return table
 
     def _clicked(self, event: Any) -> None:
-        if event.column != "retry" or not self.can_write or self.retry is None:
+        if event.column != "retry" or not self.state.can_write:
             return
-        job_id = int(self.failures.iloc[event.row]["job"])
-        self.notice = self.retry(job_id)
+        self.state.retry(int(self.state.failures.iloc[event.row]["job"]))
 
     @staticmethod
     def _counts_text(counts: dict[str, int]) -> str:

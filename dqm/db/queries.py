@@ -38,9 +38,12 @@ from dqm.db.models import (
 )
 from dqm.errors import InvalidValueError, NotFoundError
 from dqm.histcodec import array_from_bytes, array_to_bytes, decode, encode
+from dqm.pmtclass import HitRateCuts
 from dqm.pmtstats import PMT_ARRAYS
+from dqm.runs import check_comment
 from dqm.runstatus import derive_run_status
 from dqm.times import parse_time, utcnow
+from dqm.users import require_writer
 
 #: Run attributes that ``update_run`` may change.
 RUN_FIELDS = (
@@ -947,9 +950,12 @@ def calibration_for_run(session: Session, run_id: int) -> Calibration | None:
 def record_change(
     session: Session, *, user: str, action: str, target: str, detail: dict[str, Any]
 ) -> Change:
-    """Record that ``user`` did ``action`` to ``target`` (a run type, job or run), now."""
-    if not user or user == "guest":
-        raise InvalidValueError("log in to change anything: anonymous visitors only read.")
+    """Record that ``user`` did ``action`` to ``target`` (a run type, job or run), now.
+
+    Raises:
+        InvalidValueError: ``user`` may not change anything (see :func:`dqm.users.may_write`).
+    """
+    require_writer(user)
     change = Change(user=user[:64], action=action, target=str(target)[:64], detail=detail)
     session.add(change)
     session.flush()
@@ -983,12 +989,11 @@ def save_cut_defaults(
     Raises:
         InvalidValueError: a cut outside [0, 1], a band whose ends are swapped, or no user.
     """
-    low, high = (float(v) for v in normal_band)
-    values = {"dead_cut": float(dead_cut), "hot_cut": float(hot_cut), "normal_low": low}
+    cuts = HitRateCuts(dead_cut=dead_cut, hot_cut=hot_cut, normal_band=normal_band)
+    low, high = cuts.normal_band
+    values = {"dead_cut": cuts.dead_cut, "hot_cut": cuts.hot_cut, "normal_low": low}
     values["normal_high"] = high
-    for name, value in values.items():
-        if not 0.0 <= value <= 1.0:
-            raise InvalidValueError(f"{name.replace('_', ' ')} must lie in [0, 1], not {value}.")
+    # The PMT map shows a backwards band (no PMT normal) while a slider moves; a default, never.
     if low > high:
         raise InvalidValueError(f"the normal band runs backwards ({low} to {high}).")
     record_change(session, user=user, action="cut_defaults", target=run_type, detail=values)
@@ -1009,11 +1014,10 @@ def set_run_comment(session: Session, run_id: int, comment: str, *, user: str) -
 
     Raises:
         NotFoundError: no such run.
-        InvalidValueError: no user, or a comment over 2,000 characters.
+        InvalidValueError: no user, or a comment over :data:`dqm.runs.COMMENT_MAX_CHARS`
+            characters.
     """
-    comment = comment.strip()
-    if len(comment) > 2000:
-        raise InvalidValueError(f"a comment holds at most 2,000 characters, not {len(comment):,}.")
+    comment = check_comment(comment)
     run = get_run(session, run_id)
     record_change(
         session,

@@ -11,10 +11,10 @@ import pytest
 
 from app.main import DQMApp
 from app.source import Source
-from app.state import RecentRuns, RunState, parse_run_id
+from app.state import JobsState, RecentRuns, RunState, parse_run_id
 from dqm import detector, pmtstats
 from dqm.db import migrate, queries
-from dqm.db.models import FileState, RunStatus
+from dqm.db.models import FileState, JobState, RunStatus
 from dqm.db.session import transaction
 
 T0 = dt.datetime(2026, 11, 1, 8, 0)
@@ -106,8 +106,9 @@ def test_recent_runs_modes_filters_and_search(source: Source) -> None:
 
 def test_run_state_summary_histograms_reference_and_pmts(source: Source) -> None:
     state = RunState(source=source, run_id=102)
-    assert state.summary["status"] == "All Completed"
-    assert state.summary["files_done"] == 1 and len(state.summary["files"]) == 1
+    assert state.summary.status == "All Completed" and state.summary.run_type == "physics"
+    assert state.summary.files_done == 1 and len(state.summary.files) == 1
+    assert list(state.summary.files.columns) == ["seq", "file", "state", "job", "error", "events"]
     (energy,) = state.histograms["rec"]
     assert energy.title == "Visible energy" and energy.histogram.sum() > 0
     assert state.reference_run_id == 100  # the latest All Completed physics run before it
@@ -203,7 +204,33 @@ def test_jobs_page_figures(source: Source) -> None:
     assert source.job_durations().empty  # no job has run in this database
     assert set(source.recent_failures().columns) >= {"job", "kind", "error"}
     app = DQMApp(source=source, refresh_s=0, page="jobs")
-    assert list(app.jobs.durations.columns) == ["kind", "done", "median_s", "p95_s", "max_s"]
+    durations = app.jobs_state.durations
+    assert list(durations.columns) == ["kind", "done", "median_s", "p95_s", "max_s"]
+
+
+def test_jobs_state_reads_on_refresh_and_retries_for_logged_in_users_only(
+    source: Source,
+) -> None:
+    with transaction(source.database_url) as s:
+        job = queries.add_job(s, kind="process_file", run_id=103)
+        job.state, job.error = JobState.FAILED, "103.0.root is truncated"
+        job_id = job.id
+    try:
+        anonymous = JobsState(source=source, user="guest")
+        assert anonymous.counts == {} and anonymous.failures.empty  # nothing read yet
+        anonymous.refresh()
+        assert anonymous.counts.get("FAILED") == 1 and not anonymous.can_write
+        assert list(anonymous.failures["job"]) == [job_id]
+        anonymous.retry(job_id)
+        assert anonymous.notice.startswith(f"Job {job_id} not retried: log in")
+        expert = JobsState(source=source, user="ana")
+        expert.retry(job_id)
+        assert expert.notice == f"Job {job_id} is back to TODO: the job server will run it again."
+        assert expert.failures.empty and expert.counts.get("TODO") == 1  # read again
+        assert expert.changes["action"].iloc[0] == "retry_job"
+    finally:
+        with transaction(source.database_url) as s:
+            s.delete(queries.get_job(s, job_id))
 
 
 def test_writes_need_a_user_and_saved_cuts_are_where_the_next_run_starts(source: Source) -> None:
@@ -213,7 +240,7 @@ def test_writes_need_a_user_and_saved_cuts_are_where_the_next_run_starts(source:
     assert anonymous.notice.startswith("Not saved: log in")
     expert = RunState(source=source, run_id=102, user="ana")
     expert.set_comment("beam-off test")
-    assert expert.notice == "Comment saved." and expert.summary["comment"] == "beam-off test"
+    assert expert.notice == "Comment saved." and expert.summary.comment == "beam-off test"
     expert.pmt.dead_cut = 0.02
     expert.save_cuts_as_default()
     assert expert.notice == "Saved as the default cuts of physics runs."
@@ -235,7 +262,7 @@ def test_a_refresh_reads_the_run_again_only_when_it_changed(source: Source) -> N
         with transaction(source.database_url) as s:
             queries.update_run(s, 101, comment="changed behind the page's back")
         state.refresh()
-        assert calls and state.summary["comment"] == "changed behind the page's back"
+        assert calls and state.summary.comment == "changed behind the page's back"
     finally:
         del source.histograms
 
@@ -248,7 +275,7 @@ def test_navigation_updates_the_page_shown_and_never_builds_it_again(source: Sou
     assert app.view is page and page.__panel__() is layout and page._tabs.active == 2
     app.run = "100"  # another run: the same page, the run's data
     assert app.view is page and page.__panel__() is layout
-    assert app.run_state.summary["run_id"] == 100
+    assert app.run_state.summary.run_id == 100
     app.page = "runs"
     runs = app.view
     runs_layout = runs.__panel__()
