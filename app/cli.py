@@ -221,16 +221,14 @@ def _release_memory() -> None:
     """After sessions are dropped: collect their objects and give the freed memory back to the
     system (glibc keeps freed heap memory for reuse otherwise, so the server would look as if it
     had kept every session it ever served)."""
-    import ctypes
     import gc
+
+    from dqm import memory
 
     global _release_scheduled
     _release_scheduled = False
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        pass
+    memory.trim()
 
 
 def _cookie_secret() -> str:

@@ -27,19 +27,21 @@ class InvalidValueError(DQMError):
     """A value given by the user (status, date, number) is not acceptable."""
 
 
-def first_line(exc: BaseException | None, *, limit: int = 2000) -> str:
-    """The first line of an error's message, for a log line or a job's reason.
+def first_line(exc: BaseException | None, *, with_type: bool = False, limit: int = 2000) -> str:
+    """The first line of an error's message, for a log line, a job's reason or a sentence.
 
-    A :class:`DQMError` is already one sentence for the user and is given as it is; any other
-    error is named by its type too (``OSError: [Errno 28] No space left on device``), and an
-    error without a message by its type alone. A database driver's error wrapped by SQLAlchemy is
-    given in the driver's words (``exc.orig``).
+    A database driver's error wrapped by SQLAlchemy is given in the driver's words (``exc.orig``);
+    an error without a message by its type's name. With ``with_type``, an error that is not a
+    :class:`DQMError` (already one sentence for the user) is named by its type too
+    (``OSError: [Errno 28] No space left on device``).
     """
     if exc is None:
         return "unknown error"
     exc = getattr(exc, "orig", None) or exc
     lines = str(exc).strip().splitlines()
     text = lines[0].strip() if lines else ""
-    if isinstance(exc, DQMError) and text:
-        return text[:limit]
-    return (f"{type(exc).__name__}: {text}" if text else type(exc).__name__)[:limit]
+    if not text:
+        return type(exc).__name__
+    if with_type and not isinstance(exc, DQMError):
+        text = f"{type(exc).__name__}: {text}"
+    return text[:limit]

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from dqm.errors import DQMError
+from dqm.errors import DQMError, first_line
 
 log = logging.getLogger("dqm.executor")
 
@@ -71,7 +71,7 @@ class LocalExecutor:
         try:
             return handle.result()
         except (TerminatedWorkerError, BrokenProcessPool) as exc:
-            raise WorkerLost(f"the worker process died: {str(exc).splitlines()[0][:200]}") from exc
+            raise WorkerLost(f"the worker process died: {first_line(exc, limit=200)}") from exc
 
     def cancel(self, handle: Any) -> None:
         handle.cancel()

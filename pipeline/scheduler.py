@@ -199,7 +199,9 @@ class Scheduler:
                 waiting = kind.check_ready(session, job, self.context) if kind.check_ready else None
                 argument = None if waiting else kind.prepare(session, job, self.context)
             except DQMError as exc:
-                transition_job(session, job, JobState.FAILED, first_line(exc), now=now)
+                transition_job(
+                    session, job, JobState.FAILED, first_line(exc, with_type=True), now=now
+                )
                 queries.refresh_run_status(session, job.run_id)
                 return None
             if waiting:
@@ -293,9 +295,9 @@ class Scheduler:
             transition_job(
                 session, job, JobState.TODO, "data not ready", retry=Retry.NOT_COUNTED, now=now
             )
-            self._wait_for_data(session, job, first_line(error), now)
+            self._wait_for_data(session, job, first_line(error, with_type=True), now)
         else:
-            reason = first_line(error)
+            reason = first_line(error, with_type=True)
             permanent = isinstance(error, kind.permanent_errors)
             if permanent or job.attempts >= self.options.max_attempts:
                 why = (

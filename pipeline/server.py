@@ -48,7 +48,12 @@ class _Outage:
             self.since = now
             # the driver's words, not the wrapping of SQLAlchemy or of dqm.db.session
             cause = exc.__cause__ if isinstance(exc, DatabaseError | BrokerUnavailable) else exc
-            log.error("%s: %s; retrying every %.0f s", self.what, first_line(cause), retry_s)
+            log.error(
+                "%s: %s; retrying every %.0f s",
+                self.what,
+                first_line(cause, with_type=True),
+                retry_s,
+            )
         self.retry_at = now + retry_s
 
     def ok(self) -> None:

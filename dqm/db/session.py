@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from dqm.config import mask_url
-from dqm.errors import DatabaseError
+from dqm.errors import DatabaseError, first_line
 
 #: Seconds SQLite waits for a lock held by another process before giving up.
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -96,13 +96,8 @@ def transaction(url_or_engine: str | Engine) -> Iterator[Session]:
         url = str(factory.kw["bind"].url.render_as_string(hide_password=True))
         raise DatabaseError(
             f"database {mask_url(url)} is not reachable or refused the request: "
-            f"{_first_line(exc.orig)}"
+            f"{first_line(exc.orig)}"
         ) from exc
-
-
-def _first_line(exc: BaseException | None) -> str:
-    text_ = str(exc) if exc is not None else "unknown error"
-    return text_.strip().splitlines()[0] if text_.strip() else type(exc).__name__
 
 
 def check_schema(engine: Engine) -> None:
@@ -117,6 +112,6 @@ def check_schema(engine: Engine) -> None:
             connection.execute(text("SELECT 1"))
             has_runs = inspect(connection).has_table("runs")
     except OperationalError as exc:
-        raise DatabaseError(f"database {url} is not reachable: {_first_line(exc.orig)}") from exc
+        raise DatabaseError(f"database {url} is not reachable: {first_line(exc.orig)}") from exc
     if not has_runs:
         raise DatabaseError(f"database {url} has no DQM schema yet; run 'dqm init-db' first.")

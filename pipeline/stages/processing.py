@@ -10,8 +10,6 @@ workers and any backend. Pure: a function of the file and its parameters, no dat
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +22,8 @@ import numpy as np
 
 from dqm import detector, eventtable, rawformat
 from dqm.config import DEFAULT_REC_METHOD, REC_METHODS
+from dqm.errors import first_line
+from dqm.memory import reusing_freed_memory
 from dqm.pmtstats import PMT_ARRAYS
 from pipeline.stages import calib, reco, tlh
 from pipeline.stages.fill import add_counts, counts_for
@@ -61,52 +61,16 @@ class FileResult:
     events: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-@functools.cache
-def _libc() -> Any:
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt, libc.malloc_trim  # noqa: B018 - glibc only
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-@contextlib.contextmanager
-def reusing_freed_memory(trim: bool = True) -> Iterator[None]:
-    """Within the block, glibc's allocator keeps freed memory for reuse; at its end (``trim``),
-    what is free is given back to the system.
-
-    Every chunk allocates arrays of tens of MB (hits, their calibrated values); by default glibc
-    maps each afresh and unmaps it when freed, so every chunk pays for zeroed pages from the kernel
-    again — a large share of the processing time on virtual machines. With a fixed mapping
-    threshold (32 MB, glibc's largest) and no trimming, the chunks reuse the same memory. Trimming
-    at the end of a job brings the process back to its size before (loky restarts workers that grow
-    by 300 MB between jobs); ranges run as joblib tasks keep it, for the next range of the same
-    file. A no-op without glibc.
-    """
-    libc = _libc()
-    if libc is not None:
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 32 * 2**20)
-        libc.mallopt(m_trim_threshold, 2**31 - 1)
-    try:
-        yield
-    finally:
-        if libc is not None and trim:
-            libc.mallopt(-1, 128 * 2**10)  # glibc's default trim threshold
-            libc.malloc_trim(0)
-
-
 def _unreadable(path: Path, exc: Exception) -> rawformat.RawFormatError:
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return rawformat.RawFormatError(f"{path.name} cannot be read as ROOT: {detail[:300]}")
+    detail = first_line(exc, limit=300)
+    return rawformat.RawFormatError(f"{path.name} cannot be read as ROOT: {detail}")
 
 
 def process_range(params: Mapping[str, Any], entry_start: int, entry_stop: int) -> FileResult:
     """Process the entries ``entry_start`` to ``entry_stop`` of a raw file (see :func:`process_file`
     for ``params``); the derived per-PMT histograms are left to the caller. Run as a joblib task:
     the memory it frees is kept for the next range."""
-    with reusing_freed_memory(trim=False):
+    with reusing_freed_memory(trim_after=False):
         return _process_range(params, entry_start, entry_stop)
 
 
