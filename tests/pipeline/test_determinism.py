@@ -3,8 +3,6 @@ LocalCluster (joblib's Dask backend), and for the same events whatever the chunk
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from helpers import make_settings, simulate
@@ -77,14 +75,3 @@ def test_counts_do_not_depend_on_the_chunking(raw_file: dict) -> None:
                     b.histograms[stage][name].view(flow=True),
                 ), name
     assert np.array_equal(a.pmt_sums["hit_count"], b.pmt_sums["hit_count"])
-
-
-def test_unknown_method_and_foreign_file_are_refused(raw_file: dict, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown reconstruction method 'fancy'"):
-        processing.process_file({**raw_file, "rec_method": "fancy"})
-    text = tmp_path / "notes.root"
-    text.write_text("not ROOT at all\n")
-    from dqm.rawformat import RawFormatError
-
-    with pytest.raises(RawFormatError, match="notes.root"):
-        processing.process_file({**raw_file, "path": str(text)})
