@@ -88,7 +88,7 @@ def main() -> None:
 
         _log("warming up (page cache, compiled kernels, worker processes) ...")
         read_all(path)
-        processing.process_file({**params, "path": warm_up, "n_jobs": 2, "range_events": 500})
+        processing.process_file({**params, "path": warm_up, "n_jobs": 2})
 
         # The machine's speed varies from minute to minute: (a) and (b) alternate, medians kept.
         reads, pipelines = [], []
