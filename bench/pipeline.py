@@ -25,7 +25,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import _benchpath
 import numpy as np
@@ -57,7 +59,10 @@ def read_all(path: str) -> int:
     return n
 
 
-def timed(function, *args):
+T = TypeVar("T")
+
+
+def timed(function: Callable[..., T], *args: Any) -> tuple[T, float]:
     t0 = time.perf_counter()
     value = function(*args)
     return value, time.perf_counter() - t0
