@@ -6,11 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test venv bench geometry clean help
+.PHONY: demo test lint venv bench geometry clean help
 
 help:
 	@echo "make demo   set up .venv, build the demo data, process it and serve the dashboard"
 	@echo "make test   set up .venv and run the whole test suite"
+	@echo "make lint   ruff (lint and format) and mypy, configured in pyproject.toml"
 	@echo "make bench  run the benchmarks under bench/"
 
 $(STAMP): pyproject.toml
@@ -24,6 +25,14 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The whole list, not the first failure: every command runs, the target fails if any did.
+lint: $(STAMP)
+	@status=0; \
+	$(BIN)/ruff check . || status=1; \
+	$(BIN)/ruff format --check . || status=1; \
+	$(BIN)/mypy || status=1; \
+	exit $$status
+
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
@@ -34,4 +43,4 @@ geometry: $(STAMP)
 	$(BIN)/python -m dqm.geometry
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -46,7 +46,7 @@ class PeakMemory:
         self._thread.join()
 
 
-def print_figures(figures: dict) -> None:
+def print_figures(figures: dict[str, object]) -> None:
     """One figure a line, then all of them as one JSON object on the last line."""
     width = max(map(len, figures))
     for key, value in figures.items():

@@ -37,7 +37,7 @@ class Session:
         self.document = Document()
         self._socket: WebSocketClientConnectionWrapper | None = None
         self._receiver = Receiver(PROTOCOL)
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending: set[asyncio.Task[Any]] = set()
 
     async def open(self, address: str, arguments: dict[str, str]) -> Session:
         """Connect to the server at ``address`` (``host:port``) with the page's URL arguments."""

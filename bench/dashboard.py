@@ -46,10 +46,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, BrowserContext, Page
 
 CHROMIUM = "/usr/bin/chromium"
 DEAD_IN_BROWSER = """() => {
@@ -67,10 +72,11 @@ FRACTIONS = (0.12, 0.2, 0.08, 0.16, 0.24)
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def wait_for_port(process: subprocess.Popen, port: int, what: str) -> None:
+def wait_for_port(process: subprocess.Popen[Any], port: int, what: str) -> None:
     """Until ``process`` accepts connections on ``port`` (a minute at most)."""
     deadline = time.monotonic() + 60
     while True:
@@ -201,27 +207,28 @@ class Server:
         wait_for_port(self.process, self.port, "the dashboard server")
 
     def rss_mb(self) -> float:
-        return psutil.Process(self.process.pid).memory_info().rss / 1e6
+        return float(psutil.Process(self.process.pid).memory_info().rss / 1e6)
 
     def cpu_s(self) -> float:
         times = psutil.Process(self.process.pid).cpu_times()
-        return times.user + times.system
+        return float(times.user + times.system)
 
     def close(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=20)
 
 
-def grab(page) -> tuple[float, float]:
+def grab(page: Page) -> tuple[float, float, float]:
     """Press the mouse on the dead-cut handle; the slider's track as (left, width) and its y."""
     bar = page.locator(".noUi-target").first.bounding_box()
     handle = page.locator(".noUi-handle").first.bounding_box()
+    assert bar is not None and handle is not None, "the slider is on the screen"
     page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
     page.mouse.down()
     return bar["x"], bar["width"], bar["y"] + bar["height"] / 2
 
 
-def move_and_wait(page, fraction: float) -> float:
+def move_and_wait(page: Page, fraction: float) -> float:
     """Drag the dead cut to ``fraction`` (the value follows the drag, as the counts do): seconds
     from the move to the new counts on the page and the new classes in the browser's map."""
     before = page.evaluate(DEAD_IN_BROWSER)
@@ -234,7 +241,7 @@ def move_and_wait(page, fraction: float) -> float:
     return elapsed
 
 
-def open_pmt_page(context, url: str, run_id: int):
+def open_pmt_page(context: BrowserContext, url: str, run_id: int) -> Page:
     page = context.new_page()
     page.set_default_timeout(60_000)
     page.goto(f"{url}/?run={run_id}&tab=pmt")
@@ -244,7 +251,12 @@ def open_pmt_page(context, url: str, run_id: int):
 
 
 def concurrent_round(
-    browser, url: str, run_id: int, n: int, rounds: int, rss=lambda: 0.0
+    browser: Browser,
+    url: str,
+    run_id: int,
+    n: int,
+    rounds: int,
+    rss: Callable[[], float] = lambda: 0.0,
 ) -> tuple[list[float], float]:
     """``n`` sessions on the PMT map, each moving its dead cut ``rounds`` times while the others
     do; the latencies (s) and the server's largest RSS (MB).
@@ -274,7 +286,7 @@ def concurrent_round(
     return latencies, peak
 
 
-def first_render_s(browser, url: str, text: str, loads: int = 5) -> float:
+def first_render_s(browser: Browser, url: str, text: str, loads: int = 5) -> float:
     """Median of ``loads`` new pages (each in a new browser context, nothing cached): seconds from
     the request to ``text`` in a table cell on the screen."""
     times = []
@@ -306,7 +318,7 @@ pn.template.BootstrapTemplate(
 """
 
 
-def panel_floor_s(browser, env: dict[str, str]) -> float:
+def panel_floor_s(browser: Browser, env: dict[str, str]) -> float:
     """:func:`first_render_s` of :data:`PANEL_FLOOR_APP` under ``panel serve``."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="dqm-bench-floor-") as tmp:

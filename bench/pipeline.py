@@ -25,7 +25,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import _benchpath
 import numpy as np
@@ -57,7 +59,10 @@ def read_all(path: str) -> int:
     return n
 
 
-def timed(function, *args):
+T = TypeVar("T")
+
+
+def timed(function: Callable[..., T], *args: Any) -> tuple[T, float]:
     t0 = time.perf_counter()
     value = function(*args)
     return value, time.perf_counter() - t0
@@ -88,7 +93,7 @@ def main() -> None:
 
         _log("warming up (page cache, compiled kernels, worker processes) ...")
         read_all(path)
-        processing.process_file({**params, "path": warm_up, "n_jobs": 2, "range_events": 500})
+        processing.process_file({**params, "path": warm_up, "n_jobs": 2})
 
         # The machine's speed varies from minute to minute: (a) and (b) alternate, medians kept.
         reads, pipelines = [], []

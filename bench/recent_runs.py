@@ -17,6 +17,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import insert
 
@@ -51,7 +52,7 @@ def fill(url: str, n_runs: int) -> None:
         session.execute(insert(Run), rows)
 
 
-def timed_ms(url: str, repeat: int, **kwargs: object) -> float:
+def timed_ms(url: str, repeat: int, **kwargs: Any) -> float:
     samples = []
     for _ in range(repeat):
         t0 = time.perf_counter()

@@ -48,7 +48,7 @@ def main() -> None:
             elapsed = time.perf_counter() - start
         written = sum(f.size for f in result.files)
         n_events = result.n_events
-        hits = 0
+        hits = 0.0
         import uproot
 
         with uproot.open(result.files[0].path) as f:

@@ -95,11 +95,14 @@ def fresh_queue(url: str = RABBITMQ_URL) -> Iterator[tuple[str, str]]:
         connection.release()
 
 
+#: Real ROOT files of other experiments, committed with the tests (see its README.md).
+FOREIGN_ROOT_DIR = Path(__file__).resolve().parent / "data" / "foreign-root"
+
+
 def foreign_root_dir() -> Path:
-    """Real ROOT files of other experiments (scikit-hep-testdata), beside the checkout in
-    ``shared/data/foreign-root`` or where ``DQM_FOREIGN_ROOT_DIR`` says."""
-    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "foreign-root"
-    path = Path(os.environ.get("DQM_FOREIGN_ROOT_DIR", default))
+    """Real ROOT files of other experiments (scikit-hep-testdata): :data:`FOREIGN_ROOT_DIR`, or
+    where ``DQM_FOREIGN_ROOT_DIR`` says (a larger collection, say)."""
+    path = Path(os.environ.get("DQM_FOREIGN_ROOT_DIR") or FOREIGN_ROOT_DIR)
     if not any(path.glob("*.root")):
         pytest.fail(
             f"the foreign ROOT files are missing in {path}; set DQM_FOREIGN_ROOT_DIR", pytrace=False

@@ -17,7 +17,8 @@ ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 @contextlib.contextmanager

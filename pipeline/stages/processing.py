@@ -276,7 +276,7 @@ def _process(params: Mapping[str, Any], path: Path) -> FileResult:
         raise
     except Exception as exc:  # noqa: BLE001 - uproot raises many kinds for a foreign file
         raise _unreadable(path, exc) from None
-    step = int(params.get("range_events", RANGE_EVENTS))
+    step = RANGE_EVENTS
     ranges = [(start, min(start + step, n_entries)) for start in range(0, n_entries, step)]
     if not ranges:
         ranges = [(0, 0)]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import kombu
+from sqlalchemy.orm import Session
 
 from dqm import broker
 from dqm.config import Settings, load_settings
@@ -103,7 +105,7 @@ def publish_raw(settings: Settings, *bodies: bytes | str) -> None:
             )
 
 
-def session(settings: Settings):
+def session(settings: Settings) -> AbstractContextManager[Session]:
     return transaction(settings.database_url)
 
 

@@ -3,8 +3,6 @@ LocalCluster (joblib's Dask backend), and for the same events whatever the chunk
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from helpers import make_settings, simulate
@@ -25,7 +23,6 @@ def raw_file(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "seq": 0,
         "calibration": constants,
         "rec_method": "tlh",
-        "range_events": 250,  # 5 ranges
     }
 
 
@@ -44,9 +41,12 @@ def assert_identical(a: processing.FileResult, b: processing.FileResult) -> None
         assert np.array_equal(values, b.events[name]), name
 
 
-def test_one_two_processes_and_dask_identical(raw_file: dict) -> None:
+def test_one_two_processes_and_dask_identical(
+    raw_file: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from distributed import Client, LocalCluster
 
+    monkeypatch.setattr(processing, "RANGE_EVENTS", 250)  # 5 ranges of the 1,200 events
     one = processing.process_file({**raw_file, "n_jobs": 1})
     assert one.n_events == 1_200 and one.histograms["rec"]["time_residual"].sum(flow=True) > 0
     # every reconstructed physics event is in the event table, as in the energy histogram
@@ -64,11 +64,15 @@ def test_one_two_processes_and_dask_identical(raw_file: dict) -> None:
     assert_identical(one, on_dask)
 
 
-def test_counts_do_not_depend_on_the_chunking(raw_file: dict) -> None:
+def test_counts_do_not_depend_on_the_chunking(
+    raw_file: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Counting histograms (not the float sums, whose rounding depends on the order) are the same
     with other chunk boundaries."""
-    a = processing.process_file({**raw_file, "range_events": 250})
-    b = processing.process_file({**raw_file, "range_events": 1_000})
+    monkeypatch.setattr(processing, "RANGE_EVENTS", 250)
+    a = processing.process_file(raw_file)
+    monkeypatch.setattr(processing, "RANGE_EVENTS", 1_000)
+    b = processing.process_file(raw_file)
     for stage in ("calib", "rec"):
         for name in ("nhits", "charge_pe", "occupancy", "energy", "trigger_interval"):
             if name in a.histograms[stage]:
@@ -77,14 +81,3 @@ def test_counts_do_not_depend_on_the_chunking(raw_file: dict) -> None:
                     b.histograms[stage][name].view(flow=True),
                 ), name
     assert np.array_equal(a.pmt_sums["hit_count"], b.pmt_sums["hit_count"])
-
-
-def test_unknown_method_and_foreign_file_are_refused(raw_file: dict, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown reconstruction method 'fancy'"):
-        processing.process_file({**raw_file, "rec_method": "fancy"})
-    text = tmp_path / "notes.root"
-    text.write_text("not ROOT at all\n")
-    from dqm.rawformat import RawFormatError
-
-    with pytest.raises(RawFormatError, match="notes.root"):
-        processing.process_file({**raw_file, "path": str(text)})
