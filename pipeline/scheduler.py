@@ -129,16 +129,23 @@ class Scheduler:
         busy |= self._mark_started()
         now_s = time.monotonic()
         if now_s - self._last_housekeeping > 5.0 or self._last_housekeeping == 0.0:
-            busy |= self._recover_orphans()
-            busy |= self._time_out()
-            busy |= self._unannounced_files()
-            self._last_housekeeping = now_s
+            busy |= self.housekeeping()
         if now_s - self._last_heartbeat > min(10.0, self.options.lease_s / 4) and self.active:
             with self.transaction() as session:
                 queries.record_heartbeat(session, self.active, now=utcnow())
             self._last_heartbeat = now_s
         if submit:
             busy |= self._submit()
+        return busy
+
+    def housekeeping(self) -> bool:
+        """Jobs of vanished job servers back to TODO, silent jobs to TOCHECK, files never announced
+        recorded as missing (every few seconds, and once more before ``--once`` stops). Whether
+        anything changed."""
+        busy = self._recover_orphans()
+        busy |= self._time_out()
+        busy |= self._unannounced_files()
+        self._last_housekeeping = time.monotonic()
         return busy
 
     def waiting_retries(self) -> bool:

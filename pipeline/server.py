@@ -104,7 +104,7 @@ class JobServer:
     @property
     def active(self) -> dict[int, object]:
         """The jobs out with the executor, by id."""
-        return self.scheduler.active  # type: ignore[return-value]
+        return dict(self.scheduler.active)
 
     def run(self, *, once: bool = False, max_seconds: float | None = None) -> None:
         """Run until SIGTERM/SIGINT (or ``stop()``); with ``once``, until nothing is left to do now."""
@@ -131,11 +131,12 @@ class JobServer:
             self._shutdown()
 
     def _idle(self) -> bool:
-        """Nothing out, no retry waiting, database and broker there (``once`` stops then)."""
+        """Nothing out, no retry waiting, database and broker there, and a last look at the
+        housekeeping changes nothing (``once`` stops then)."""
         if self.scheduler.active or self.database.down or self.broker_outage.down:
             return False
         try:
-            return not self.scheduler.waiting_retries()
+            return not self.scheduler.waiting_retries() and not self.scheduler.housekeeping()
         except DATABASE_ERRORS:
             return False
 
