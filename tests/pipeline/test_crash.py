@@ -92,7 +92,7 @@ def test_kill_9_at_any_moment_loses_nothing(tmp_path: Path, broker_url: tuple[st
         sent.extend(m.message_id for m in items)
         broker.publish(crashed, *items)
 
-    from dqm.simulator import SimulationConfig, simulate_run
+    from daqsim import SimulationConfig, simulate_run
 
     simulate(reference, 600, n_files=10, events=150, seed=11)
     config = SimulationConfig(

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import uproot
 
+from daqsim import SimulationConfig, SimulationResult, parse_fault, simulate_run
 from dqm.config import Settings, load_settings
-from dqm.simulator import SimulationConfig, SimulationResult, parse_fault, simulate_run
 
 
 @pytest.fixture(scope="session")
