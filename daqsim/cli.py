@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from dqm.cli import AppContext, pass_app
+from dqm.cli import CliContext, pass_cli_ctx
 from dqm.errors import InvalidValueError
 
 
@@ -104,9 +104,9 @@ def _vertex_option(value: str | None) -> tuple[float, float, float] | None:
     callback=lambda ctx, _p, v: _faults_help(ctx, v),
     help="Explain the faults and exit.",
 )
-@pass_app
+@pass_cli_ctx
 def simulate(
-    app: AppContext,
+    cli_ctx: CliContext,
     run_id: int,
     faults: tuple[str, ...],
     vertex: str | None,
@@ -134,12 +134,12 @@ def simulate(
         **options,
     )
     result = simulate_run(
-        config, app.settings, overwrite=overwrite, notify=notify, progress=not quiet
+        config, cli_ctx.settings, overwrite=overwrite, notify=notify, progress=not quiet
     )
     delivered = [f for f in result.files if f.delivered]
     click.echo(
         f"run {result.run_id} ({result.run_type}): {result.n_events} events in {len(result.files)} file(s) "
-        f"under {app.settings.raw_dir / str(run_id)}"
+        f"under {cli_ctx.settings.raw_dir / str(run_id)}"
         + (
             f", {len(result.files) - len(delivered)} not delivered"
             if len(delivered) < len(result.files)

@@ -26,23 +26,23 @@ from dqm.cli.base import (
     COMMAND_GROUP,
     EXIT_BAD_INPUT,
     EXIT_FAILURE,
-    AppContext,
+    CliContext,
     DQMGroup,
     cli,
     fail,
-    pass_app,
+    pass_cli_ctx,
 )
 
 __all__ = [
     "COMMAND_GROUP",
     "EXIT_BAD_INPUT",
     "EXIT_FAILURE",
-    "AppContext",
+    "CliContext",
     "DQMGroup",
     "cli",
     "fail",
     "main",
-    "pass_app",
+    "pass_cli_ctx",
 ]
 
 

@@ -82,8 +82,12 @@ class DQMGroup(click.Group):
             fail(f"the database refused the request: {detail}", EXIT_FAILURE)
 
 
-class AppContext:
-    """What the commands share: the configuration, loaded on first use."""
+class CliContext:
+    """What the commands share: the configuration, loaded on first use.
+
+    Click's context object (``ctx.obj``): the core commands get it through ``pass_cli_ctx``, the
+    plugin commands through ``click.pass_obj``.
+    """
 
     def __init__(self, config_file: str | None) -> None:
         self.config_file = config_file
@@ -102,7 +106,7 @@ class AppContext:
         return url
 
 
-pass_app = click.make_pass_decorator(AppContext)
+pass_cli_ctx = click.make_pass_decorator(CliContext)
 
 
 @click.group(cls=DQMGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -120,7 +124,7 @@ def cli(ctx: click.Context, config_file: str | None, verbose: int) -> None:
     """Data-quality monitoring of the detector: database, runs, job server and dashboard."""
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = AppContext(config_file)
+    ctx.obj = CliContext(config_file)
 
 
 def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]]) -> None:

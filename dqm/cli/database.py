@@ -7,7 +7,7 @@ import json
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from dqm.cli.base import AppContext, cli, pass_app
+from dqm.cli.base import CliContext, cli, pass_cli_ctx
 from dqm.config import KEYS
 from dqm.db import migrate
 from dqm.errors import DatabaseError
@@ -15,10 +15,10 @@ from dqm.errors import DatabaseError
 
 @cli.command("config")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@pass_app
-def config_command(app: AppContext, as_json: bool) -> None:
+@pass_cli_ctx
+def config_command(cli_ctx: CliContext, as_json: bool) -> None:
     """Print the effective configuration (passwords masked) and where each value comes from."""
-    settings = app.settings
+    settings = cli_ctx.settings
     values = settings.masked()
     if as_json:
         click.echo(json.dumps({**values, "sources": dict(settings.sources)}, indent=2))
@@ -33,14 +33,14 @@ def config_command(app: AppContext, as_json: bool) -> None:
 
 
 @cli.command("init-db")
-@pass_app
-def init_db(app: AppContext) -> None:
+@pass_cli_ctx
+def init_db(cli_ctx: CliContext) -> None:
     """Create or upgrade the database schema to the newest revision (idempotent)."""
-    url = app.settings.database_url
+    url = cli_ctx.settings.database_url
     before = _current_revision(url)
     migrate.upgrade(url, "head")
     after = migrate.current_revision(url)
-    masked = app.settings.masked()["database_url"]
+    masked = cli_ctx.settings.masked()["database_url"]
     if before == after:
         click.echo(f"database {masked} is up to date (revision {after}).")
     else:

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from dqm.cli.base import AppContext, cli, iso_time, pass_app, print_table
+from dqm.cli.base import CliContext, cli, iso_time, pass_cli_ctx, print_table
 from dqm.db import queries
 from dqm.db.models import JobState, MessageOutcome
 from dqm.db.session import transaction
@@ -32,9 +32,9 @@ from dqm.errors import InvalidValueError
     help="At most N jobs, newest first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_app
+@pass_cli_ctx
 def jobs_command(
-    app: AppContext,
+    cli_ctx: CliContext,
     run_id: int | None,
     state: str | None,
     kind: str | None,
@@ -43,7 +43,7 @@ def jobs_command(
 ) -> None:
     """List jobs with their state, attempts and last error; counts per state first."""
     wanted = None if state is None else queries.parse_job_state(state)
-    with transaction(app.database()) as session:
+    with transaction(cli_ctx.database()) as session:
         found = queries.list_jobs(session, run_id=run_id, state=wanted, kind=kind, limit=limit)
         counts = queries.count_jobs_by_state(session, run_id=run_id)
         seqs = {
@@ -99,12 +99,12 @@ def jobs_command(
     default=None,
     help="Retry every FAILED or TOCHECK job of this run.",
 )
-@pass_app
-def retry_command(app: AppContext, job_id: int | None, run_id: int | None) -> None:
+@pass_cli_ctx
+def retry_command(cli_ctx: CliContext, job_id: int | None, run_id: int | None) -> None:
     """Send a FAILED or TOCHECK job (or all of a run) back to TODO with fresh attempts."""
     if (job_id is None) == (run_id is None):
         raise InvalidValueError("give either a JOB id or --run RUN.")
-    with transaction(app.database()) as session:
+    with transaction(cli_ctx.database()) as session:
         retried = queries.retry_jobs(session, job_id=job_id, run_id=run_id)
         ids = [job.id for job in retried]
     if not ids:
@@ -127,9 +127,9 @@ def retry_command(app: AppContext, job_id: int | None, run_id: int | None) -> No
     help="At most N messages, newest first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (with the payload as received).")
-@pass_app
+@pass_cli_ctx
 def messages_command(
-    app: AppContext, rejected: bool, duplicates: bool, limit: int, as_json: bool
+    cli_ctx: CliContext, rejected: bool, duplicates: bool, limit: int, as_json: bool
 ) -> None:
     """List received messages and what intake did with them."""
     if rejected and duplicates:
@@ -137,7 +137,7 @@ def messages_command(
     outcome = (
         MessageOutcome.REJECTED if rejected else MessageOutcome.DUPLICATE if duplicates else None
     )
-    with transaction(app.database()) as session:
+    with transaction(cli_ctx.database()) as session:
         rows = [
             {
                 "id": m.id,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from dqm.cli.base import AppContext, cli, pass_app
+from dqm.cli.base import CliContext, cli, pass_cli_ctx
 from dqm.errors import InvalidValueError
 
 
@@ -16,11 +16,11 @@ def notify_group() -> None:
     """Publish a message by hand, as data transfer does (operators, integration)."""
 
 
-def _publish(app: AppContext, type_: str, **fields: Any) -> None:
+def _publish(cli_ctx: CliContext, type_: str, **fields: Any) -> None:
     from dqm import broker, messages
 
     message = messages.make(type_, **fields)
-    broker.publish(app.settings, message)
+    broker.publish(cli_ctx.settings, message)
     click.echo(f"published {type_} for run {message.run_id} (message {message.message_id}).")
 
 
@@ -34,12 +34,12 @@ def _publish(app: AppContext, type_: str, **fields: Any) -> None:
 @click.option("--source", default=None, help="Calibration source.")
 @click.option("--source-z", "source_z_mm", type=float, default=None, help="Source position, mm.")
 @click.option("--comment", default=None, help="Free text.")
-@pass_app
-def notify_run_start(app: AppContext, start_time: str, **fields: Any) -> None:
+@pass_cli_ctx
+def notify_run_start(cli_ctx: CliContext, start_time: str, **fields: Any) -> None:
     """Announce that run RUN_ID started."""
     from dqm.times import parse_time
 
-    _publish(app, "run_start", start_time=parse_time(start_time, what="start time"), **fields)
+    _publish(cli_ctx, "run_start", start_time=parse_time(start_time, what="start time"), **fields)
 
 
 @notify_group.command("file-ready")
@@ -51,9 +51,9 @@ def notify_run_start(app: AppContext, start_time: str, **fields: Any) -> None:
 @click.option(
     "--events", "n_events", type=click.IntRange(min=0), default=None, help="Events [from the file]."
 )
-@pass_app
+@pass_cli_ctx
 def notify_file_ready(
-    app: AppContext,
+    cli_ctx: CliContext,
     run_id: int,
     seq: int,
     uri: str,
@@ -87,7 +87,7 @@ def notify_file_ready(
                     f"{uri} cannot be read as ROOT ({type(exc).__name__}); give --events."
                 ) from None
     _publish(
-        app,
+        cli_ctx,
         "file_ready",
         run_id=run_id,
         seq=seq,
@@ -107,9 +107,9 @@ def notify_file_ready(
 @click.option(
     "--events", "n_events", type=click.IntRange(min=0), required=True, help="Events of the run."
 )
-@pass_app
-def notify_run_end(app: AppContext, end_time: str, **fields: Any) -> None:
+@pass_cli_ctx
+def notify_run_end(cli_ctx: CliContext, end_time: str, **fields: Any) -> None:
     """Announce that run RUN_ID ended."""
     from dqm.times import parse_time
 
-    _publish(app, "run_end", end_time=parse_time(end_time, what="end time"), **fields)
+    _publish(cli_ctx, "run_end", end_time=parse_time(end_time, what="end time"), **fields)

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from dqm.cli.base import EXIT_FAILURE, AppContext, cli, fail, iso_time, pass_app, print_table
+from dqm.cli.base import EXIT_FAILURE, CliContext, cli, fail, iso_time, pass_cli_ctx, print_table
 from dqm.config import DEFAULT_REC_METHOD, REC_METHODS
 from dqm.db import queries
 from dqm.db.models import Run, RunStatus
@@ -59,9 +59,9 @@ STATUS_HELP = (
 @click.option("--type", "run_type", default=None, help="Only runs of this run type.")
 @click.option("--completed", is_flag=True, help="Only runs whose processing has finished.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_app
+@pass_cli_ctx
 def runs_command(
-    app: AppContext,
+    cli_ctx: CliContext,
     limit: int | None,
     days: float | None,
     status: str | None,
@@ -73,7 +73,7 @@ def runs_command(
     wanted_status = _status_option(status)
     if limit is None and days is None:
         limit = 50
-    with transaction(app.database()) as session:
+    with transaction(cli_ctx.database()) as session:
         runs = queries.recent_runs(
             session,
             limit=limit,
@@ -173,12 +173,12 @@ def _given(**values: Any) -> dict[str, Any]:
 @run_group.command("add")
 @click.argument("run_id", type=click.IntRange(min=0))
 @_run_options(required_type=True)
-@pass_app
-def run_add(app: AppContext, run_id: int, **options: Any) -> None:
+@pass_cli_ctx
+def run_add(cli_ctx: CliContext, run_id: int, **options: Any) -> None:
     """Record a new run RUN_ID (start time defaults to now)."""
     values = _given(**options)
     values.setdefault("start_time", "now")
-    with transaction(app.database()) as session:
+    with transaction(cli_ctx.database()) as session:
         run = queries.add_run(session, run_id=run_id, **values)
         click.echo(f"added run {run.run_id} ({run.run_type}, {run.status.value}).")
 
@@ -186,15 +186,15 @@ def run_add(app: AppContext, run_id: int, **options: Any) -> None:
 @run_group.command("set")
 @click.argument("run_id", type=click.IntRange(min=0))
 @_run_options(required_type=False)
-@pass_app
-def run_set(app: AppContext, run_id: int, **options: Any) -> None:
+@pass_cli_ctx
+def run_set(cli_ctx: CliContext, run_id: int, **options: Any) -> None:
     """Change attributes of run RUN_ID (only the options given)."""
     values = _given(**options)
     if not values:
         raise InvalidValueError(
             "nothing to change; give at least one option (see 'dqm run set --help')."
         )
-    with transaction(app.database()) as session:
+    with transaction(cli_ctx.database()) as session:
         run = queries.update_run(session, run_id, **values)
         click.echo(
             f"run {run.run_id}: " + ", ".join(f"{key}={values[key]}" for key in values) + "."
@@ -204,10 +204,10 @@ def run_set(app: AppContext, run_id: int, **options: Any) -> None:
 @run_group.command("show")
 @click.argument("run_id", type=click.IntRange(min=0))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_app
-def run_show(app: AppContext, run_id: int, as_json: bool) -> None:
+@pass_cli_ctx
+def run_show(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
     """Show run RUN_ID with its files."""
-    with transaction(app.database()) as session:
+    with transaction(cli_ctx.database()) as session:
         run = queries.get_run(session, run_id)
         info = _run_dict(run)
         info["files"] = [
@@ -234,10 +234,10 @@ def run_show(app: AppContext, run_id: int, as_json: bool) -> None:
 @run_group.command("delete")
 @click.argument("run_id", type=click.IntRange(min=0))
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
-@pass_app
-def run_delete(app: AppContext, run_id: int, yes: bool) -> None:
+@pass_cli_ctx
+def run_delete(cli_ctx: CliContext, run_id: int, yes: bool) -> None:
     """Delete run RUN_ID with its files, jobs, histograms and PMT statistics."""
-    url = app.database()
+    url = cli_ctx.database()
     with transaction(url) as session:
         run = queries.get_run(session, run_id)
         n_files = len(run.files)
@@ -278,9 +278,9 @@ def run_delete(app: AppContext, run_id: int, yes: bool) -> None:
     metavar="STAGE",
     help="Only the histograms of this stage, e.g. calib or rec (repeatable; default: all).",
 )
-@pass_app
+@pass_cli_ctx
 def export_command(
-    app: AppContext, run_id: int, output: Path | None, stages: tuple[str, ...]
+    cli_ctx: CliContext, run_id: int, output: Path | None, stages: tuple[str, ...]
 ) -> None:
     """Write the histograms and PMT statistics of run RUN_ID to a ROOT file.
 
@@ -291,7 +291,7 @@ def export_command(
     from dqm import rootexport
 
     path = output if output is not None else Path(f"run{run_id}.root")
-    with transaction(app.database()) as session:
+    with transaction(cli_ctx.database()) as session:
         rootexport.check_output_path(path)
         export = rootexport.collect_run(session, run_id, stages=stages or None)
     rootexport.write_root(export, path)
