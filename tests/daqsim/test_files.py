@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import uproot
 from click.testing import CliRunner
-from conftest import read_events
+from simhelpers import read_events
 
 from daqsim import SimulationConfig, SimulationResult, simulate_run
 from daqsim import run as run_module

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import read_events, truth
+from simhelpers import read_events, truth
 
 from daqsim import SimulationResult, model
 from dqm import detector
