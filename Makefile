@@ -34,7 +34,7 @@ lint: $(STAMP)
 	exit $$status
 
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/python demo.py
 
 bench: $(STAMP)
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

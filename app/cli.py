@@ -84,7 +84,7 @@ OAUTH_PROVIDERS = (
 @click.option("--show/--no-show", default=False, help="Open a browser.")
 @click.pass_obj
 def serve(
-    app: Any,
+    cli_ctx: Any,
     port: int,
     address: str,
     refresh_s: float,
@@ -102,7 +102,7 @@ def serve(
 
     from dqm.errors import InvalidValueError
 
-    database_url = app.database()  # reachable and migrated, or one clear line
+    database_url = cli_ctx.database()  # reachable and migrated, or one clear line
     with socket.socket() as probe:
         try:
             probe.bind((address, port))

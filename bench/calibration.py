@@ -24,8 +24,8 @@ import joblib
 import numpy as np
 from _benchpath import print_figures
 
+from daqsim import SimulationConfig, parse_fault, simulate_run
 from dqm.config import load_settings
-from dqm.simulator import SimulationConfig, parse_fault, simulate_run
 from pipeline.stages import laser
 
 

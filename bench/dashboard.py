@@ -387,7 +387,9 @@ def main() -> None:
         raise SystemExit(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
     from playwright.sync_api import sync_playwright
 
-    from dqm import demo
+    # demo.py is at the top of the checkout, which is not on the path of a script under bench/
+    sys.path.append(str(Path(__file__).resolve().parent.parent))
+    import demo
 
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="dqm-bench-dashboard-") as tmp:

@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
+from daqsim import SimulationConfig, simulate_run
 from dqm import broker, messages
 from dqm.config import load_settings
 from dqm.db import migrate, queries
 from dqm.db.models import RunStatus
 from dqm.db.session import dispose_engines, transaction
-from dqm.simulator import SimulationConfig, simulate_run
 from dqm.times import utcnow
 
 RABBITMQ = os.environ.get("DQM_BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")

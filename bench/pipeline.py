@@ -34,9 +34,9 @@ import numpy as np
 import uproot
 from _benchpath import PeakMemory, print_figures
 
+from daqsim import SimulationConfig, simulate_run
 from dqm import rawformat
 from dqm.config import load_settings
-from dqm.simulator import SimulationConfig, simulate_run
 from pipeline.stages import calib, processing
 from pipeline.stages.reading import STEP_EVENTS
 

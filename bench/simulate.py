@@ -17,8 +17,8 @@ import time
 
 from _benchpath import PeakMemory
 
+from daqsim import SimulationConfig, simulate_run
 from dqm.config import load_settings
-from dqm.simulator import SimulationConfig, simulate_run
 
 
 def main() -> None:

@@ -1,16 +1,27 @@
-"""Shared core of the DQM system, used by both the job server and the dashboard.
+"""Shared core of the DQM system, used by the job server, the dashboard and the DAQ simulator.
+
+It imports none of them (a test checks it); they add their ``dqm`` commands through entry points.
 
 Modules:
     config: the effective configuration (defaults, TOML file, ``DQM_*`` environment variables).
     errors: exceptions that carry one clear sentence for the user.
+    paths: where the project lives.
+    times: naive UTC datetimes everywhere, and the parsing of times given by users.
     detector: detector constants, the PMT table and the Aitoff projection of the PMT map.
     pmtclass: the classes of the PMTs (dead, hot, normal, other) by hit rate, and the default cuts.
     runs: rules about runs that are not queries (what a comment may hold).
     users: who may change things (logged-in users) and who only reads (anonymous visitors).
     geometry: generator of ``data/pmt_positions.csv`` (the large-PMT layout).
+    rawformat: the raw-file format, written by the simulator and read by the pipeline.
+    messages: the messages of data transfer, one validated definition.
+    broker: connections to the message broker and its queue.
     histcodec: lossless conversion of ``hist.Hist`` objects to database rows and back.
+    eventtable: a file's reconstructed events as a compact table stored in the database.
+    pmtstats: per-PMT quantities derived from the stored per-PMT sums.
+    runstatus: the status of a run, derived from its messages, files and jobs.
+    rootexport: a run's histograms and PMT statistics written to a ROOT file (``dqm export``).
     db: SQLAlchemy models, engine/session handling, query functions and Alembic migrations.
-    cli: the ``dqm`` command line.
+    cli: the ``dqm`` command line (a package: one module per group of commands).
 """
 
 from __future__ import annotations

@@ -104,7 +104,7 @@ from pipeline.server import JobServer, ServerOptions
 )
 @click.pass_obj
 def jobserver(
-    app: Any, executor: str, dask_scheduler: str | None, once: bool, **options: Any
+    cli_ctx: Any, executor: str, dask_scheduler: str | None, once: bool, **options: Any
 ) -> None:
     """Take messages from data transfer and run the jobs they call for.
 
@@ -116,8 +116,8 @@ def jobserver(
     logging.getLogger().setLevel(min(logging.getLogger().level, logging.INFO))
     for handler in logging.getLogger().handlers:
         handler.setLevel(logging.NOTSET)
-    settings = app.settings
-    app.database()  # reachable and migrated, or one clear line
+    settings = cli_ctx.settings
+    cli_ctx.database()  # reachable and migrated, or one clear line
     if executor == "dask":
         if not dask_scheduler:
             raise InvalidValueError("--executor dask needs --scheduler tcp://HOST:PORT.")
@@ -162,7 +162,7 @@ def jobserver(
 @click.option("--comment", default=None, help="Free text stored with the constants.")
 @click.pass_obj
 def calibrate(
-    app: Any, run_id: int, valid_from: int | None, n_jobs: int, comment: str | None
+    cli_ctx: Any, run_id: int, valid_from: int | None, n_jobs: int, comment: str | None
 ) -> None:
     """Derive gains and time offsets of every PMT from laser run RUN_ID and store them as a new
     calibration version, valid from that run on (or --valid-from)."""
@@ -176,7 +176,7 @@ def calibrate(
     from dqm.errors import InvalidValueError
     from pipeline.stages import laser
 
-    url = app.database()
+    url = cli_ctx.database()
     with transaction(url) as session:
         run = queries.get_run(session, run_id)
         if run.run_type != "laser":
@@ -185,7 +185,7 @@ def calibrate(
             )
         params = [
             {
-                "path": str(rawformat.resolve_raw_uri(f.uri, app.settings.raw_roots)),
+                "path": str(rawformat.resolve_raw_uri(f.uri, cli_ctx.settings.raw_roots)),
                 "size": f.size,
                 "checksum": f.checksum,
                 "run_id": run_id,

@@ -51,8 +51,8 @@ def sqlite_database(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory: pytest.TempPathFactory):
-    """A small processed demo installation (see dqm.demo), built once per test run."""
-    from dqm import demo
+    """A small processed demo installation (see demo.py), built once per test run."""
+    import demo
 
     data = demo.build(tmp_path_factory.mktemp("demo"))
     yield data

@@ -10,10 +10,10 @@ from typing import Any
 import kombu
 from sqlalchemy.orm import Session
 
+from daqsim import SimulationConfig, SimulationResult, parse_fault, simulate_run
 from dqm import broker
 from dqm.config import Settings, load_settings
 from dqm.db.session import transaction
-from dqm.simulator import SimulationConfig, SimulationResult, parse_fault, simulate_run
 from pipeline.executors import LocalExecutor
 from pipeline.server import JobServer, ServerOptions
 

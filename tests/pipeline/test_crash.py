@@ -52,7 +52,7 @@ class Crashed:
             self.sent.extend(m.message_id for m in items)
             broker.publish(self.settings, *items)
 
-        from dqm.simulator import SimulationConfig, simulate_run
+        from daqsim import SimulationConfig, simulate_run
 
         simulate(self.reference, RUN, n_files=n_files, events=150, seed=11)
         config = SimulationConfig(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from uihelpers import dashboard
 
-from dqm import demo
+import demo
 from dqm.db import queries
 from dqm.db.session import transaction
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 import pytest
 from uihelpers import copy_installation, dashboard
 
-from dqm import demo
+import demo
 from dqm.db import queries
 from dqm.db.session import transaction
 

@@ -24,12 +24,12 @@ import numpy as np
 import uproot
 from tqdm import tqdm
 
+from daqsim import model
+from daqsim.events import ChunkTask, generate_chunk
+from daqsim.faults import Fault, resolve_pmts, validate_faults
 from dqm import __version__, detector, messages, rawformat
 from dqm.config import Settings
 from dqm.errors import InvalidValueError
-from dqm.simulator import model
-from dqm.simulator.events import ChunkTask, generate_chunk
-from dqm.simulator.faults import Fault, resolve_pmts, validate_faults
 from dqm.times import utcnow
 
 #: Fraction of periodic random triggers mixed into physics runs (dark noise, pedestals).

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
-import numpy as np
 import pytest
-import uproot
 
+from daqsim import SimulationConfig, SimulationResult, parse_fault, simulate_run
 from dqm.config import Settings, load_settings
-from dqm.simulator import SimulationConfig, SimulationResult, parse_fault, simulate_run
 
 
 @pytest.fixture(scope="session")
@@ -29,17 +26,6 @@ def simulate(sim_settings: Settings) -> Callable[..., SimulationResult]:
         )
 
     return run
-
-
-def read_events(path: Path) -> dict[str, np.ndarray]:
-    with uproot.open(path) as f:
-        arrays = f["events"].arrays(library="np")
-    return arrays
-
-
-def truth(settings: Settings, run_id: int, seq: int) -> dict[str, np.ndarray]:
-    with np.load(settings.data_dir / "truth" / str(run_id) / f"{run_id}.{seq}.truth.npz") as z:
-        return {key: z[key] for key in z.files}
 
 
 @pytest.fixture(scope="session")

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import uproot
 from click.testing import CliRunner
-from conftest import read_events
+from simhelpers import read_events
 
+from daqsim import SimulationConfig, SimulationResult, simulate_run
+from daqsim import run as run_module
 from dqm import rawformat
 from dqm.cli import cli
 from dqm.config import Settings
 from dqm.errors import InvalidValueError
-from dqm.simulator import SimulationConfig, SimulationResult, simulate_run
-from dqm.simulator import run as run_module
 
 
 def test_files_have_the_documented_branches(simulate: Callable[..., SimulationResult]) -> None:
@@ -115,7 +115,7 @@ def test_notify_publishes_the_messages(sim_settings: Settings, tmp_path: Path) -
         n_files=2,
         events_per_file=100,
         n_jobs=1,
-        faults=(__import__("dqm.simulator", fromlist=["x"]).parse_fault("missing:seq=1"),),
+        faults=(__import__("daqsim", fromlist=["x"]).parse_fault("missing:seq=1"),),
     )
     result = simulate_run(
         config,

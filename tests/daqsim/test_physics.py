@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import read_events, truth
+from simhelpers import read_events, truth
 
+from daqsim import SimulationResult, model
 from dqm import detector
 from dqm.config import Settings
-from dqm.simulator import SimulationResult, model
 
 
 def flat(events: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
 """Events of one chunk, generated in a worker process.
 
-Kept apart from :mod:`dqm.simulator.run` and free of heavy imports (no pandas, uproot or SQL), so
+Kept apart from :mod:`daqsim.run` and free of heavy imports (no pandas, uproot or SQL), so
 that each worker process stays small: only numpy, numba and the compiled kernel.
 """
 
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from daqsim import kernel, model
 from dqm import detector, rawformat
-from dqm.simulator import kernel, model
 
 #: Fraction of physics background events in calibration-source runs.
 SOURCE_BACKGROUND_FRACTION = 0.05
