@@ -120,7 +120,7 @@ class Source:
         the last ``limit`` finished; ``Recent Days``: the last ``days`` days), filtered."""
         with transaction(self.database_url) as session:
             if run_id is not None:
-                run = queries.find_run(session, run_id)
+                run = queries.find_run(session, run_id=run_id)
                 runs = [run] if run is not None else []
             else:
                 runs = queries.recent_runs(
@@ -153,7 +153,7 @@ class Source:
         """The run's attributes, its files with their job state and error, its calibration version;
         None if there is no such run."""
         with transaction(self.database_url) as session:
-            run = queries.find_run(session, run_id)
+            run = queries.find_run(session, run_id=run_id)
             if run is None:
                 return None
             jobs = queries.list_jobs(session, run_id=run_id, limit=None)
@@ -167,9 +167,9 @@ class Source:
                     "error": (last_job[f.id].error or "") if f.id in last_job else "",
                     "events": f.n_events,
                 }
-                for f in queries.files_of_run(session, run_id)
+                for f in queries.files_of_run(session, run_id=run_id)
             ]
-            calibration = queries.calibration_for_run(session, run_id)
+            calibration = queries.calibration_for_run(session, run_id=run_id)
             merged = queries.histogram_rows(session, run_id=run_id)
             return RunSummary(
                 run_id=run.run_id,
@@ -194,7 +194,7 @@ class Source:
         ``max_events``): vertex in m, ρ² in m², R³ as a fraction of the scintillator's, visible
         energy in MeV, trigger time in s since the run started."""
         with transaction(self.database_url) as session:
-            columns = queries.run_events(session, run_id, max_events=max_events)
+            columns = queries.run_events(session, run_id=run_id, max_events=max_events)
         x, y, z = (columns[name] / 1e3 for name in ("x_mm", "y_mm", "z_mm"))
         radius_m = np.sqrt(x**2 + y**2 + z**2)
         return pd.DataFrame(
@@ -222,7 +222,7 @@ class Source:
     def run_token(self, run_id: int) -> tuple | None:
         """Changes whenever anything shown about the run does (see queries.run_change_token)."""
         with transaction(self.database_url) as session:
-            return queries.run_change_token(session, run_id)
+            return queries.run_change_token(session, run_id=run_id)
 
     def histograms(self, run_id: int, stage: str) -> list[StoredHistogram]:
         """The run's merged histograms of a stage (what exists so far), by name."""
@@ -241,7 +241,7 @@ class Source:
     def reference_run(self, run_id: int) -> int | None:
         """The default reference of a run: the latest All Completed run of the same type."""
         with transaction(self.database_url) as session:
-            run = queries.find_run(session, run_id)
+            run = queries.find_run(session, run_id=run_id)
             if run is None:
                 return None
             candidates = queries.recent_runs(
@@ -292,7 +292,7 @@ class Source:
     def cut_defaults(self, run_type: str) -> dict[str, Any] | None:
         """The PMT cuts saved for a run type: dead_cut, hot_cut, normal_band, saved_by, saved_at."""
         with transaction(self.database_url) as session:
-            row = queries.cut_defaults(session, run_type)
+            row = queries.cut_defaults(session, run_type=run_type)
             if row is None:
                 return None
             return {
@@ -323,11 +323,11 @@ class Source:
 
     def set_run_comment(self, run_id: int, comment: str, user: str) -> None:
         with transaction(self.database_url) as session:
-            queries.set_run_comment(session, run_id, comment, user=user)
+            queries.set_run_comment(session, run_id=run_id, comment=comment, user=user)
 
     def retry_job(self, job_id: int, user: str) -> None:
         with transaction(self.database_url) as session:
-            queries.retry_job_as(session, job_id, user=user)
+            queries.retry_job_as(session, job_id=job_id, user=user)
 
     def recent_changes(self, limit: int = 20) -> pd.DataFrame:
         """The latest changes made through the dashboard: when, who, what, to what."""

@@ -104,13 +104,13 @@ def measure(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         deadline = time.monotonic() + 300
         while True:
             with transaction(url) as session:
-                if queries.get_run(session, run_id).status is RunStatus.ALL_COMPLETED:
+                if queries.get_run(session, run_id=run_id).status is RunStatus.ALL_COMPLETED:
                     break
             if time.monotonic() > deadline:
                 raise RuntimeError("the run did not complete in 300 s")
             time.sleep(0.2)
         with transaction(url) as session:
-            seq_of = {f.id: f.seq for f in queries.files_of_run(session, run_id)}
+            seq_of = {f.id: f.seq for f in queries.files_of_run(session, run_id=run_id)}
             jobs = queries.list_jobs(session, run_id=run_id, limit=None)
             done = {seq_of[j.file_id]: j.finished_at for j in jobs if j.kind == "process_file"}
             merges = sorted((j.submitted_at, j.finished_at) for j in jobs if j.kind == "merge_run")

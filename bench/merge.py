@@ -175,7 +175,7 @@ def merge_job(url: str) -> dict[str, float]:
     result = kind.execute(argument)
     t2 = time.perf_counter()
     with transaction(url) as session:
-        job = queries.get_job(session, job.id)
+        job = queries.get_job(session, job_id=job.id)
         t3 = time.perf_counter()
         kind.complete(session, job, result, context)
     t4 = time.perf_counter()  # after the commit

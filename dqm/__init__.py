@@ -6,7 +6,9 @@ Modules:
     config: the effective configuration (defaults, TOML file, ``DQM_*`` environment variables).
     errors: exceptions that carry one clear sentence for the user.
     paths: where the project lives.
-    times: naive UTC datetimes everywhere, and the parsing of times given by users.
+    times: naive UTC datetimes everywhere, their parsing and their display.
+    states: the states of runs, files, jobs and messages, and their parsers (no database layer).
+    memory: giving freed memory back to the system (glibc), for long-lived processes.
     detector: detector constants, the PMT table and the Aitoff projection of the PMT map.
     pmtclass: the classes of the PMTs (dead, hot, normal, other) by hit rate, and the default cuts.
     runs: rules about runs that are not queries (what a comment may hold).
@@ -20,7 +22,7 @@ Modules:
     pmtstats: per-PMT quantities derived from the stored per-PMT sums.
     runstatus: the status of a run, derived from its messages, files and jobs.
     rootexport: a run's histograms and PMT statistics written to a ROOT file (``dqm export``).
-    db: SQLAlchemy models, engine/session handling, query functions and Alembic migrations.
+    db: the database: models, sessions, query functions (a package) and migrations.
     cli: the ``dqm`` command line (a package: one module per group of commands).
 """
 

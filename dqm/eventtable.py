@@ -17,7 +17,7 @@ from dqm.errors import InvalidValueError
 COLUMNS = ("x_mm", "y_mm", "z_mm", "energy_mev", "time_s")
 
 
-def encode(columns: dict[str, np.ndarray]) -> bytes:
+def encode_event_table(columns: dict[str, np.ndarray]) -> bytes:
     """The columns (all of :data:`COLUMNS`, of one length) as compressed bytes."""
     missing = set(COLUMNS) - set(columns)
     if missing:
@@ -32,7 +32,7 @@ def encode(columns: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def decode(data: bytes) -> dict[str, np.ndarray]:
-    """The columns of :func:`encode`'s bytes."""
+def decode_event_table(data: bytes) -> dict[str, np.ndarray]:
+    """The columns of :func:`encode_event_table`'s bytes."""
     with np.load(io.BytesIO(data), allow_pickle=False) as archive:
         return {name: archive[name] for name in COLUMNS}

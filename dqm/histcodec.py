@@ -140,7 +140,7 @@ def _storage_name(h: hist.Hist) -> str:
     raise ValueError(f"histogram storage {h.storage_type.__name__} is not supported by the codec.")
 
 
-def encode(h: hist.Hist, *, entries: float | None = None) -> EncodedHistogram:
+def encode_histogram(h: hist.Hist, *, entries: float | None = None) -> EncodedHistogram:
     """Encode a histogram for storage.
 
     Args:
@@ -165,10 +165,10 @@ def encode(h: hist.Hist, *, entries: float | None = None) -> EncodedHistogram:
     )
 
 
-def decode(
+def decode_histogram(
     axes: list[dict[str, Any]], storage: str, values: bytes, variances: bytes | None = None
 ) -> hist.Hist:
-    """Rebuild the histogram from its stored form (the inverse of :func:`encode`)."""
+    """Rebuild the histogram from its stored form (the inverse of :func:`encode_histogram`)."""
     if storage not in STORAGES:
         raise ValueError(f"unknown histogram storage {storage!r} in a stored histogram.")
     h = hist.Hist(*(_axis_from_dict(spec) for spec in axes), storage=STORAGES[storage]())

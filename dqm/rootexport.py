@@ -275,7 +275,7 @@ def collect_run(session: Session, run_id: int, *, stages: Sequence[str] | None =
         NotFoundError: no such run, the run has no run-level histograms yet, or none of the stages
             asked for.
     """
-    run = queries.get_run(session, run_id)
+    run = queries.get_run(session, run_id=run_id)
     rows = queries.histogram_rows(session, run_id=run_id)
     if not rows:
         raise NotFoundError(

@@ -8,7 +8,16 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["FileState", "JobState", "MessageOutcome", "RunStatus"]
+from dqm.errors import InvalidValueError
+
+__all__ = [
+    "FileState",
+    "JobState",
+    "MessageOutcome",
+    "RunStatus",
+    "parse_job_state",
+    "parse_run_status",
+]
 
 
 class RunStatus(enum.StrEnum):
@@ -48,3 +57,38 @@ class MessageOutcome(enum.StrEnum):
     ACCEPTED = "accepted"
     REJECTED = "rejected"  # invalid, or inconsistent with what is recorded: the error says why
     DUPLICATE = "duplicate"  # already recorded (same message id, run or file): ignored
+
+
+def parse_run_status(value: str | RunStatus) -> RunStatus:
+    """A run status from its display name or enum name, case-insensitively.
+
+    ``"All Completed"``, ``"all-completed"`` and ``"ALL_COMPLETED"`` all give
+    :attr:`RunStatus.ALL_COMPLETED`.
+
+    Raises:
+        InvalidValueError: not a run status (the message lists the valid ones).
+    """
+    if isinstance(value, RunStatus):
+        return value
+    key = value.strip().replace("-", " ").replace("_", " ").casefold()
+    for status in RunStatus:
+        if key == status.value.casefold():
+            return status
+    valid = ", ".join(repr(s.value) for s in RunStatus)
+    raise InvalidValueError(f"{value!r} is not a run status; use one of {valid}.")
+
+
+def parse_job_state(value: str | JobState) -> JobState:
+    """A job state from its name, case-insensitively.
+
+    Raises:
+        InvalidValueError: not a job state.
+    """
+    if isinstance(value, JobState):
+        return value
+    for state in JobState:
+        if value.strip().upper() == state.value:
+            return state
+    raise InvalidValueError(
+        f"{value!r} is not a job state; use one of {', '.join(s.value for s in JobState)}."
+    )

@@ -178,7 +178,7 @@ def calibrate(
 
     url = cli_ctx.database()
     with transaction(url) as session:
-        run = queries.get_run(session, run_id)
+        run = queries.get_run(session, run_id=run_id)
         if run.run_type != "laser":
             raise InvalidValueError(
                 f"run {run_id} is a {run.run_type} run; gains and offsets come from a laser run."
@@ -191,7 +191,7 @@ def calibrate(
                 "run_id": run_id,
                 "seq": f.seq,
             }
-            for f in queries.files_of_run(session, run_id)
+            for f in queries.files_of_run(session, run_id=run_id)
             if f.uri
         ]
     if not params:

@@ -91,7 +91,7 @@ def record(session: Session, body: bytes | str, context: jobs.Context) -> Outcom
             error=reason,
         )
         return Outcome(MessageOutcome.REJECTED, type_, run_id, reason)
-    if queries.message_seen(session, message.message_id):
+    if queries.message_seen(session, message_id=message.message_id):
         reason = f"duplicate of message {message.message_id}, already recorded"
         queries.record_message(
             session,
@@ -131,7 +131,7 @@ def record(session: Session, body: bytes | str, context: jobs.Context) -> Outcom
 def _apply(session: Session, message: messages.Message, context: jobs.Context) -> None:
     fields = message.fields
     run_id = message.run_id
-    run = queries.find_run(session, run_id)
+    run = queries.find_run(session, run_id=run_id)
     if message.type == "run_start":
         if run is not None:
             raise Duplicate(f"run {run_id} was already started.")
@@ -151,7 +151,7 @@ def _apply(session: Session, message: messages.Message, context: jobs.Context) -
         _file_ready(session, run, message, context)
     else:
         _run_end(session, run, message, context)
-    queries.refresh_run_status(session, run_id)
+    queries.refresh_run_status(session, run_id=run_id)
 
 
 def _file_ready(
@@ -180,7 +180,13 @@ def _file_ready(
             session, run_id=run.run_id, kind=jobs.PROCESS_FILE.name, limit=None
         ):
             if job.file_id == existing.id and job.state == JobState.TOCHECK:
-                transition_job(session, job, JobState.TODO, "its file arrived", retry=Retry.FRESH)
+                transition_job(
+                    session,
+                    job=job,
+                    state=JobState.TODO,
+                    reason="its file arrived",
+                    retry=Retry.FRESH,
+                )
         return
     file = queries.add_file(
         session,

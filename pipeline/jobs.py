@@ -124,7 +124,7 @@ def create_jobs(
 
 def _file_of(session: Session, job: Job) -> File:
     assert job.file_id is not None
-    return queries.get_file(session, job.file_id)
+    return queries.get_file(session, file_id=job.file_id)
 
 
 class NoCalibration(DQMError):
@@ -138,7 +138,7 @@ def calibration_constants(session: Session, run_id: int) -> calib.CalibConstants
     Raises:
         NoCalibration: calibrations exist, but none is valid for this run.
     """
-    row = queries.calibration_for_run(session, run_id)
+    row = queries.calibration_for_run(session, run_id=run_id)
     if row is None:
         first = queries.first_calibration(session)
         if first is not None:
@@ -155,7 +155,7 @@ def calibration_constants(session: Session, run_id: int) -> calib.CalibConstants
 
 def _prepare_process_file(session: Session, job: Job, context: Context) -> dict[str, Any]:
     file = _file_of(session, job)
-    run = queries.get_run(session, job.run_id)
+    run = queries.get_run(session, run_id=job.run_id)
     path = rawformat.resolve_raw_uri(file.uri, context.settings.raw_roots)
     if run.rec_method is None:  # chosen once per run, recorded with it
         run.rec_method = DEFAULT_REC_METHOD
@@ -226,10 +226,12 @@ def _complete_process_file(
     session: Session, job: Job, result: processing.FileResult, context: Context
 ) -> None:
     file = _file_of(session, job)
-    run = queries.get_run(session, job.run_id)
+    run = queries.get_run(session, run_id=job.run_id)
     provenance = _provenance(
         context,
-        calibration_version=getattr(queries.calibration_for_run(session, job.run_id), "version", 0),
+        calibration_version=getattr(
+            queries.calibration_for_run(session, run_id=job.run_id), "version", 0
+        ),
         rec_method=result.rec_method,
         sampling_fraction=run.sampling_fraction,
         input_files=[file.uri],
@@ -259,7 +261,9 @@ def _complete_process_file(
 
 
 def _prepare_merge_run(session: Session, job: Job, context: Context) -> MergeTask:
-    done = [f for f in queries.files_of_run(session, job.run_id) if f.state == FileState.DONE]
+    done = [
+        f for f in queries.files_of_run(session, run_id=job.run_id) if f.state == FileState.DONE
+    ]
     file_ids = [f.id for f in done]
     histogram_rows = queries.histograms_of_files(session, run_id=job.run_id, file_ids=file_ids)
     pmt_rows = queries.pmt_stats_of_files(session, run_id=job.run_id, file_ids=file_ids)
@@ -295,7 +299,7 @@ def _prepare_merge_run(session: Session, job: Job, context: Context) -> MergeTas
 
 
 def _complete_merge_run(session: Session, job: Job, result: MergeResult, context: Context) -> None:
-    run = queries.get_run(session, job.run_id)
+    run = queries.get_run(session, run_id=job.run_id)
     sums = result.sums
     provenance = _provenance(
         context,

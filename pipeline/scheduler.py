@@ -132,7 +132,7 @@ class Scheduler:
             busy |= self.housekeeping()
         if now_s - self._last_heartbeat > min(10.0, self.options.lease_s / 4) and self.active:
             with self.transaction() as session:
-                queries.record_heartbeat(session, self.active, now=utcnow())
+                queries.record_heartbeat(session, job_ids=self.active, now=utcnow())
             self._last_heartbeat = now_s
         if submit:
             busy |= self._submit()
@@ -155,7 +155,9 @@ class Scheduler:
         with self.transaction() as session:
             waiting = {
                 job.id
-                for job in queries.jobs_with_ids(session, self._backoff, states=[JobState.TODO])
+                for job in queries.jobs_with_ids(
+                    session, job_ids=self._backoff, states=[JobState.TODO]
+                )
             }
         self._backoff &= waiting
         return bool(waiting)
@@ -172,7 +174,7 @@ class Scheduler:
             due = queries.due_jobs(session, now=now, limit=free + 50)
             active_runs = {
                 (job.kind, job.run_id)
-                for job in queries.jobs_in_states(session, jobs.ACTIVE_STATES)
+                for job in queries.jobs_in_states(session, states=jobs.ACTIVE_STATES)
             }
         for candidate in due:
             if free <= 0:
@@ -193,30 +195,36 @@ class Scheduler:
 
     def _submit_one(self, job_id: int, now: dt.datetime) -> Job | None:
         with self.transaction() as session:
-            job = queries.find_job(session, job_id)
+            job = queries.find_job(session, job_id=job_id)
             if job is None or job.state != JobState.TODO:
                 return None
             kind = jobs.REGISTRY.get(job.kind)
             if kind is None:
                 reason = f"no job kind {job.kind!r} is registered in this job server"
-                transition_job(session, job, JobState.FAILED, reason, now=now)
-                queries.refresh_run_status(session, job.run_id)
+                transition_job(session, job=job, state=JobState.FAILED, reason=reason, now=now)
+                queries.refresh_run_status(session, run_id=job.run_id)
                 return None
             try:
                 waiting = kind.check_ready(session, job, self.context) if kind.check_ready else None
                 argument = None if waiting else kind.prepare(session, job, self.context)
             except DQMError as exc:
                 transition_job(
-                    session, job, JobState.FAILED, first_line(exc, with_type=True), now=now
+                    session,
+                    job=job,
+                    state=JobState.FAILED,
+                    reason=first_line(exc, with_type=True),
+                    now=now,
                 )
-                queries.refresh_run_status(session, job.run_id)
+                queries.refresh_run_status(session, run_id=job.run_id)
                 return None
             if waiting:
                 self._wait_for_data(session, job, waiting, now)
-                queries.refresh_run_status(session, job.run_id)
+                queries.refresh_run_status(session, run_id=job.run_id)
                 return None
-            transition_job(session, job, JobState.SUBMITTED, worker=self.server_id, now=now)
-            queries.refresh_run_status(session, job.run_id)
+            transition_job(
+                session, job=job, state=JobState.SUBMITTED, worker=self.server_id, now=now
+            )
+            queries.refresh_run_status(session, run_id=job.run_id)
             attempt = job.attempts
         failpoint("submit:after-commit")
         handle = self.executor.submit(kind.execute, argument, key=f"{job.kind}-{job.id}-{attempt}")
@@ -226,12 +234,16 @@ class Scheduler:
 
     def _wait_for_data(self, session: Session, job: Job, reason: str, now: dt.datetime) -> None:
         """Keep a TODO job waiting for its data, or send it to TOCHECK once it waited too long."""
-        file = queries.get_file(session, job.file_id) if job.file_id is not None else None
+        file = queries.get_file(session, file_id=job.file_id) if job.file_id is not None else None
         since = file.arrived_at if file is not None else job.created_at
         waited = (now - since).total_seconds()
         if waited > self.options.availability_timeout_s:
             transition_job(
-                session, job, JobState.TOCHECK, f"{reason} after {waited:.0f} s", now=now
+                session,
+                job=job,
+                state=JobState.TOCHECK,
+                reason=f"{reason} after {waited:.0f} s",
+                now=now,
             )
         else:
             if job.not_before is None:
@@ -248,8 +260,8 @@ class Scheduler:
             return False
         changed = False
         with self.transaction() as session:
-            for job in queries.jobs_with_ids(session, started, states=[JobState.SUBMITTED]):
-                transition_job(session, job, JobState.RUNNING)
+            for job in queries.jobs_with_ids(session, job_ids=started, states=[JobState.SUBMITTED]):
+                transition_job(session, job=job, state=JobState.RUNNING)
                 changed = True
         return changed
 
@@ -262,7 +274,7 @@ class Scheduler:
             except BaseException as exc:  # noqa: BLE001 - whatever the job raised is its outcome
                 result, error = None, exc
             with self.transaction() as session:
-                job = queries.find_job(session, job_id)
+                job = queries.find_job(session, job_id=job_id)
                 if (
                     job is None
                     or job.state not in jobs.ACTIVE_STATES
@@ -292,15 +304,20 @@ class Scheduler:
         now = utcnow()
         if error is None:
             kind.complete(session, job, result, self.context)
-            transition_job(session, job, JobState.DONE, now=now)
+            transition_job(session, job=job, state=JobState.DONE, now=now)
             if job.file_id is not None:
-                run = queries.get_run(session, job.run_id)
-                file = queries.get_file(session, job.file_id)
+                run = queries.get_run(session, run_id=job.run_id)
+                file = queries.get_file(session, file_id=job.file_id)
                 jobs.create_jobs(session, "file_done", run, file, self.context)
         elif isinstance(error, FileNotReady):
             # Not the job's fault: it waits for its data, as before its submission.
             transition_job(
-                session, job, JobState.TODO, "data not ready", retry=Retry.NOT_COUNTED, now=now
+                session,
+                job=job,
+                state=JobState.TODO,
+                reason="data not ready",
+                retry=Retry.NOT_COUNTED,
+                now=now,
             )
             self._wait_for_data(session, job, first_line(error, with_type=True), now)
         else:
@@ -312,7 +329,9 @@ class Scheduler:
                     if permanent
                     else f"attempt {job.attempts} of {self.options.max_attempts}"
                 )
-                transition_job(session, job, JobState.FAILED, reason, now=now, note=why)
+                transition_job(
+                    session, job=job, state=JobState.FAILED, reason=reason, now=now, note=why
+                )
             else:
                 delay = min(
                     self.options.retry_base_s * 2 ** (job.attempts - 1), self.options.retry_max_s
@@ -320,15 +339,15 @@ class Scheduler:
                 self._backoff.add(job.id)
                 transition_job(
                     session,
-                    job,
-                    JobState.TODO,
-                    reason,
+                    job=job,
+                    state=JobState.TODO,
+                    reason=reason,
                     retry=Retry.AFTER_FAILURE,
                     not_before=now + dt.timedelta(seconds=delay),
                     now=now,
                     note=f"retry in {delay:.0f} s after",
                 )
-        queries.refresh_run_status(session, job.run_id)
+        queries.refresh_run_status(session, run_id=job.run_id)
 
     # --- housekeeping ----------------------------------------------------------------------------
 
@@ -339,7 +358,7 @@ class Scheduler:
         lease = dt.timedelta(seconds=self.options.lease_s)
         changed = False
         with self.transaction() as session:
-            for job in queries.jobs_in_states(session, jobs.ACTIVE_STATES):
+            for job in queries.jobs_in_states(session, states=jobs.ACTIVE_STATES):
                 if job.id in self.active:
                     continue
                 stale = job.heartbeat_at is None or now - job.heartbeat_at > lease
@@ -353,22 +372,22 @@ class Scheduler:
                     )
                     transition_job(
                         session,
-                        job,
-                        JobState.FAILED,
-                        reason,
+                        job=job,
+                        state=JobState.FAILED,
+                        reason=reason,
                         retry=Retry.AFTER_INTERRUPTION,
                         now=now,
                     )
                 else:
                     transition_job(
                         session,
-                        job,
-                        JobState.TODO,
-                        f"{note}; submitting again",
+                        job=job,
+                        state=JobState.TODO,
+                        reason=f"{note}; submitting again",
                         retry=Retry.AFTER_INTERRUPTION,
                         now=now,
                     )
-                queries.refresh_run_status(session, job.run_id)
+                queries.refresh_run_status(session, run_id=job.run_id)
                 changed = True
         return changed
 
@@ -379,11 +398,11 @@ class Scheduler:
         changed = False
         with self.transaction() as session:
             for run in queries.runs_missing_files(session):
-                ended_at = queries.run_end_received_at(session, run.run_id) or now
+                ended_at = queries.run_end_received_at(session, run_id=run.run_id) or now
                 waited = (now - ended_at).total_seconds()
                 if waited < self.options.availability_timeout_s:
                     continue
-                known = {f.seq for f in queries.files_of_run(session, run.run_id)}
+                known = {f.seq for f in queries.files_of_run(session, run_id=run.run_id)}
                 for seq in sorted(set(range(run.n_files or 0)) - known):
                     file = queries.add_file(
                         session, run_id=run.run_id, seq=seq, uri="", state=FileState.MISSING
@@ -393,13 +412,13 @@ class Scheduler:
                     )
                     transition_job(
                         session,
-                        job,
-                        JobState.TOCHECK,
-                        f"file {seq} of run {run.run_id} was counted by run_end but never "
+                        job=job,
+                        state=JobState.TOCHECK,
+                        reason=f"file {seq} of run {run.run_id} was counted by run_end but never "
                         f"announced (waited {waited:.0f} s)",
                         now=now,
                     )
-                queries.refresh_run_status(session, run.run_id)
+                queries.refresh_run_status(session, run_id=run.run_id)
                 changed = True
         return changed
 
@@ -408,12 +427,12 @@ class Scheduler:
         limit = dt.timedelta(seconds=self.options.job_timeout_s)
         late = []
         with self.transaction() as session:
-            for job in queries.jobs_with_ids(session, list(self.active)):
+            for job in queries.jobs_with_ids(session, job_ids=list(self.active)):
                 if job.submitted_at is None or now - job.submitted_at <= limit:
                     continue
                 reason = f"no result after {limit.total_seconds():.0f} s"
-                transition_job(session, job, JobState.TOCHECK, reason, now=now)
-                queries.refresh_run_status(session, job.run_id)
+                transition_job(session, job=job, state=JobState.TOCHECK, reason=reason, now=now)
+                queries.refresh_run_status(session, run_id=job.run_id)
                 late.append(job.id)
         for job_id in late:
             self.executor.cancel(self.active.pop(job_id).handle)
@@ -431,13 +450,13 @@ class Scheduler:
         if not self.active:
             return
         with self.transaction() as session:
-            for job in queries.jobs_with_ids(session, list(self.active)):
+            for job in queries.jobs_with_ids(session, job_ids=list(self.active)):
                 if job.state in jobs.ACTIVE_STATES and job.worker == self.server_id:
                     transition_job(
                         session,
-                        job,
-                        JobState.TODO,
-                        "interrupted by the job server's shutdown",
+                        job=job,
+                        state=JobState.TODO,
+                        reason="interrupted by the job server's shutdown",
                         retry=Retry.NOT_COUNTED,
                     )
-                    queries.refresh_run_status(session, job.run_id)
+                    queries.refresh_run_status(session, run_id=job.run_id)

@@ -11,6 +11,7 @@ from dqm.db import queries
 from dqm.db.models import JobState, MessageOutcome
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
+from dqm.states import parse_job_state
 
 
 @cli.command("jobs")
@@ -42,14 +43,14 @@ def jobs_command(
     as_json: bool,
 ) -> None:
     """List jobs with their state, attempts and last error; counts per state first."""
-    wanted = None if state is None else queries.parse_job_state(state)
+    wanted = None if state is None else parse_job_state(state)
     with transaction(cli_ctx.database()) as session:
         found = queries.list_jobs(session, run_id=run_id, state=wanted, kind=kind, limit=limit)
         counts = queries.count_jobs_by_state(session, run_id=run_id)
         seqs = {
             f.id: f.seq
             for run in {j.run_id for j in found}
-            for f in queries.files_of_run(session, run)
+            for f in queries.files_of_run(session, run_id=run)
         }
         rows = [
             {

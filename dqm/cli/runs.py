@@ -15,6 +15,7 @@ from dqm.db import queries
 from dqm.db.models import Run, RunStatus
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
+from dqm.states import parse_run_status
 
 
 def _run_dict(run: Run) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def _run_dict(run: Run) -> dict[str, Any]:
 
 
 def _status_option(value: str | None) -> RunStatus | None:
-    return None if value is None else queries.parse_status(value)
+    return None if value is None else parse_run_status(value)
 
 
 STATUS_HELP = (
@@ -195,7 +196,7 @@ def run_set(cli_ctx: CliContext, run_id: int, **options: Any) -> None:
             "nothing to change; give at least one option (see 'dqm run set --help')."
         )
     with transaction(cli_ctx.database()) as session:
-        run = queries.update_run(session, run_id, **values)
+        run = queries.update_run(session, run_id=run_id, **values)
         click.echo(
             f"run {run.run_id}: " + ", ".join(f"{key}={values[key]}" for key in values) + "."
         )
@@ -208,7 +209,7 @@ def run_set(cli_ctx: CliContext, run_id: int, **options: Any) -> None:
 def run_show(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
     """Show run RUN_ID with its files."""
     with transaction(cli_ctx.database()) as session:
-        run = queries.get_run(session, run_id)
+        run = queries.get_run(session, run_id=run_id)
         info = _run_dict(run)
         info["files"] = [
             {
@@ -218,7 +219,7 @@ def run_show(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
                 "n_events": f.n_events,
                 "size": f.size,
             }
-            for f in queries.files_of_run(session, run_id)
+            for f in queries.files_of_run(session, run_id=run_id)
         ]
     if as_json:
         click.echo(json.dumps(info, indent=2))
@@ -239,7 +240,7 @@ def run_delete(cli_ctx: CliContext, run_id: int, yes: bool) -> None:
     """Delete run RUN_ID with its files, jobs, histograms and PMT statistics."""
     url = cli_ctx.database()
     with transaction(url) as session:
-        run = queries.get_run(session, run_id)
+        run = queries.get_run(session, run_id=run_id)
         n_files = len(run.files)
     if not yes:
         try:
@@ -255,7 +256,7 @@ def run_delete(cli_ctx: CliContext, run_id: int, yes: bool) -> None:
                 EXIT_FAILURE,
             )
     with transaction(url) as session:
-        queries.delete_run(session, run_id)
+        queries.delete_run(session, run_id=run_id)
     click.echo(f"deleted run {run_id}.")
 
 

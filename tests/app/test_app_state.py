@@ -230,7 +230,7 @@ def test_jobs_state_reads_on_refresh_and_retries_for_logged_in_users_only(
         assert expert.changes["action"].iloc[0] == "retry_job"
     finally:
         with transaction(source.database_url) as s:
-            s.delete(queries.get_job(s, job_id))
+            s.delete(queries.get_job(s, job_id=job_id))
 
 
 def test_writes_need_a_user_and_saved_cuts_are_where_the_next_run_starts(source: Source) -> None:
@@ -260,7 +260,7 @@ def test_a_refresh_reads_the_run_again_only_when_it_changed(source: Source) -> N
         state.refresh()
         assert calls == []  # nothing changed: only the change token was read
         with transaction(source.database_url) as s:
-            queries.update_run(s, 101, comment="changed behind the page's back")
+            queries.update_run(s, run_id=101, comment="changed behind the page's back")
         state.refresh()
         assert calls and state.summary.comment == "changed behind the page's back"
     finally:

@@ -6,12 +6,12 @@ import hist
 import numpy as np
 import pytest
 
-from dqm.histcodec import array_from_bytes, array_to_bytes, decode, encode
+from dqm.histcodec import array_from_bytes, array_to_bytes, decode_histogram, encode_histogram
 
 
 def round_trip(h: hist.Hist) -> hist.Hist:
-    e = encode(h)
-    return decode(e.axes, e.storage, e.values, e.variances)
+    e = encode_histogram(h)
+    return decode_histogram(e.axes, e.storage, e.values, e.variances)
 
 
 def test_every_supported_axis_and_storage_round_trips() -> None:
@@ -50,8 +50,8 @@ def test_every_supported_axis_and_storage_round_trips() -> None:
 def test_entries_default_to_the_sum_including_flow() -> None:
     h = hist.Hist(hist.axis.Regular(2, 0, 1))
     h.fill([-1, 0.2, 0.7, 5])
-    assert encode(h).entries == 4
-    assert encode(h, entries=10).entries == 10
+    assert encode_histogram(h).entries == 4
+    assert encode_histogram(h, entries=10).entries == 10
 
 
 def test_merging_decoded_equals_merging_originals() -> None:
@@ -67,7 +67,7 @@ def test_merging_decoded_equals_merging_originals() -> None:
 def test_unsupported_storage_is_refused() -> None:
     h = hist.Hist(hist.axis.Regular(2, 0, 1), storage=hist.storage.Mean())
     with pytest.raises(ValueError, match="storage Mean is not supported"):
-        encode(h)
+        encode_histogram(h)
 
 
 def test_pmt_arrays_round_trip() -> None:

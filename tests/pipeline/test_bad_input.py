@@ -141,8 +141,8 @@ def test_bad_messages_are_recorded_with_a_reason(tmp_path: Path, sqlite_database
         big = next(m for m in rejected if "larger than" in m.error and len(m.payload) > 100_000)
         assert len(big.payload) == 1 << 20 and "first 1048576 kept" in big.error
         # Nothing else was disturbed.
-        assert queries.get_run(s, 905).status is RunStatus.ALL_COMPLETED
-        assert queries.get_run(s, 900).status is RunStatus.DATA_TAKING
+        assert queries.get_run(s, run_id=905).status is RunStatus.ALL_COMPLETED
+        assert queries.get_run(s, run_id=900).status is RunStatus.DATA_TAKING
         assert [r.run_id for r in queries.recent_runs(s)] == [900, 905]
 
 
@@ -204,7 +204,7 @@ def test_files_that_are_not_dqm_raw_files_fail_with_the_reason(
     run_server(settings)
 
     with session(settings) as s:
-        by_file = {f.uri: f for f in queries.files_of_run(s, 910)}
+        by_file = {f.uri: f for f in queries.files_of_run(s, run_id=910)}
         jobs = {j.file_id: j for j in queries.list_jobs(s, run_id=910, kind="process_file")}
         for path in files:
             file = by_file[str(path)]
@@ -220,5 +220,5 @@ def test_files_that_are_not_dqm_raw_files_fail_with_the_reason(
         assert "tree 'events' lacks the branch 'event_id'" in hzz.error
         histograms = jobs[by_file[str(run_dir / "uproot-histograms.root")].id]
         assert "has no tree 'events'" in histograms.error
-        assert queries.get_run(s, 910).status is RunStatus.FAILED
-        assert queries.get_run(s, 912).status is RunStatus.ALL_COMPLETED
+        assert queries.get_run(s, run_id=910).status is RunStatus.FAILED
+        assert queries.get_run(s, run_id=912).status is RunStatus.ALL_COMPLETED

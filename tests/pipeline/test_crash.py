@@ -84,15 +84,15 @@ class Crashed:
         for _ in range(3):
             assert self.server() == 0
             with session(self.settings) as s:
-                if queries.get_run(s, RUN).status is RunStatus.ALL_COMPLETED:
+                if queries.get_run(s, run_id=RUN).status is RunStatus.ALL_COMPLETED:
                     break
 
     def check_as_uninterrupted(self) -> None:
         """Every file DONE exactly once, every message accepted once, histograms as uninterrupted."""
         with session(self.settings) as s, session(self.reference) as r:
-            assert queries.get_run(s, RUN).status is RunStatus.ALL_COMPLETED
+            assert queries.get_run(s, run_id=RUN).status is RunStatus.ALL_COMPLETED
             process_jobs = queries.list_jobs(s, run_id=RUN, kind="process_file", limit=None)
-            files = queries.files_of_run(s, RUN)
+            files = queries.files_of_run(s, run_id=RUN)
             assert sorted(j.file_id for j in process_jobs) == sorted(f.id for f in files)
             assert {j.state for j in process_jobs} == {JobState.DONE}
             # Every message that was sent is recorded as accepted exactly once.
@@ -108,7 +108,7 @@ class Crashed:
                 assert len(stored) == len(rows)
                 return stored
 
-            for f, g in zip(files, queries.files_of_run(r, RUN), strict=True):
+            for f, g in zip(files, queries.files_of_run(r, run_id=RUN), strict=True):
                 assert contents(s, f.id) == contents(r, g.id)
             assert contents(s, None) == contents(r, None)
             (merged,) = queries.histogram_rows(s, run_id=RUN, names=["nhits"])
@@ -205,6 +205,6 @@ def test_repeated_kills_with_the_same_job_out_cost_no_attempt(
     run.finish()
     run.check_as_uninterrupted()
     with session(run.settings) as s:
-        job = queries.get_job(s, first.id)
+        job = queries.get_job(s, job_id=first.id)
         assert job.state is JobState.DONE and job.interruptions >= 4
         assert job.attempts <= 3

@@ -34,7 +34,7 @@ def test_dask_results_identical_to_local(tmp_path: Path) -> None:
 
     with session(settings["local"]) as a, session(settings["dask"]) as b:
         for run_id in (400, 401):
-            assert queries.get_run(b, run_id).status is RunStatus.ALL_COMPLETED
+            assert queries.get_run(b, run_id=run_id).status is RunStatus.ALL_COMPLETED
             rows_a = queries.histogram_rows(a, run_id=run_id)
             rows_b = queries.histogram_rows(b, run_id=run_id)
             assert [r.name for r in rows_a] == [r.name for r in rows_b]
@@ -42,7 +42,9 @@ def test_dask_results_identical_to_local(tmp_path: Path) -> None:
             for ra, rb in zip(rows_a, rows_b, strict=True):
                 assert ra.values == rb.values and ra.axes == rb.axes and ra.entries == rb.entries
             for fa, fb in zip(
-                queries.files_of_run(a, run_id), queries.files_of_run(b, run_id), strict=True
+                queries.files_of_run(a, run_id=run_id),
+                queries.files_of_run(b, run_id=run_id),
+                strict=True,
             ):
                 ha = queries.histogram_rows(a, run_id=run_id, file_id=fa.id)
                 hb = queries.histogram_rows(b, run_id=run_id, file_id=fb.id)

@@ -24,10 +24,10 @@ def test_runs_go_from_data_taking_to_all_completed(
 
     with session(settings) as s:
         for result in (physics, laser):
-            run = queries.get_run(s, result.run_id)
+            run = queries.get_run(s, run_id=result.run_id)
             assert run.status is RunStatus.ALL_COMPLETED
             assert (run.n_files, run.n_events) == (len(result.files), result.n_events)
-            files = queries.files_of_run(s, result.run_id)
+            files = queries.files_of_run(s, run_id=result.run_id)
             assert [f.state for f in files] == [FileState.DONE] * len(result.files)
             jobs = queries.list_jobs(s, run_id=result.run_id)
             assert {j.state for j in jobs} == {JobState.DONE}
@@ -99,7 +99,7 @@ def test_status_follows_the_run(tmp_path: Path, sqlite_database: str) -> None:
     )
     run_server(settings)
     with session(settings) as s:
-        assert queries.get_run(s, 7).status is RunStatus.DATA_TAKING
+        assert queries.get_run(s, run_id=7).status is RunStatus.DATA_TAKING
     result = simulate(settings, 8, n_files=2, events=30, notify=False)
     broker.publish(
         settings,
@@ -131,7 +131,7 @@ def test_status_follows_the_run(tmp_path: Path, sqlite_database: str) -> None:
     run_server(settings)
     with session(settings) as s:
         # One of the two files is done, the other was never announced: work is still pending.
-        assert queries.get_run(s, 8).status is RunStatus.PARTLY_COMPLETED
+        assert queries.get_run(s, run_id=8).status is RunStatus.PARTLY_COMPLETED
     f1 = result.files[1]
     broker.publish(
         settings,
@@ -147,4 +147,4 @@ def test_status_follows_the_run(tmp_path: Path, sqlite_database: str) -> None:
     )
     run_server(settings)
     with session(settings) as s:
-        assert queries.get_run(s, 8).status is RunStatus.ALL_COMPLETED
+        assert queries.get_run(s, run_id=8).status is RunStatus.ALL_COMPLETED

@@ -77,7 +77,7 @@ def test_dqm_calibrate_stores_a_version_the_job_server_uses(laser_run, tmp_path:
     assert "calibration version 1 (valid from run 820) from 3000 flashes" in stored.output
     assert "15 dead (not fitted)" in stored.output
     with session(settings) as s:
-        calibration = queries.calibration_for_run(s, 821)
+        calibration = queries.calibration_for_run(s, run_id=821)
         assert calibration.version == 1 and calibration.source_run == 820
         gains = array_from_bytes(calibration.gains)
         good = array_from_bytes(calibration.pmt_status) == laser.STATUS_GOOD
@@ -88,6 +88,6 @@ def test_dqm_calibrate_stores_a_version_the_job_server_uses(laser_run, tmp_path:
     with session(settings) as s:
         (row,) = queries.histogram_rows(s, run_id=821, names=["charge_pe"])
         assert row.provenance["calibration_version"] == 1
-        assert queries.get_run(s, 821).status.value == "All Completed"
+        assert queries.get_run(s, run_id=821).status.value == "All Completed"
     physics = runner.invoke(cli, ["calibrate", "821"], env=env)
     assert physics.exit_code == 2 and "is a physics run" in physics.output

@@ -66,7 +66,7 @@ def test_database_and_broker_outages(tmp_path: Path, caplog: pytest.LogCaptureFi
 
         def completed(run_id: int) -> bool:
             with session(direct) as s:
-                run = queries.find_run(s, run_id)
+                run = queries.find_run(s, run_id=run_id)
                 return run is not None and run.status is RunStatus.ALL_COMPLETED
 
         try:

@@ -33,20 +33,20 @@ def test_each_run_is_reconstructed_with_its_method(tmp_path: Path) -> None:
     broker.publish(settings, *starts)
     run_server(settings)
     with session(settings) as s:  # a shifter picks the centroid for run 871 before its data
-        queries.update_run(s, 871, rec_method="centroid")
+        queries.update_run(s, run_id=871, rec_method="centroid")
     broker.publish(settings, *[m for m in held if m.type != "run_start"])
     run_server(settings)
 
     with session(settings) as s:
         for run_id, method in ((870, "tlh"), (871, "centroid")):
-            run = queries.get_run(s, run_id)
+            run = queries.get_run(s, run_id=run_id)
             assert run.status is RunStatus.ALL_COMPLETED
             assert run.rec_method == method
             rows = {(r.stage, r.name): r for r in queries.histogram_rows(s, run_id=run_id)}
             assert rows["rec", "energy"].provenance["rec_method"] == method
             assert rows["rec", "energy"].entries == 160
             assert (("rec", "time_residual") in rows) == (method == "tlh")
-            for file in queries.files_of_run(s, run_id):
+            for file in queries.files_of_run(s, run_id=run_id):
                 (file_row,) = [
                     r
                     for r in queries.histogram_rows(s, run_id=run_id, file_id=file.id)
@@ -78,6 +78,6 @@ def test_a_run_without_a_valid_calibration_fails_with_the_reason(tmp_path: Path)
             assert job.state is JobState.FAILED
             assert job.error.startswith("no calibration is valid for run 879")
             assert "valid from run 880" in job.error
-        assert {f.state for f in queries.files_of_run(s, 879)} == {FileState.FAILED}
-        assert queries.get_run(s, 879).status is RunStatus.FAILED
-        assert queries.get_run(s, 880).status is RunStatus.ALL_COMPLETED
+        assert {f.state for f in queries.files_of_run(s, run_id=879)} == {FileState.FAILED}
+        assert queries.get_run(s, run_id=879).status is RunStatus.FAILED
+        assert queries.get_run(s, run_id=880).status is RunStatus.ALL_COMPLETED

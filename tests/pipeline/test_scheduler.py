@@ -77,13 +77,13 @@ def test_job_waits_for_its_data_then_runs(settings, tmp_path: Path) -> None:
     with session(settings) as s:
         (job,) = queries.list_jobs(s, run_id=20, kind="process_file")
         assert job.state is JobState.TODO and job.not_before is not None and job.attempts == 0
-        assert queries.get_run(s, 20).status is RunStatus.REC_RUNNING
+        assert queries.get_run(s, run_id=20).status is RunStatus.REC_RUNNING
     hidden.rename(path)  # the transfer completes
     with session(settings) as s:
         s.get(Job, job.id).not_before = utcnow()
     run_server(settings)
     with session(settings) as s:
-        assert queries.get_run(s, 20).status is RunStatus.ALL_COMPLETED
+        assert queries.get_run(s, run_id=20).status is RunStatus.ALL_COMPLETED
 
 
 def test_data_that_never_arrives_goes_to_tocheck(settings) -> None:
@@ -92,7 +92,7 @@ def test_data_that_never_arrives_goes_to_tocheck(settings) -> None:
     time.sleep(0.6)
     run_server(settings, availability_timeout_s=0.5)
     with session(settings) as s:
-        files = queries.files_of_run(s, 21)
+        files = queries.files_of_run(s, run_id=21)
         assert [f.state for f in files] == [FileState.DONE, FileState.MISSING]
         missing_job = next(
             j
@@ -104,7 +104,7 @@ def test_data_that_never_arrives_goes_to_tocheck(settings) -> None:
             "has not arrived" in missing_job.error
             and str(result.files[1].path) in missing_job.error
         )
-        assert queries.get_run(s, 21).status is RunStatus.FAILED
+        assert queries.get_run(s, run_id=21).status is RunStatus.FAILED
 
 
 def test_checksum_mismatch_waits_like_missing_data(settings) -> None:
@@ -180,17 +180,17 @@ def test_retries_with_exponential_backoff(settings, test_kinds, monkeypatch) -> 
     )
     original = scheduler_module.transition_job
 
-    def spy(session, job, state, *args, **kwargs):
-        if job.kind == "test_flaky" and state is JobState.SUBMITTED:
+    def spy(session, **kwargs):
+        if kwargs["job"].kind == "test_flaky" and kwargs["state"] is JobState.SUBMITTED:
             times.append(utcnow())
-        original(session, job, state, *args, **kwargs)
+        original(session, **kwargs)
 
     monkeypatch.setattr(scheduler_module, "transition_job", spy)
     server.run(once=False, max_seconds=8)
     with session(settings) as s:
         (job,) = queries.list_jobs(s, run_id=23, kind="test_flaky")
         assert job.state is JobState.DONE and job.attempts == 3
-        assert queries.get_run(s, 23).status is RunStatus.ALL_COMPLETED
+        assert queries.get_run(s, run_id=23).status is RunStatus.ALL_COMPLETED
     gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
     assert len(gaps) == 2 and gaps[0] >= 0.3 and gaps[1] >= 0.6  # at least 0.3 s, then 0.6 s
     assert result.run_id == 23
@@ -212,7 +212,7 @@ def test_fails_after_the_last_attempt_and_is_retried_by_hand(
         (job,) = queries.list_jobs(s, run_id=24, kind="test_flaky")
         assert job.state is JobState.FAILED and job.attempts == 2
         assert job.error == "RuntimeError: transient failure on attempt 2"
-        assert queries.get_run(s, 24).status is RunStatus.FAILED
+        assert queries.get_run(s, run_id=24).status is RunStatus.FAILED
     runner = CliRunner()
     env = {"DQM_DATABASE_URL": settings.database_url}
     listed = runner.invoke(cli, ["jobs", "--run", "24", "--state", "failed"], env=env)
@@ -225,8 +225,8 @@ def test_fails_after_the_last_attempt_and_is_retried_by_hand(
     )  # it is TODO now, not FAILED
     run_server(settings)
     with session(settings) as s:
-        assert queries.get_job(s, job.id).state is JobState.DONE
-        assert queries.get_run(s, 24).status is RunStatus.ALL_COMPLETED
+        assert queries.get_job(s, job_id=job.id).state is JobState.DONE
+        assert queries.get_run(s, run_id=24).status is RunStatus.ALL_COMPLETED
 
 
 def test_a_killed_worker_process_is_detected_and_the_job_resubmitted(
@@ -268,14 +268,14 @@ def test_jobs_of_a_vanished_job_server_are_resubmitted(settings) -> None:
         job = s.get(Job, first.id)
         job.state, job.worker, job.attempts = JobState.RUNNING, f"{os.uname().nodename}:999999", 1
         job.heartbeat_at = utcnow()
-        queries.refresh_run_status(s, 26)
-        assert queries.get_run(s, 26).status is RunStatus.PARTLY_COMPLETED
+        queries.refresh_run_status(s, run_id=26)
+        assert queries.get_run(s, run_id=26).status is RunStatus.PARTLY_COMPLETED
     run_server(settings)
     with session(settings) as s:
-        job = queries.get_job(s, first.id)
+        job = queries.get_job(s, job_id=first.id)
         # The vanished server's attempt is given back; its interruption is counted instead.
         assert job.state is JobState.DONE and job.attempts == 1 and job.interruptions == 1
-        assert queries.get_run(s, 26).status is RunStatus.ALL_COMPLETED
+        assert queries.get_run(s, run_id=26).status is RunStatus.ALL_COMPLETED
 
 
 def test_a_job_whose_job_servers_keep_vanishing_ends_failed(settings) -> None:
@@ -289,11 +289,11 @@ def test_a_job_whose_job_servers_keep_vanishing_ends_failed(settings) -> None:
         job.interruptions = 2
     run_server(settings, max_interruptions=3)
     with session(settings) as s:
-        job = queries.get_job(s, job.id)
+        job = queries.get_job(s, job_id=job.id)
         assert job.state is JobState.FAILED and job.interruptions == 3 and job.attempts == 0
         assert "vanished 3 times while it was out" in job.error
-        assert queries.files_of_run(s, 30)[0].state is FileState.FAILED
-        assert queries.get_run(s, 30).status is RunStatus.FAILED
+        assert queries.files_of_run(s, run_id=30)[0].state is FileState.FAILED
+        assert queries.get_run(s, run_id=30).status is RunStatus.FAILED
 
 
 def test_a_silent_job_goes_to_tocheck(settings, test_kinds, tmp_path: Path) -> None:
@@ -334,7 +334,7 @@ def test_the_concurrency_limit_holds(settings) -> None:
         process = queries.list_jobs(s, run_id=28, kind="process_file")
         intervals = sorted((j.submitted_at, j.finished_at) for j in process)
         assert all(a[1] <= b[0] for a, b in itertools.pairwise(intervals))
-        assert queries.get_run(s, 28).status is RunStatus.ALL_COMPLETED
+        assert queries.get_run(s, run_id=28).status is RunStatus.ALL_COMPLETED
 
 
 def test_sigterm_stops_cleanly(settings, test_kinds, tmp_path: Path) -> None:

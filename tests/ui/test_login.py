@@ -81,8 +81,10 @@ def test_an_expert_logs_in_and_every_change_records_who_and_when(server, page, d
             ("expert", "run_comment"),
             ("expert", "retry_job"),
         }
-        assert queries.get_run(session, demo.FAULTY_RUN).comment.startswith("PMT HV of sector 4")
-        assert queries.cut_defaults(session, "physics").saved_by == "expert"
+        assert queries.get_run(session, run_id=demo.FAULTY_RUN).comment.startswith(
+            "PMT HV of sector 4"
+        )
+        assert queries.cut_defaults(session, run_type="physics").saved_by == "expert"
 
 
 def test_closed_sessions_leave_the_server(server, browser) -> None:

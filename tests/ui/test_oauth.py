@@ -157,4 +157,4 @@ def test_logging_in_through_the_provider(server, provider: Provider, page, insta
     page.get_by_text("Save these cuts as the default of physics runs").first.click()
     page.get_by_text("Saved as the default cuts of physics runs.").first.wait_for()
     with transaction(installation[1]) as session:
-        assert queries.cut_defaults(session, "physics").saved_by == USER
+        assert queries.cut_defaults(session, run_type="physics").saved_by == USER

@@ -26,7 +26,7 @@ def _run_with_failed_job(url: str) -> int:
 
 def test_cut_defaults_are_saved_per_run_type_with_who_and_when(database: str) -> None:
     with transaction(database) as s:
-        assert queries.cut_defaults(s, "physics") is None
+        assert queries.cut_defaults(s, run_type="physics") is None
         queries.save_cut_defaults(
             s, run_type="physics", dead_cut=0.02, hot_cut=0.95, normal_band=(0.04, 0.2), user="ana"
         )
@@ -35,7 +35,7 @@ def test_cut_defaults_are_saved_per_run_type_with_who_and_when(database: str) ->
             s, run_type="physics", dead_cut=0.03, hot_cut=0.9, normal_band=(0.05, 0.2), user="bo"
         )
     with transaction(database) as s:
-        row = queries.cut_defaults(s, "physics")
+        row = queries.cut_defaults(s, run_type="physics")
         assert (row.dead_cut, row.hot_cut, row.normal_low, row.normal_high) == (
             0.03,
             0.9,
@@ -43,7 +43,7 @@ def test_cut_defaults_are_saved_per_run_type_with_who_and_when(database: str) ->
             0.2,
         )
         assert row.saved_by == "bo" and row.saved_at is not None
-        assert queries.cut_defaults(s, "laser") is None
+        assert queries.cut_defaults(s, run_type="laser") is None
         changes = queries.changes(s)
         assert [(c.user, c.action, c.target) for c in changes] == [
             ("bo", "cut_defaults", "physics"),
@@ -74,27 +74,27 @@ def test_bad_cut_defaults_are_refused_and_nothing_is_written(
     with pytest.raises(InvalidValueError, match=message), transaction(database) as s:
         queries.save_cut_defaults(s, **arguments)
     with transaction(database) as s:
-        assert queries.cut_defaults(s, "physics") is None and queries.changes(s) == []
+        assert queries.cut_defaults(s, run_type="physics") is None and queries.changes(s) == []
 
 
 def test_a_run_comment_and_a_retry_are_recorded(database: str) -> None:
     job_id = _run_with_failed_job(database)
     tokens = []
     with transaction(database) as s:
-        tokens.append(queries.run_change_token(s, 7))
-        assert queries.run_change_token(s, 7) == tokens[0]  # nothing changed
-        assert queries.run_change_token(s, 999) is None
+        tokens.append(queries.run_change_token(s, run_id=7))
+        assert queries.run_change_token(s, run_id=7) == tokens[0]  # nothing changed
+        assert queries.run_change_token(s, run_id=999) is None
     with transaction(database) as s:
-        queries.set_run_comment(s, 7, "  HV trip at 10:42 ", user="ana")
+        queries.set_run_comment(s, run_id=7, comment="  HV trip at 10:42 ", user="ana")
     with transaction(database) as s:
-        tokens.append(queries.run_change_token(s, 7))
-        job = queries.retry_job_as(s, job_id, user="bo")
+        tokens.append(queries.run_change_token(s, run_id=7))
+        job = queries.retry_job_as(s, job_id=job_id, user="bo")
         assert job.state is JobState.TODO and job.attempts == 0 and job.error is None
     with transaction(database) as s:
-        tokens.append(queries.run_change_token(s, 7))
+        tokens.append(queries.run_change_token(s, run_id=7))
     assert len(set(tokens)) == 3  # the comment and the retry each change what a page shows
     with transaction(database) as s:
-        assert queries.get_run(s, 7).comment == "HV trip at 10:42"
+        assert queries.get_run(s, run_id=7).comment == "HV trip at 10:42"
         retry, comment = queries.changes(s)
         assert (comment.user, comment.action, comment.target) == ("ana", "run_comment", "7")
         assert comment.detail == {"before": "first", "after": "HV trip at 10:42"}
@@ -104,12 +104,12 @@ def test_a_run_comment_and_a_retry_are_recorded(database: str) -> None:
         pytest.raises(InvalidValueError, match="only FAILED or TOCHECK"),
         transaction(database) as s,
     ):
-        queries.retry_job_as(s, job_id, user="bo")  # it is TODO now
+        queries.retry_job_as(s, job_id=job_id, user="bo")  # it is TODO now
     with pytest.raises(NotFoundError), transaction(database) as s:
-        queries.set_run_comment(s, 999, "no such run", user="ana")
+        queries.set_run_comment(s, run_id=999, comment="no such run", user="ana")
     with pytest.raises(InvalidValueError, match="log in"), transaction(database) as s:
-        queries.set_run_comment(s, 7, "anonymous", user="guest")
+        queries.set_run_comment(s, run_id=7, comment="anonymous", user="guest")
     with pytest.raises(InvalidValueError, match="at most 2,000"), transaction(database) as s:
-        queries.set_run_comment(s, 7, "x" * 2001, user="ana")
+        queries.set_run_comment(s, run_id=7, comment="x" * 2001, user="ana")
     with transaction(database) as s:
         assert len(queries.changes(s)) == 2  # the refused ones left nothing

@@ -1,0 +1,227 @@
+"""Results of processing: histograms, per-PMT statistics and event tables, per file and per run."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import hist
+import numpy as np
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session
+
+from dqm import eventtable
+from dqm.db.models import (
+    EventTable,
+    File,
+    FileState,
+    Histogram,
+    PmtStats,
+)
+from dqm.errors import InvalidValueError
+from dqm.histcodec import (
+    array_from_bytes,
+    array_to_bytes,
+    decode_histogram,
+    encode_histogram,
+)
+from dqm.pmtstats import PMT_ARRAYS
+from dqm.times import utcnow
+
+#: Run attributes that ``update_run`` may change.
+
+
+def _of_file(model: type[Histogram | PmtStats], run_id: int, file_id: int | None) -> Any:
+    """Rows of one file of a run, or the run's merged row when ``file_id`` is None.
+
+    A file's histograms are selected by ``file_id`` alone (file ids are unique across runs): that
+    uses the unique index that starts with ``file_id``, where ``run_id AND file_id`` leads SQLite to
+    the ``(run_id, stage, name)`` index and a scan of all the run's rows.
+    """
+    if file_id is not None and model is Histogram:
+        return model.file_id == file_id
+    scope = model.file_id.is_(None) if file_id is None else model.file_id == file_id
+    return and_(model.run_id == run_id, scope)
+
+
+def save_histogram(
+    session: Session,
+    *,
+    run_id: int,
+    file_id: int | None,
+    stage: str,
+    name: str,
+    histogram: hist.Hist,
+    title: str | None = None,
+    entries: float | None = None,
+    provenance: Mapping[str, Any] | None = None,
+) -> Histogram:
+    """Store a histogram of a file (or of the run when ``file_id`` is None), replacing any earlier
+    one of the same stage and name, so that storing twice gives the same rows."""
+    encoded = encode_histogram(histogram, entries=entries)
+    old = session.scalar(
+        select(Histogram).where(
+            _of_file(Histogram, run_id, file_id),
+            Histogram.stage == stage,
+            Histogram.name == name,
+        )
+    )
+    row = old or Histogram(run_id=run_id, file_id=file_id, stage=stage, name=name)
+    row.title = title
+    row.axes = encoded.axes
+    row.storage = encoded.storage
+    row.values = encoded.values
+    row.variances = encoded.variances
+    row.entries = encoded.entries
+    row.provenance = dict(provenance or {})
+    row.created_at = utcnow()
+    session.add(row)
+    session.flush()
+    return row
+
+
+def histogram_rows(
+    session: Session,
+    *,
+    run_id: int,
+    file_id: int | None = None,
+    stage: str | None = None,
+    names: Sequence[str] | None = None,
+) -> list[Histogram]:
+    """The stored histograms of a run (``file_id`` None: the run's merged ones), by stage and name."""
+    query = select(Histogram).where(
+        _of_file(Histogram, run_id, file_id),
+    )
+    if stage is not None:
+        query = query.where(Histogram.stage == stage)
+    if names is not None:
+        query = query.where(Histogram.name.in_(list(names)))
+    return list(session.scalars(query.order_by(Histogram.stage, Histogram.name)))
+
+
+def histograms_of_files(
+    session: Session, *, run_id: int, file_ids: Sequence[int]
+) -> dict[int, list[Histogram]]:
+    """The stored histograms of several files of a run in one query, by file id (then by stage and
+    name)."""
+    found: dict[int, list[Histogram]] = {file_id: [] for file_id in file_ids}
+    if not found:
+        return found
+    query = (
+        select(Histogram)
+        .where(Histogram.run_id == run_id, Histogram.file_id.in_(list(found)))
+        .order_by(Histogram.file_id, Histogram.stage, Histogram.name)
+    )
+    for row in session.scalars(query):
+        assert row.file_id is not None
+        found[row.file_id].append(row)
+    return found
+
+
+def load_histogram(row: Histogram) -> hist.Hist:
+    """The ``hist.Hist`` of a stored histogram row."""
+    return decode_histogram(row.axes, row.storage, row.values, row.variances)
+
+
+def save_pmt_stats(
+    session: Session,
+    *,
+    run_id: int,
+    file_id: int | None,
+    n_events: int,
+    livetime_ns: float,
+    arrays: Mapping[str, np.ndarray],
+    provenance: Mapping[str, Any] | None = None,
+) -> PmtStats:
+    """Store per-PMT sums of a file (or of the run), replacing earlier ones (idempotent).
+
+    Raises:
+        InvalidValueError: an array is missing or the arrays differ in length.
+    """
+    missing = [name for name in PMT_ARRAYS if name not in arrays]
+    if missing:
+        raise InvalidValueError(f"PMT statistics lack the array(s) {', '.join(missing)}.")
+    lengths = {len(arrays[name]) for name in PMT_ARRAYS}
+    if len(lengths) != 1:
+        raise InvalidValueError(f"PMT statistics arrays differ in length: {sorted(lengths)}.")
+    old = session.scalar(
+        select(PmtStats).where(
+            _of_file(PmtStats, run_id, file_id),
+        )
+    )
+    row = old or PmtStats(run_id=run_id, file_id=file_id)
+    row.n_pmts = lengths.pop()
+    row.n_events = n_events
+    row.livetime_ns = livetime_ns
+    for name in PMT_ARRAYS:
+        setattr(row, name, array_to_bytes(arrays[name]))
+    row.provenance = dict(provenance or {})
+    row.created_at = utcnow()
+    session.add(row)
+    session.flush()
+    return row
+
+
+def pmt_stats_row(session: Session, *, run_id: int, file_id: int | None = None) -> PmtStats | None:
+    """The PMT statistics of a file, or of the run (``file_id`` None), if stored."""
+    return session.scalar(
+        select(PmtStats).where(
+            _of_file(PmtStats, run_id, file_id),
+        )
+    )
+
+
+def pmt_stats_of_files(
+    session: Session, *, run_id: int, file_ids: Sequence[int]
+) -> dict[int, PmtStats]:
+    """The PMT statistics of several files of a run in one query, by file id (stored ones only)."""
+    if not file_ids:
+        return {}
+    query = select(PmtStats).where(PmtStats.run_id == run_id, PmtStats.file_id.in_(list(file_ids)))
+    return {row.file_id: row for row in session.scalars(query) if row.file_id is not None}
+
+
+def pmt_arrays(row: PmtStats) -> dict[str, np.ndarray]:
+    """The per-PMT arrays of a stored row, by name (see :data:`PMT_ARRAYS`)."""
+    return {name: array_from_bytes(getattr(row, name)) for name in PMT_ARRAYS}
+
+
+def save_event_table(
+    session: Session, *, run_id: int, file_id: int, columns: dict[str, Any]
+) -> EventTable:
+    """Store (or replace) a file's reconstructed events (see :mod:`dqm.eventtable`)."""
+    data = eventtable.encode_event_table(columns)
+    row = session.scalars(select(EventTable).where(EventTable.file_id == file_id)).one_or_none()
+    n_events = len(columns[eventtable.COLUMNS[0]])
+    if row is None:
+        row = EventTable(run_id=run_id, file_id=file_id, n_events=n_events, data=data)
+        session.add(row)
+    else:
+        row.run_id, row.n_events, row.data, row.created_at = run_id, n_events, data, utcnow()
+    session.flush()
+    return row
+
+
+def run_events(session: Session, *, run_id: int, max_events: int | None = None) -> dict[str, Any]:
+    """The reconstructed events of a run's DONE files, in file order, as float32 columns (the
+    first ``max_events`` if given)."""
+    rows = session.scalars(
+        select(EventTable)
+        .join(File, File.id == EventTable.file_id)
+        .where(EventTable.run_id == run_id, File.state == FileState.DONE)
+        .order_by(File.seq)
+    )
+    parts: list[dict[str, Any]] = []
+    total = 0
+    for row in rows:
+        if max_events is not None and total >= max_events:
+            break
+        parts.append(eventtable.decode_event_table(row.data))
+        total += row.n_events
+    columns = {
+        name: np.concatenate([p[name] for p in parts]) if parts else np.zeros(0, "<f4")
+        for name in eventtable.COLUMNS
+    }
+    if max_events is not None:
+        columns = {name: values[:max_events] for name, values in columns.items()}
+    return columns

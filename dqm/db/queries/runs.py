@@ -1,0 +1,287 @@
+"""Runs: adding, changing, finding and listing them, and deriving their status."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.orm import Session
+
+from dqm.config import REC_METHODS
+from dqm.db.models import (
+    File,
+    Histogram,
+    Job,
+    PmtStats,
+    Run,
+    RunStatus,
+)
+from dqm.errors import InvalidValueError, NotFoundError
+from dqm.runstatus import derive_run_status
+from dqm.states import parse_run_status
+from dqm.times import parse_time, utcnow
+
+#: Run attributes that ``update_run`` may change.
+
+
+#: Run attributes that ``update_run`` may change.
+RUN_FIELDS = (
+    "detector",
+    "run_type",
+    "start_time",
+    "end_time",
+    "status",
+    "n_events",
+    "n_files",
+    "sampling_fraction",
+    "rec_method",
+    "comment",
+)
+
+
+#: Run statuses that mean processing has finished, well or badly.
+FINAL_STATUSES = (RunStatus.ALL_COMPLETED, RunStatus.FAILED)
+
+
+def get_run(session: Session, *, run_id: int) -> Run:
+    """The run ``run_id``.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFoundError(f"run {run_id} does not exist.")
+    return run
+
+
+def find_run(session: Session, *, run_id: int) -> Run | None:
+    """The run ``run_id``, or ``None``."""
+    return session.get(Run, run_id)
+
+
+def _check_run(run: Run) -> None:
+    if run.run_id < 0:
+        raise InvalidValueError(f"run id {run.run_id} is negative; run ids are positive integers.")
+    if run.end_time is not None and run.start_time is not None and run.end_time < run.start_time:
+        raise InvalidValueError(
+            f"run {run.run_id}: end time {run.end_time:%Y-%m-%d %H:%M:%S} is before its start time "
+            f"{run.start_time:%Y-%m-%d %H:%M:%S}."
+        )
+    if run.sampling_fraction is not None and not 0.0 < run.sampling_fraction <= 1.0:
+        raise InvalidValueError(
+            f"run {run.run_id}: sampling fraction {run.sampling_fraction} is not in (0, 1]."
+        )
+    if run.rec_method is not None and run.rec_method not in REC_METHODS:
+        raise InvalidValueError(
+            f"run {run.run_id}: reconstruction method {run.rec_method!r} is not one of "
+            f"{', '.join(REC_METHODS)}."
+        )
+    for name in ("n_events", "n_files"):
+        value = getattr(run, name)
+        if value is not None and value < 0:
+            raise InvalidValueError(f"run {run.run_id}: {name} {value} is negative.")
+
+
+def add_run(
+    session: Session,
+    *,
+    run_id: int,
+    run_type: str,
+    start_time: dt.datetime | str,
+    detector: str = "CD",
+    end_time: dt.datetime | str | None = None,
+    status: RunStatus | str | None = None,
+    n_events: int | None = None,
+    n_files: int | None = None,
+    sampling_fraction: float = 1.0,
+    rec_method: str | None = None,
+    comment: str | None = None,
+) -> Run:
+    """Record a new run.
+
+    The status defaults to Data Taking, or to Rec Running when an end time is given.
+
+    Raises:
+        InvalidValueError: the run exists already, or a value is invalid.
+    """
+    if session.get(Run, run_id) is not None:
+        raise InvalidValueError(f"run {run_id} exists already; use 'dqm run set' to change it.")
+    if status is None:
+        status = RunStatus.DATA_TAKING if end_time is None else RunStatus.REC_RUNNING
+    run = Run(
+        run_id=run_id,
+        run_type=run_type,
+        detector=detector,
+        start_time=parse_time(start_time, what="start time"),
+        end_time=None if end_time is None else parse_time(end_time, what="end time"),
+        status=parse_run_status(status),
+        n_events=n_events,
+        n_files=n_files,
+        sampling_fraction=sampling_fraction,
+        rec_method=rec_method,
+        comment=comment,
+    )
+    _check_run(run)
+    session.add(run)
+    session.flush()
+    return run
+
+
+def update_run(session: Session, *, run_id: int, **changes: Any) -> Run:
+    """Change attributes of a run (any of :data:`RUN_FIELDS`).
+
+    Times may be given as ISO 8601 text; the status by name.
+
+    Raises:
+        NotFoundError: no such run.
+        InvalidValueError: unknown attribute or invalid value.
+    """
+    run = get_run(session, run_id=run_id)
+    for name, value in changes.items():
+        if name not in RUN_FIELDS:
+            raise InvalidValueError(
+                f"{name!r} is not a run attribute; use one of {', '.join(RUN_FIELDS)}."
+            )
+        if name in ("start_time", "end_time") and value is not None:
+            value = parse_time(value, what=name.replace("_", " "))
+        if name == "status":
+            value = parse_run_status(value)
+        setattr(run, name, value)
+    _check_run(run)
+    session.flush()
+    return run
+
+
+def delete_run(session: Session, *, run_id: int) -> None:
+    """Delete a run with its files, jobs, histograms and PMT statistics.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    get_run(session, run_id=run_id)
+    # Explicit deletes, children first, so that the result does not depend on whether the
+    # backend enforces ON DELETE CASCADE (SQLite does only with foreign keys on).
+    for model in (Histogram, PmtStats, Job, File):
+        session.execute(delete(model).where(model.run_id == run_id))
+    session.execute(delete(Run).where(Run.run_id == run_id))
+    session.expunge_all()
+
+
+def recent_runs(
+    session: Session,
+    *,
+    limit: int | None = None,
+    days: float | None = None,
+    status: RunStatus | str | Iterable[RunStatus | str] | None = None,
+    run_type: str | Iterable[str] | None = None,
+    completed: bool = False,
+    now: dt.datetime | None = None,
+) -> list[Run]:
+    """Recent runs, the running ones first, then by end time, newest first.
+
+    Args:
+        limit: at most this many runs (the "Recent Runs" mode).
+        days: only runs still taking data or that ended in the last ``days`` days, or started in
+            them (the "Recent Days" mode).
+        status: only runs in this status (or these statuses).
+        run_type: only runs of this type (or these types).
+        completed: only runs whose processing has finished (All Completed or Failed).
+        now: the reference time for ``days`` (default: the current UTC time).
+    """
+    query = select(Run)
+    if days is not None:
+        if days < 0:
+            raise InvalidValueError(f"days {days} is negative.")
+        cutoff = (now or utcnow()) - dt.timedelta(days=days)
+        query = query.where(
+            or_(Run.end_time.is_(None), Run.end_time >= cutoff, Run.start_time >= cutoff)
+        )
+    if status is not None:
+        statuses = [status] if isinstance(status, str | RunStatus) else list(status)
+        query = query.where(Run.status.in_([parse_run_status(s) for s in statuses]))
+    if completed:
+        query = query.where(Run.status.in_(FINAL_STATUSES))
+    if run_type is not None:
+        types = [run_type] if isinstance(run_type, str) else list(run_type)
+        query = query.where(Run.run_type.in_(types))
+    # Two indexed queries rather than one ORDER BY over an expression (which scans every run):
+    # the few runs still taking data, then the ended ones by end time.
+    running = list(
+        session.scalars(
+            query.where(Run.end_time.is_(None)).order_by(Run.start_time.desc(), Run.run_id.desc())
+        )
+    )
+    if limit is not None:
+        if limit < 0:
+            raise InvalidValueError(f"limit {limit} is negative.")
+        running = running[:limit]
+    ended_query = query.where(Run.end_time.is_not(None)).order_by(
+        Run.end_time.desc(), Run.start_time.desc(), Run.run_id.desc()
+    )
+    if limit is not None:
+        ended_query = ended_query.limit(limit - len(running))
+    return running + list(session.scalars(ended_query))
+
+
+def run_types(session: Session) -> list[str]:
+    """The run types present in the database, sorted."""
+    return list(session.scalars(select(Run.run_type).distinct().order_by(Run.run_type)))
+
+
+def runs_missing_files(session: Session) -> list[Run]:
+    """Ended runs with fewer files recorded than their run_end counted."""
+    counts = select(File.run_id, func.count().label("n")).group_by(File.run_id).subquery()
+    query = (
+        select(Run)
+        .outerjoin(counts, counts.c.run_id == Run.run_id)
+        .where(Run.end_time.is_not(None), Run.n_files > func.coalesce(counts.c.n, 0))
+    )
+    return list(session.scalars(query))
+
+
+def refresh_run_status(session: Session, *, run_id: int) -> RunStatus:
+    """Derive the run's status from its files and jobs and store it (in the caller's transaction)."""
+    run = get_run(session, run_id=run_id)
+    file_states = list(session.scalars(select(File.state).where(File.run_id == run_id)))
+    job_states = list(session.scalars(select(Job.state).where(Job.run_id == run_id)))
+    status = derive_run_status(
+        ended=run.end_time is not None,
+        n_files_announced=len(file_states),
+        n_files_expected=run.n_files if run.end_time is not None else None,
+        file_states=file_states,
+        job_states=job_states,
+    )
+    if run.status != status:
+        run.status = status
+    return status
+
+
+def run_change_token(session: Session, *, run_id: int) -> tuple | None:
+    """A value that changes whenever anything shown about a run does (its attributes, its jobs'
+    states, its merged histograms or PMT statistics): a few aggregate queries on indexed columns,
+    so that a page can refresh often and read the run again only when this changes. None if
+    there is no such run."""
+    run = session.get(Run, run_id)
+    if run is None:
+        return None
+    jobs = session.execute(
+        select(Job.state, func.count(), func.max(Job.id), func.max(Job.finished_at))
+        .where(Job.run_id == run_id)
+        .group_by(Job.state)
+        .order_by(Job.state)
+    ).all()
+    merged = session.execute(
+        select(func.count(), func.max(Histogram.id), func.max(Histogram.created_at)).where(
+            Histogram.run_id == run_id, Histogram.file_id.is_(None)
+        )
+    ).one()
+    stats = session.execute(
+        select(func.max(PmtStats.id), func.max(PmtStats.created_at)).where(
+            PmtStats.run_id == run_id, PmtStats.file_id.is_(None)
+        )
+    ).one()
+    attributes = (run.updated_at, str(run.status), run.comment, run.n_events, run.n_files)
+    return (attributes, tuple(map(tuple, jobs)), tuple(merged), tuple(stats))
