@@ -38,7 +38,7 @@ from daqsim import SimulationConfig, simulate_run
 from dqm import rawformat
 from dqm.config import load_settings
 from pipeline.stages import calib, processing
-from pipeline.stages.reading import STEP_EVENTS
+from pipeline.stages.reading import STEP_EVENTS, RawFile
 
 _spec = importlib.util.spec_from_file_location("bench_merge", _benchpath.HERE / "merge.py")
 assert _spec is not None and _spec.loader is not None
@@ -89,11 +89,18 @@ def main() -> None:
         path, warm_up = (str(f.path) for f in sim.files)
         with np.load(Path(tmp) / "truth" / "1" / "1.0.truth.npz") as z:
             constants = calib.CalibConstants(1, z["gain"], z["offset_ns"])
-        params = {"run_id": 1, "seq": 0, "calibration": constants, "sampling_fraction": 1.0}
+
+        def task(path: str, method: str, n_jobs: int) -> processing.FileTask:
+            return processing.FileTask(
+                file=RawFile(path=Path(path), run_id=1, seq=0),
+                calibration=constants,
+                rec_method=method,
+                n_jobs=n_jobs,
+            )
 
         _log("warming up (page cache, compiled kernels, worker processes) ...")
         read_all(path)
-        processing.process_file({**params, "path": warm_up, "n_jobs": 2})
+        processing.process_file(task(warm_up, "tlh", 2))
 
         # The machine's speed varies from minute to minute: (a) and (b) alternate, medians kept.
         reads, pipelines = [], []
@@ -103,7 +110,7 @@ def main() -> None:
                 reads.append(read_s)
                 result, tlh_s = timed(
                     processing.process_file,
-                    {**params, "path": path, "rec_method": "tlh", "n_jobs": 2},
+                    task(path, "tlh", 2),
                 )
                 pipelines.append(tlh_s)
                 assert result.n_events == n
@@ -111,13 +118,11 @@ def main() -> None:
         read_s, tlh_s = statistics.median(reads), statistics.median(pipelines)
         _log(f"(a) read all branches: {read_s:.2f} s, {n / read_s:,.0f} events/s")
         _log(f"(b) pipeline, tlh, n_jobs=2: {tlh_s:.2f} s, {n / tlh_s:,.0f} events/s")
-        _, tlh1_s = timed(
-            processing.process_file, {**params, "path": path, "rec_method": "tlh", "n_jobs": 1}
-        )
+        _, tlh1_s = timed(processing.process_file, task(path, "tlh", 1))
         _log(f"    pipeline, tlh, n_jobs=1: {tlh1_s:.2f} s, {n / tlh1_s:,.0f} events/s")
         _, centroid_s = timed(
             processing.process_file,
-            {**params, "path": path, "rec_method": "centroid", "n_jobs": 2},
+            task(path, "centroid", 2),
         )
         _log(
             f"    pipeline, centroid, n_jobs=2: {centroid_s:.2f} s, {n / centroid_s:,.0f} events/s"

@@ -170,10 +170,10 @@ def calibrate(
 
     import joblib
 
-    from dqm import rawformat
     from dqm.db import queries
     from dqm.db.session import transaction
     from dqm.errors import InvalidValueError
+    from pipeline import jobs
     from pipeline.stages import laser
 
     url = cli_ctx.database()
@@ -183,22 +183,16 @@ def calibrate(
             raise InvalidValueError(
                 f"run {run_id} is a {run.run_type} run; gains and offsets come from a laser run."
             )
-        params = [
-            {
-                "path": str(rawformat.resolve_raw_uri(f.uri, cli_ctx.settings.raw_roots)),
-                "size": f.size,
-                "checksum": f.checksum,
-                "run_id": run_id,
-                "seq": f.seq,
-            }
+        files = [
+            jobs.raw_file(f, cli_ctx.settings)
             for f in queries.files_of_run(session, run_id=run_id)
             if f.uri
         ]
-    if not params:
+    if not files:
         raise InvalidValueError(f"run {run_id} has no announced file.")
-    click.echo(f"reading {len(params)} file(s) of laser run {run_id} ...", err=True)
-    parts = joblib.Parallel(n_jobs=min(n_jobs, len(params)))(
-        joblib.delayed(laser.laser_sums)(p) for p in params
+    click.echo(f"reading {len(files)} file(s) of laser run {run_id} ...", err=True)
+    parts = joblib.Parallel(n_jobs=min(n_jobs, len(files)))(
+        joblib.delayed(laser.laser_sums)(f) for f in files
     )
     try:
         result = laser.fit(parts)

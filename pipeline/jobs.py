@@ -27,6 +27,7 @@ from dqm.errors import DQMError
 from dqm.histcodec import array_from_bytes
 from pipeline.stages import calib, merge, processing
 from pipeline.stages.merge import MergeResult, MergeTask
+from pipeline.stages.reading import RawFile
 
 EVENTS = ("file_announced", "file_done", "run_ended")
 
@@ -153,24 +154,34 @@ def calibration_constants(session: Session, run_id: int) -> calib.CalibConstants
     )
 
 
-def _prepare_process_file(session: Session, job: Job, context: Context) -> dict[str, Any]:
+def raw_file(file: File, settings: Settings) -> RawFile:
+    """The raw file a ``files`` row announces, at its path under the allowed raw roots.
+
+    Raises:
+        DQMError: its URI is outside the allowed raw roots.
+    """
+    return RawFile(
+        path=rawformat.resolve_raw_uri(file.uri, settings.raw_roots),
+        run_id=file.run_id,
+        seq=file.seq,
+        size=file.size,
+        checksum=file.checksum,
+    )
+
+
+def _prepare_process_file(session: Session, job: Job, context: Context) -> processing.FileTask:
     file = _file_of(session, job)
     run = queries.get_run(session, run_id=job.run_id)
-    path = rawformat.resolve_raw_uri(file.uri, context.settings.raw_roots)
     if run.rec_method is None:  # chosen once per run, recorded with it
         run.rec_method = DEFAULT_REC_METHOD
-    return {
-        "path": str(path),
-        "size": file.size,
-        "checksum": file.checksum,
-        "run_id": job.run_id,
-        "seq": file.seq,
-        "sampling_fraction": run.sampling_fraction,
-        "calibration": calibration_constants(session, job.run_id),
-        "rec_method": run.rec_method,
-        "n_jobs": context.file_jobs,
-        "backend": context.backend,
-    }
+    return processing.FileTask(
+        file=raw_file(file, context.settings),
+        calibration=calibration_constants(session, job.run_id),
+        sampling_fraction=run.sampling_fraction,
+        rec_method=run.rec_method,
+        n_jobs=context.file_jobs,
+        backend=context.backend,
+    )
 
 
 def _ready_process_file(session: Session, job: Job, context: Context) -> str | None:

@@ -19,15 +19,14 @@ gain and no offset, with status 1 (dead). Pure functions; sums over chunks and f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import numba
 import numpy as np
 
 from dqm import detector
-from pipeline.stages.reading import iterate_events, verify_file
+from pipeline.stages.reading import RawFile, iterate_events, verify_file
 
 #: Half-widths of the windows around the event time, ns.
 EVENT_WINDOW_NS = 30.0
@@ -96,16 +95,14 @@ class LaserSums:
         return LaserSums(self.n_events + other.n_events, self.sums + other.sums)
 
 
-def laser_sums(params: Mapping[str, Any]) -> LaserSums:
-    """The per-PMT laser sums of one file (``path``, ``size``, ``checksum``, ``run_id``, ``seq``)."""
-    from pathlib import Path
-
-    path = Path(params["path"])
-    verify_file(path, params.get("size"), params.get("checksum"))
+def laser_sums(file: RawFile) -> LaserSums:
+    """The per-PMT laser sums of one raw file (its size and checksum verified first)."""
+    path = file.path
+    verify_file(path, file.size, file.checksum)
     sums = np.zeros((5, detector.N_PMTS))
     flight = detector.PMT_RADIUS_MM / detector.LS_GROUP_VELOCITY_MM_PER_NS
     n_events = 0
-    for chunk in iterate_events(path, run_id=params["run_id"], seq=params["seq"]):
+    for chunk in iterate_events(path, run_id=file.run_id, seq=file.seq):
         if chunk.pmt_id.size and (chunk.pmt_id.min() < 0 or chunk.pmt_id.max() >= detector.N_PMTS):
             from dqm.rawformat import RawFormatError
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,17 +29,39 @@ from pipeline.stages import calib, reco, tlh
 from pipeline.stages.fill import add_counts, counts_for
 from pipeline.stages.reading import (
     STEP_EVENTS,
+    RawFile,
     count_events,
     iterate_events,
     verify_checksum,
     verify_size,
 )
 
-__all__ = ["RANGE_EVENTS", "FileResult", "process_file", "process_range"]
+__all__ = ["RANGE_EVENTS", "FileResult", "FileTask", "process_file", "process_range"]
 
 #: Events of a unit of work (read in chunks of ``STEP_EVENTS``): the ranges are the same whatever
 #: the number of workers, which keeps the results identical.
 RANGE_EVENTS = 4 * STEP_EVENTS
+
+
+@dataclass(frozen=True, eq=False)
+class FileTask:
+    """What processing a raw file needs, as the job server builds it from the database.
+
+    Attributes:
+        file: the raw file, with its announced size and checksum.
+        calibration: the PMT gains and time offsets valid for its run.
+        sampling_fraction: the fraction of events used (deterministic per event).
+        rec_method: ``tlh`` or ``centroid``.
+        n_jobs: processes over the file's ranges of events.
+        backend: the joblib backend for them (None: loky; ``dask`` on a Dask cluster).
+    """
+
+    file: RawFile
+    calibration: calib.CalibConstants
+    sampling_fraction: float = 1.0
+    rec_method: str = DEFAULT_REC_METHOD
+    n_jobs: int = 1
+    backend: str | None = None
 
 
 @dataclass
@@ -66,18 +88,18 @@ def _unreadable(path: Path, exc: Exception) -> rawformat.RawFormatError:
     return rawformat.RawFormatError(f"{path.name} cannot be read as ROOT: {detail}")
 
 
-def process_range(params: Mapping[str, Any], entry_start: int, entry_stop: int) -> FileResult:
-    """Process the entries ``entry_start`` to ``entry_stop`` of a raw file (see :func:`process_file`
-    for ``params``); the derived per-PMT histograms are left to the caller. Run as a joblib task:
-    the memory it frees is kept for the next range."""
+def process_range(task: FileTask, entry_start: int, entry_stop: int) -> FileResult:
+    """Process the entries ``entry_start`` to ``entry_stop`` of a raw file; the derived per-PMT
+    histograms are left to the caller. Run as a joblib task: the memory it frees is kept for the
+    next range."""
     with reusing_freed_memory(trim_after=False):
-        return _process_range(params, entry_start, entry_stop)
+        return _process_range(task, entry_start, entry_stop)
 
 
-def _process_range(params: Mapping[str, Any], entry_start: int, entry_stop: int) -> FileResult:
-    path = Path(params["path"])
-    constants: calib.CalibConstants = params["calibration"]
-    method = params.get("rec_method") or DEFAULT_REC_METHOD
+def _process_range(task: FileTask, entry_start: int, entry_stop: int) -> FileResult:
+    path = Path(task.file.path)
+    constants = task.calibration
+    method = task.rec_method
     histograms = calib.calib_histograms()
     rec = reco.rec_histograms(method)
     sums = {name: np.zeros(len(constants.gain)) for name in PMT_ARRAYS}
@@ -87,9 +109,9 @@ def _process_range(params: Mapping[str, Any], entry_start: int, entry_stop: int)
     try:
         for chunk in iterate_events(
             path,
-            run_id=params["run_id"],
-            seq=params["seq"],
-            sampling_fraction=params.get("sampling_fraction", 1.0),
+            run_id=task.file.run_id,
+            seq=task.file.seq,
+            sampling_fraction=task.sampling_fraction,
             entry_start=entry_start,
             entry_stop=entry_stop,
         ):
@@ -211,33 +233,27 @@ def _combine(parts: Iterator[FileResult]) -> FileResult:
     return total
 
 
-def process_file(params: Mapping[str, Any]) -> FileResult:
+def process_file(task: FileTask) -> FileResult:
     """Calibrate and reconstruct the events of a raw file; every histogram and per-PMT sum.
-
-    Args:
-        params: ``path``, announced ``size`` and ``checksum``, ``run_id``, ``seq``,
-            ``sampling_fraction``, ``calibration`` (:class:`~pipeline.stages.calib.CalibConstants`),
-            ``rec_method`` (``tlh`` or ``centroid``), ``n_jobs`` (processes over the chunks,
-            default 1) and ``backend`` (joblib backend, default loky; ``dask`` on a Dask cluster).
 
     Raises:
         FileNotReady: the file is not there as announced.
         RawFormatError: not a DQM raw file, or unreadable.
         ValueError: an unknown reconstruction method.
     """
-    path = Path(params["path"])
-    method = params.get("rec_method") or DEFAULT_REC_METHOD
+    path = Path(task.file.path)
+    method = task.rec_method
     if method not in REC_METHODS:
         raise ValueError(
             f"unknown reconstruction method {method!r} (known: {', '.join(REC_METHODS)})."
         )
-    verify_size(path, params.get("size"))
+    verify_size(path, task.file.size)
     # The checksum is computed while the events are processed (zlib releases the GIL), so the
     # second read of the file costs no time; results of a file that fails it are not returned.
-    checksum = params.get("checksum")
+    checksum = task.file.checksum
     checking = _Checksum(path, checksum) if checksum is not None else None
     try:
-        result = _process(params, path)
+        result = _process(task, path)
     except BaseException:
         if checking is not None:  # a file not yet complete explains any error reading it
             checking.join()
@@ -269,7 +285,7 @@ class _Checksum(threading.Thread):
             raise self.error
 
 
-def _process(params: Mapping[str, Any], path: Path) -> FileResult:
+def _process(task: FileTask, path: Path) -> FileResult:
     try:
         n_entries = count_events(path)
     except rawformat.RawFormatError:
@@ -280,16 +296,16 @@ def _process(params: Mapping[str, Any], path: Path) -> FileResult:
     ranges = [(start, min(start + step, n_entries)) for start in range(0, n_entries, step)]
     if not ranges:
         ranges = [(0, 0)]
-    n_jobs = int(params.get("n_jobs", 1))
+    n_jobs = task.n_jobs
     if n_jobs == 1 or len(ranges) == 1:
         with reusing_freed_memory():
-            result = _combine(_process_range(params, a, b) for a, b in ranges)
+            result = _combine(_process_range(task, a, b) for a, b in ranges)
     else:
-        backend = params.get("backend")
+        backend = task.backend
         with joblib.parallel_config(backend=backend) if backend else contextlib.nullcontext():
             parallel = joblib.Parallel(n_jobs=n_jobs, return_as="generator")
             result = _combine(
-                iter(parallel(joblib.delayed(process_range)(params, a, b) for a, b in ranges))
+                iter(parallel(joblib.delayed(process_range)(task, a, b) for a, b in ranges))
             )
     result.histograms[calib.STAGE].update(
         calib.derived_histograms(result.pmt_sums, result.n_events, result.livetime_ns)

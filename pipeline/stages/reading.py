@@ -19,6 +19,25 @@ from dqm import rawformat
 from dqm.errors import DQMError
 
 
+@dataclass(frozen=True)
+class RawFile:
+    """A raw file as announced: where it is, whose it is, and what it must be.
+
+    Attributes:
+        path: where it is read from.
+        run_id: the run it belongs to.
+        seq: its sequence number in the run.
+        size: the announced size in bytes (None: not checked).
+        checksum: the announced adler32, 8 hex digits (None: not checked).
+    """
+
+    path: Path
+    run_id: int
+    seq: int
+    size: int | None = None
+    checksum: str | None = None
+
+
 class FileNotReady(DQMError):
     """The file is not (yet) there as announced: missing, or size or checksum differ. Wait and retry."""
 

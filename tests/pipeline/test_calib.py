@@ -12,6 +12,7 @@ from helpers import make_settings, simulate
 
 from dqm import detector
 from pipeline.stages import calib, processing
+from pipeline.stages.reading import RawFile
 
 
 @pytest.fixture(scope="module")
@@ -49,15 +50,13 @@ def process(
 ) -> processing.FileResult:
     f = result.files[0]
     return processing.process_file(
-        {
-            "path": str(f.path),
-            "size": f.size,
-            "checksum": f.checksum,
-            "run_id": result.run_id,
-            "seq": 0,
-            "sampling_fraction": fraction,
-            "calibration": constants,
-        }
+        processing.FileTask(
+            file=RawFile(
+                path=f.path, run_id=result.run_id, seq=0, size=f.size, checksum=f.checksum
+            ),
+            calibration=constants,
+            sampling_fraction=fraction,
+        )
     )
 
 

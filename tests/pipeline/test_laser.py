@@ -15,6 +15,7 @@ from dqm.cli import cli
 from dqm.db import queries
 from dqm.histcodec import array_from_bytes
 from pipeline.stages import laser
+from pipeline.stages.reading import RawFile
 
 N_FLASHES = 3000
 
@@ -45,9 +46,7 @@ def laser_run(tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.slow
 def test_gains_and_offsets_match_the_truth(laser_run) -> None:
     _settings, result, truth = laser_run
-    parts = [
-        laser.laser_sums({"path": str(f.path), "run_id": 820, "seq": f.seq}) for f in result.files
-    ]
+    parts = [laser.laser_sums(RawFile(path=f.path, run_id=820, seq=f.seq)) for f in result.files]
     fitted = laser.fit(parts)
     dead = sorted(json.loads(result.manifest.read_text())["pmts"]["dead"])
     assert fitted.n_events == N_FLASHES

@@ -5,6 +5,7 @@ results: test_calib.py, test_reco.py, test_tlh.py, on simulated runs.)"""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +17,27 @@ from dqm import detector, rawformat
 from dqm.config import REC_METHODS
 from dqm.rawformat import RawFormatError
 from pipeline.stages import calib, processing
+from pipeline.stages.reading import RawFile
 
 
-def params(fixture: RawFixture, **changes: Any) -> dict[str, Any]:
-    return {
-        "path": str(fixture.path),
-        "size": fixture.path.stat().st_size,
-        "checksum": rawformat.adler32_file(fixture.path),
-        "run_id": fixture.run_id,
-        "seq": fixture.seq,
-        "calibration": calib.CalibConstants.nominal(),
-        "rec_method": "centroid",
-        **changes,
-    }
+def params(fixture: RawFixture, **changes: Any) -> processing.FileTask:
+    file = RawFile(
+        path=fixture.path,
+        run_id=fixture.run_id,
+        seq=fixture.seq,
+        size=fixture.path.stat().st_size,
+        checksum=rawformat.adler32_file(fixture.path),
+    )
+    task = processing.FileTask(
+        file=file, calibration=calib.CalibConstants.nominal(), rec_method="centroid"
+    )
+    return dataclasses.replace(task, **changes)
+
+
+def unchecked(path: Path) -> processing.FileTask:
+    """The task of a file at ``path``, announced without size and checksum."""
+    task = params(FIVE_EVENTS)
+    return dataclasses.replace(task, file=RawFile(path=path, run_id=task.file.run_id, seq=0))
 
 
 @pytest.mark.parametrize("method", REC_METHODS)
@@ -67,9 +76,7 @@ def test_a_hit_on_a_pmt_that_does_not_exist(tmp_path: Path, pmt_id: int) -> None
     with pytest.raises(
         RawFormatError, match=f"a hit has a PMT id outside 0..{detector.N_PMTS - 1}"
     ):
-        processing.process_file(
-            {**params(FIVE_EVENTS), "path": str(path), "size": None, "checksum": None}
-        )
+        processing.process_file(unchecked(path))
 
 
 def test_unknown_method_and_foreign_file_are_refused(tmp_path: Path) -> None:
@@ -78,6 +85,4 @@ def test_unknown_method_and_foreign_file_are_refused(tmp_path: Path) -> None:
     text = tmp_path / "notes.root"
     text.write_text("not ROOT at all\n")
     with pytest.raises(RawFormatError, match="notes.root"):
-        processing.process_file(
-            {**params(FIVE_EVENTS), "path": str(text), "size": None, "checksum": None}
-        )
+        processing.process_file(unchecked(text))

@@ -8,7 +8,7 @@ from helpers import make_settings, simulate
 
 from dqm import detector
 from pipeline.stages import calib, processing, reco
-from pipeline.stages.reading import iterate_events
+from pipeline.stages.reading import RawFile, iterate_events
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +61,10 @@ def test_process_file_fills_the_rec_histograms(settings) -> None:
     result, _, _ = reconstructed(settings, 835, (0.0, 0.0, 0.0), 1.0)
     f = result.files[0]
     out = processing.process_file(
-        {
-            "path": str(f.path),
-            "run_id": 835,
-            "seq": 0,
-            "calibration": calib.CalibConstants.nominal(),
-        }
+        processing.FileTask(
+            file=RawFile(path=f.path, run_id=835, seq=0),
+            calibration=calib.CalibConstants.nominal(),
+        )
     )
     rec = out.histograms[reco.STAGE]
     assert set(rec) == set(reco.TITLES)
