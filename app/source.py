@@ -24,6 +24,7 @@ from dqm.db.models import FileState, RunStatus
 from dqm.db.session import engine_for, transaction
 from dqm.pmtclass import classify
 from dqm.pmtstats import derived_pmt_quantities
+from dqm.times import format_time
 
 #: Columns of the recent-runs table.
 RUN_COLUMNS = ["run_id", "run_type", "status", "start_time", "end_time", "n_events", "n_files"]
@@ -391,13 +392,25 @@ class Source:
                     "file": j.file_id,
                     "state": str(j.state),
                     "attempts": j.attempts,
+                    "interruptions": j.interruptions,
                     "finished": j.finished_at,
                     "error": j.error or "",
                 }
                 for j in jobs
             ]
         return pd.DataFrame(
-            rows, columns=["job", "kind", "run", "file", "state", "attempts", "finished", "error"]
+            rows,
+            columns=[
+                "job",
+                "kind",
+                "run",
+                "file",
+                "state",
+                "attempts",
+                "interruptions",
+                "finished",
+                "error",
+            ],
         )
 
 
@@ -437,4 +450,4 @@ def _trend_row(run: Any, energy: hist.Hist | None, quantities: dict | None) -> d
 
 def utc(value: dt.datetime | None) -> str:
     """A time for display: ``YYYY-MM-DD HH:MM:SS`` (UTC), or an empty string."""
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value is not None else ""
+    return format_time(value) or ""

@@ -139,8 +139,3 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str
     click.echo("  ".join(title.ljust(w) for (_k, title), w in zip(columns, widths, strict=True)))
     for line in cells:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-
-
-def iso_time(value: Any) -> str | None:
-    """``value`` (a datetime or None) as ``YYYY-MM-DD HH:MM:SS``, or None."""
-    return value.isoformat(sep=" ", timespec="seconds") if value is not None else None

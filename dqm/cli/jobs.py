@@ -6,12 +6,13 @@ import json
 
 import click
 
-from dqm.cli.base import CliContext, cli, iso_time, pass_cli_ctx, print_table
+from dqm.cli.base import CliContext, cli, pass_cli_ctx, print_table
 from dqm.db import queries
 from dqm.db.models import JobState, MessageOutcome
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
 from dqm.states import parse_job_state
+from dqm.times import format_time
 
 
 @cli.command("jobs")
@@ -60,9 +61,10 @@ def jobs_command(
                 "seq": seqs.get(job.file_id) if job.file_id is not None else None,
                 "state": job.state.value,
                 "attempts": job.attempts,
+                "interruptions": job.interruptions,
                 "worker": job.worker,
-                "submitted_at": iso_time(job.submitted_at),
-                "finished_at": iso_time(job.finished_at),
+                "submitted_at": format_time(job.submitted_at),
+                "finished_at": format_time(job.finished_at),
                 "error": job.error,
             }
             for job in found
@@ -85,6 +87,7 @@ def jobs_command(
             ("seq", "file"),
             ("state", "state"),
             ("attempts", "tries"),
+            ("interruptions", "interrupted"),
             ("finished_at", "finished (UTC)"),
             ("error", "error"),
         ],
@@ -142,7 +145,7 @@ def messages_command(
         rows = [
             {
                 "id": m.id,
-                "received_at": iso_time(m.received_at),
+                "received_at": format_time(m.received_at),
                 "type": m.type,
                 "run_id": m.run_id,
                 "outcome": m.outcome.value,

@@ -9,13 +9,14 @@ from typing import Any
 
 import click
 
-from dqm.cli.base import EXIT_FAILURE, CliContext, cli, fail, iso_time, pass_cli_ctx, print_table
+from dqm.cli.base import EXIT_FAILURE, CliContext, cli, fail, pass_cli_ctx, print_table
 from dqm.config import DEFAULT_REC_METHOD, REC_METHODS
 from dqm.db import queries
 from dqm.db.models import Run, RunStatus
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
 from dqm.states import parse_run_status
+from dqm.times import format_time
 
 
 def _run_dict(run: Run) -> dict[str, Any]:
@@ -24,8 +25,8 @@ def _run_dict(run: Run) -> dict[str, Any]:
         "run_type": run.run_type,
         "detector": run.detector,
         "status": run.status.value,
-        "start_time": iso_time(run.start_time),
-        "end_time": iso_time(run.end_time),
+        "start_time": format_time(run.start_time),
+        "end_time": format_time(run.end_time),
         "n_events": run.n_events,
         "n_files": run.n_files,
         "sampling_fraction": run.sampling_fraction,
