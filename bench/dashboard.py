@@ -51,7 +51,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psutil
-import sqlalchemy as sa
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -91,7 +90,9 @@ def wait_for_port(process: subprocess.Popen[Any], port: int, what: str) -> None:
 
 def add_runs(database_url: str, n: int) -> None:
     """``n`` finished runs of three types and all statuses, one a minute before the demo's."""
-    from dqm.db.models import Run, RunStatus
+    from dqm.db import queries
+    from dqm.db.models import RunStatus
+    from dqm.db.session import transaction
 
     statuses = list(RunStatus)
     types = ["physics"] * 5 + ["laser", "calibration"]  # 7 against 5 statuses: every pair
@@ -110,10 +111,8 @@ def add_runs(database_url: str, n: int) -> None:
         }
         for k in range(n)
     ]
-    engine = sa.create_engine(database_url)
-    with engine.begin() as connection:
-        connection.execute(sa.insert(Run), rows)
-    engine.dispose()
+    with transaction(database_url) as session:
+        queries.add_runs(session, rows=rows)
 
 
 def slider_server_ms(database_url: str, run_id: int) -> float:

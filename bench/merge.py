@@ -23,6 +23,7 @@ figures; the last line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import importlib.util
 import os
 import statistics
@@ -111,7 +112,7 @@ def store_parts(url: str, parts: list[dict[str, Any]]) -> None:
             session,
             run_id=RUN,
             run_type="physics",
-            start_time="2026-11-20T08:00",
+            start_time=dt.datetime(2026, 11, 20, 8, 0),
             n_files=len(parts),
         )
         for seq, part in enumerate(parts):

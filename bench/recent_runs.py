@@ -19,10 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert
-
 from dqm.db import migrate, queries
-from dqm.db.models import Run, RunStatus
+from dqm.db.models import RunStatus
 from dqm.db.session import transaction
 
 
@@ -49,7 +47,7 @@ def fill(url: str, n_runs: int) -> None:
             }
         )
     with transaction(url) as session:
-        session.execute(insert(Run), rows)
+        queries.add_runs(session, rows=rows)
 
 
 def timed_ms(url: str, repeat: int, **kwargs: Any) -> float:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dqm import __version__
 from dqm.config import Settings, load_settings
 from dqm.db.session import check_schema, engine_for
-from dqm.errors import ConfigError, DQMError, InvalidValueError, NotFoundError
+from dqm.errors import ConfigError, DQMError, InvalidValueError, NotFoundError, first_line
 from dqm.messages import MessageError
 from dqm.rawformat import RawFormatError
 
@@ -78,8 +78,7 @@ class DQMGroup(click.Group):
         except DQMError as exc:
             fail(str(exc), EXIT_FAILURE)
         except SQLAlchemyError as exc:
-            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            fail(f"the database refused the request: {detail}", EXIT_FAILURE)
+            fail(f"the database refused the request: {first_line(exc)}", EXIT_FAILURE)
 
 
 class CliContext:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from dqm.cli.base import CliContext, cli, pass_cli_ctx
 from dqm.config import KEYS
 from dqm.db import migrate
-from dqm.errors import DatabaseError
+from dqm.errors import DatabaseError, first_line
 
 
 @cli.command("config")
@@ -51,5 +51,4 @@ def _current_revision(url: str) -> str | None:
     try:
         return migrate.current_revision(url)
     except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise DatabaseError(f"database is not reachable: {detail}") from exc
+        raise DatabaseError(f"database is not reachable: {first_line(exc)}") from exc

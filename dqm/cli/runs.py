@@ -16,7 +16,7 @@ from dqm.db.models import Run, RunStatus
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
 from dqm.states import parse_run_status
-from dqm.times import format_time
+from dqm.times import format_time, parse_time
 
 
 def _run_dict(run: Run) -> dict[str, Any]:
@@ -172,6 +172,18 @@ def _given(**values: Any) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value is not None}
 
 
+def _parsed(values: dict[str, Any]) -> dict[str, Any]:
+    """The options given, with their times parsed here, once (naive UTC datetimes)."""
+    return {
+        key: parse_time(value, what=key.replace("_", " ")) if key in TIME_OPTIONS else value
+        for key, value in values.items()
+    }
+
+
+#: The run options that are times.
+TIME_OPTIONS = ("start_time", "end_time")
+
+
 @run_group.command("add")
 @click.argument("run_id", type=click.IntRange(min=0))
 @_run_options(required_type=True)
@@ -181,7 +193,7 @@ def run_add(cli_ctx: CliContext, run_id: int, **options: Any) -> None:
     values = _given(**options)
     values.setdefault("start_time", "now")
     with transaction(cli_ctx.database()) as session:
-        run = queries.add_run(session, run_id=run_id, **values)
+        run = queries.add_run(session, run_id=run_id, **_parsed(values))
         click.echo(f"added run {run.run_id} ({run.run_type}, {run.status.value}).")
 
 
@@ -197,7 +209,7 @@ def run_set(cli_ctx: CliContext, run_id: int, **options: Any) -> None:
             "nothing to change; give at least one option (see 'dqm run set --help')."
         )
     with transaction(cli_ctx.database()) as session:
-        run = queries.update_run(session, run_id=run_id, **values)
+        run = queries.update_run(session, run_id=run_id, **_parsed(values))
         click.echo(
             f"run {run.run_id}: " + ", ".join(f"{key}={values[key]}" for key in values) + "."
         )

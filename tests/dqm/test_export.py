@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import importlib.util
 import json
@@ -90,8 +91,12 @@ def stored_run(sqlite_database: str) -> dict:
     arrays = _pmt_arrays(rng)
     provenance = {"code_version": "0.1.0", "calibration_version": 2, "events_used": N_EVENTS}
     with transaction(sqlite_database) as s:
-        queries.add_run(s, run_id=RUN, run_type="physics", start_time="2026-11-20T08:00", n_files=1)
-        queries.add_run(s, run_id=RUN + 1, run_type="laser", start_time="2026-11-20T09:00")
+        queries.add_run(
+            s, run_id=RUN, run_type="physics", start_time=dt.datetime(2026, 11, 20, 8, 0), n_files=1
+        )
+        queries.add_run(
+            s, run_id=RUN + 1, run_type="laser", start_time=dt.datetime(2026, 11, 20, 9, 0)
+        )
         file = queries.add_file(s, run_id=RUN, seq=0, uri="raw/10004/10004.0.root")
         for (stage, name), (h, title) in histograms.items():
             queries.save_histogram(

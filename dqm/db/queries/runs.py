@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from dqm.config import REC_METHODS
@@ -21,7 +21,7 @@ from dqm.db.models import (
 from dqm.errors import InvalidValueError, NotFoundError
 from dqm.runstatus import derive_run_status
 from dqm.states import parse_run_status
-from dqm.times import parse_time, utcnow
+from dqm.times import utcnow
 
 #: Run attributes that ``update_run`` may change.
 
@@ -90,9 +90,9 @@ def add_run(
     *,
     run_id: int,
     run_type: str,
-    start_time: dt.datetime | str,
+    start_time: dt.datetime,
     detector: str = "CD",
-    end_time: dt.datetime | str | None = None,
+    end_time: dt.datetime | None = None,
     status: RunStatus | str | None = None,
     n_events: int | None = None,
     n_files: int | None = None,
@@ -115,8 +115,8 @@ def add_run(
         run_id=run_id,
         run_type=run_type,
         detector=detector,
-        start_time=parse_time(start_time, what="start time"),
-        end_time=None if end_time is None else parse_time(end_time, what="end time"),
+        start_time=start_time,
+        end_time=end_time,
         status=parse_run_status(status),
         n_events=n_events,
         n_files=n_files,
@@ -130,10 +130,21 @@ def add_run(
     return run
 
 
+def add_runs(session: Session, *, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Record many runs at once, as given (a back-fill or an import: one bulk statement, none of
+    :func:`add_run`'s checks).
+
+    Args:
+        rows: the runs' columns by name (``run_id``, ``run_type``, ``start_time``, ...).
+    """
+    if rows:
+        session.execute(insert(Run), list(rows))
+
+
 def update_run(session: Session, *, run_id: int, **changes: Any) -> Run:
     """Change attributes of a run (any of :data:`RUN_FIELDS`).
 
-    Times may be given as ISO 8601 text; the status by name.
+    Times are naive UTC datetimes (parsed where they were given); the status may be given by name.
 
     Raises:
         NotFoundError: no such run.
@@ -145,8 +156,6 @@ def update_run(session: Session, *, run_id: int, **changes: Any) -> Run:
             raise InvalidValueError(
                 f"{name!r} is not a run attribute; use one of {', '.join(RUN_FIELDS)}."
             )
-        if name in ("start_time", "end_time") and value is not None:
-            value = parse_time(value, what=name.replace("_", " "))
         if name == "status":
             value = parse_run_status(value)
         setattr(run, name, value)

@@ -66,13 +66,13 @@ def test_add_get_update_run(database: str) -> None:
         queries.update_run(
             s,
             run_id=4,
-            end_time="2026-11-11T09:00:00+01:00",
+            end_time=dt.datetime(2026, 11, 11, 8, 0, 0),
             status="rec running",
             comment="shifter: beam-off check",
         )
     with transaction(database) as s:
         run = queries.get_run(s, run_id=4)
-        assert run.end_time == dt.datetime(2026, 11, 11, 8, 0, 0)  # converted to UTC
+        assert run.end_time == dt.datetime(2026, 11, 11, 8, 0, 0)
         assert run.status is RunStatus.REC_RUNNING
         assert run.comment == "shifter: beam-off check"
 
@@ -90,8 +90,6 @@ def test_bad_values_are_refused(database: str) -> None:
         transaction(database) as s,
     ):
         queries.update_run(s, run_id=1, end_time=T0 - dt.timedelta(seconds=1))
-    with pytest.raises(InvalidValueError, match="not a date"), transaction(database) as s:
-        queries.update_run(s, run_id=1, end_time="tomorrow")
     with pytest.raises(InvalidValueError, match="not a run attribute"), transaction(database) as s:
         queries.update_run(s, run_id=1, colour="red")
     with pytest.raises(InvalidValueError, match="sampling fraction"), transaction(database) as s:
