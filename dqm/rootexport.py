@@ -39,6 +39,7 @@ from dqm import __version__
 from dqm.db import queries
 from dqm.errors import DQMError, InvalidValueError, NotFoundError
 from dqm.pmtstats import DERIVED, PMT_ARRAYS, derived_pmt_quantities
+from dqm.runs import run_attributes
 from dqm.times import format_time, utcnow
 
 __all__ = [
@@ -321,19 +322,7 @@ def collect_run(session: Session, run_id: int, *, stages: Sequence[str] | None =
             "provenance": dict(stats.provenance or {}),
         }
     info = {
-        "run": {
-            "run_id": run.run_id,
-            "run_type": run.run_type,
-            "detector": run.detector,
-            "status": run.status.value,
-            "start_time": format_time(run.start_time),
-            "end_time": format_time(run.end_time),
-            "n_events": run.n_events,
-            "n_files": run.n_files,
-            "sampling_fraction": run.sampling_fraction,
-            "rec_method": run.rec_method,
-            "comment": run.comment,
-        },
+        "run": run_attributes(run),
         "histograms": {
             stage: sorted(h.name for h in histograms if h.stage == stage)
             for stage in sorted({h.stage for h in histograms})

@@ -12,27 +12,12 @@ import click
 from dqm.cli.base import EXIT_FAILURE, CliContext, cli, fail, pass_cli_ctx, print_table
 from dqm.config import DEFAULT_REC_METHOD, REC_METHODS
 from dqm.db import queries
-from dqm.db.models import Run, RunStatus
+from dqm.db.models import RunStatus
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
+from dqm.runs import run_attributes
 from dqm.states import parse_run_status
-from dqm.times import format_time, parse_time
-
-
-def _run_dict(run: Run) -> dict[str, Any]:
-    return {
-        "run_id": run.run_id,
-        "run_type": run.run_type,
-        "detector": run.detector,
-        "status": run.status.value,
-        "start_time": format_time(run.start_time),
-        "end_time": format_time(run.end_time),
-        "n_events": run.n_events,
-        "n_files": run.n_files,
-        "sampling_fraction": run.sampling_fraction,
-        "rec_method": run.rec_method,
-        "comment": run.comment,
-    }
+from dqm.times import parse_time
 
 
 def _status_option(value: str | None) -> RunStatus | None:
@@ -84,7 +69,7 @@ def runs_command(
             run_type=run_type,
             completed=completed,
         )
-        rows = [_run_dict(run) for run in runs]
+        rows = [run_attributes(run) for run in runs]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -223,7 +208,7 @@ def run_show(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
     """Show run RUN_ID with its files."""
     with transaction(cli_ctx.database()) as session:
         run = queries.get_run(session, run_id=run_id)
-        info = _run_dict(run)
+        info = run_attributes(run)
         info["files"] = [
             {
                 "seq": f.seq,

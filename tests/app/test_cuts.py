@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
+from imports import modules_loaded
 
 from app.cuts import PmtCuts
 from dqm import detector
@@ -53,11 +51,7 @@ def test_flagged_table(pmt_rates: tuple[np.ndarray, np.ndarray]) -> None:
 def test_the_state_and_the_rule_load_neither_panel_nor_bokeh() -> None:
     # The pipeline classifies PMTs and the state classes are tested without a server: neither
     # may pull in the plotting stack, even through the app's data access.
-    code = (
-        "import sys, dqm.pmtclass, app.cuts, app.source, app.state; "
-        "print(' '.join(sorted({'panel', 'bokeh', 'holoviews'} & set(sys.modules))))"
+    loaded = modules_loaded(
+        ["dqm.pmtclass", "app.cuts", "app.source", "app.state"], ["panel", "bokeh", "holoviews"]
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], check=True, capture_output=True, text=True
-    ).stdout.split()
     assert loaded == []

@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
+from imports import modules_loaded
 
 
 def test_the_stages_import_neither_sqlalchemy_nor_panel() -> None:
-    code = (
-        "import sys, pipeline.stages.processing, pipeline.stages.merge, pipeline.stages.laser; "
-        "print(' '.join(m for m in ('sqlalchemy', 'panel', 'bokeh') if m in sys.modules))"
-    )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
+    stages = ["pipeline.stages.processing", "pipeline.stages.merge", "pipeline.stages.laser"]
+    loaded = modules_loaded(stages, ["sqlalchemy", "panel", "bokeh"])
     assert loaded == [], f"a worker process imports {loaded}"
