@@ -22,8 +22,9 @@ from typing import Any
 from sqlalchemy import insert
 
 from dqm.db import migrate, queries
-from dqm.db.models import Run, RunStatus
+from dqm.db.models import Run
 from dqm.db.session import transaction
+from dqm.states import RunStatus
 
 
 def fill(url: str, n_runs: int) -> None:
