@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import html
 import io
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import panel as pn
@@ -38,6 +39,9 @@ from bokeh.transform import transform
 from app.cuts import PmtCuts
 from dqm.detector import aitoff
 from dqm.pmtclass import PMT_CLASSES
+
+if TYPE_CHECKING:
+    from bokeh.models.sources import DataDict
 
 __all__ = ["CLASS_COLOURS", "PmtMap"]
 
@@ -196,9 +200,15 @@ class PmtMap(pn.viewable.Viewer):
         ]
 
     @staticmethod
-    def _columns(cuts: PmtCuts) -> dict[str, np.ndarray]:
-        table, classes = cuts.pmt_table, cuts.pmt_class
-        assert table is not None and classes is not None  # PmtCuts sets both when it is made
+    def _classes(cuts: PmtCuts) -> np.ndarray:
+        """The class of every PMT (computed when the PmtCuts is made; param types it optional)."""
+        assert cuts.pmt_class is not None
+        return cuts.pmt_class
+
+    @staticmethod
+    def _columns(cuts: PmtCuts) -> DataDict:
+        table = cuts.pmt_table
+        assert table is not None  # set when the PmtCuts is made
         return {
             "pmt_id": table["pmt_id"].to_numpy(),
             "type": table["type"].astype(str).to_numpy(),
@@ -208,11 +218,13 @@ class PmtMap(pn.viewable.Viewer):
             "aitoff_y": table["aitoff_y"].to_numpy(),
             "hit_rate": cuts.hit_rate_values(),
             "mean_charge_pe": cuts.mean_charge_values(),
-            "pmt_class": classes,
+            "pmt_class": PmtMap._classes(cuts),
         }
 
     def _make_figure(self, source: ColumnDataSource) -> tuple[Any, Any]:
-        fig = figure(
+        # bokeh's stubs declare figure's own options (tools, axis labels, ...) as InitVars of
+        # dataclasses without __init__, which mypy does not count as arguments
+        fig = figure(  # type: ignore[call-arg]
             title="PMT map",
             x_range=Range1d(start=-185.0, end=185.0),
             y_range=Range1d(start=-95.0, end=95.0),
@@ -362,12 +374,14 @@ class PmtMap(pn.viewable.Viewer):
         if "pmt_table" in changed:
             self._source.data = self._columns(self._cuts)
         elif changed:
-            columns = {
+            columns: dict[str, Callable[[], np.ndarray]] = {
                 "hit_rate": self._cuts.hit_rate_values,
                 "mean_charge_pe": self._cuts.mean_charge_values,
-                "pmt_class": lambda: self._cuts.pmt_class,
+                "pmt_class": lambda: self._classes(self._cuts),
             }
-            self._source.data.update({name: columns[name]() for name in changed & set(columns)})
+            data = self._source.data
+            assert isinstance(data, dict)  # bokeh also types data as a DataFrame or a GroupBy
+            data.update({name: columns[name]() for name in changed & set(columns)})
         self._show_outputs(table_changed=bool(changed))
 
     def _show_outputs(self, *, table_changed: bool) -> None:
