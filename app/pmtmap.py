@@ -363,7 +363,7 @@ class PmtMap(pn.viewable.Viewer):
             return
         inputs = self._inputs(self._cuts)
         changed = {name for name, value in inputs.items() if value is not self._shown.get(name)}
-        # (only pmt_class changed: the inputs shown are all there)
+        # (pmt_class alone changed: _shown holds every input, as _inputs gave them)
         if changed == {"pmt_class"} and np.array_equal(
             inputs["pmt_class"], self._shown["pmt_class"]
         ):

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 AnyHist: TypeAlias = hist.Hist[Any]
 
 #: Storages the codec supports, by name.
-STORAGES: dict[str, Any] = {
+STORAGES: dict[str, type[hist.storage.Storage]] = {
     "double": hist.storage.Double,
     "int64": hist.storage.Int64,
     "weight": hist.storage.Weight,
