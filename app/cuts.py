@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import param
 
@@ -153,6 +154,19 @@ class PmtCuts(param.Parameterized):
                 params[name] = _per_pmt(params[name], n_pmts, name)
         super().__init__(**params)
 
+    # The PMT table and the classes, always set (the constructor loads the default table, and the
+    # classes follow from it), though param types both parameters as optional.
+
+    @property
+    def _pmts(self) -> pd.DataFrame:
+        assert self.pmt_table is not None
+        return self.pmt_table
+
+    @property
+    def _classes(self) -> npt.NDArray[np.int8]:
+        assert self.pmt_class is not None
+        return self.pmt_class
+
     @classmethod
     def from_arrays(
         cls,
@@ -196,7 +210,7 @@ class PmtCuts(param.Parameterized):
         Raises:
             ValueError: an array does not hold one value per PMT.
         """
-        n_pmts = len(self.pmt_table)
+        n_pmts = len(self._pmts)
         self.param.update(
             hit_rate=None if hit_rate is None else _per_pmt(hit_rate, n_pmts, "hit_rate"),
             mean_charge_pe=(
@@ -209,19 +223,20 @@ class PmtCuts(param.Parameterized):
 
     def hit_rate_values(self) -> np.ndarray:
         """The hit rate of every PMT (fraction of events) as float64, NaN where unknown."""
-        return _per_pmt(self.hit_rate, len(self.pmt_table), "hit_rate")
+        return _per_pmt(self.hit_rate, len(self._pmts), "hit_rate")
 
     def mean_charge_values(self) -> np.ndarray:
         """The mean charge per hit of every PMT (PE) as float64, NaN where unknown."""
-        return _per_pmt(self.mean_charge_pe, len(self.pmt_table), "mean_charge_pe")
+        return _per_pmt(self.mean_charge_pe, len(self._pmts), "mean_charge_pe")
 
     def pmt_class_names(self) -> np.ndarray:
         """The class of every PMT by name (``"dead"``, ``"hot"``, ``"normal"``, ``"other"``)."""
-        return np.asarray(PMT_CLASSES)[self.pmt_class]
+        return np.asarray(PMT_CLASSES)[self._classes]
 
     def hit_rate_cuts(self) -> HitRateCuts:
         """The cuts as set now, as :func:`dqm.pmtclass.classify` takes them."""
-        return HitRateCuts(self.dead_cut, self.hot_cut, tuple(self.normal_band))
+        low, high = self.normal_band
+        return HitRateCuts(self.dead_cut, self.hot_cut, (low, high))
 
     @param.depends(
         "dead_cut", "hot_cut", "normal_band", "hit_rate", "pmt_table", watch=True, on_init=True
@@ -249,11 +264,11 @@ class PmtCuts(param.Parameterized):
             ``type``, ``theta_deg`` and ``phi_deg`` (degrees), ``hit_rate`` (fraction of events),
             ``mean_charge_pe`` (PE, NaN when unknown) and ``class`` (``"dead"`` or ``"hot"``).
         """
-        classes = self.pmt_class
+        classes = self._classes
         index = np.flatnonzero(classes <= HOT)
         # A stable sort by class keeps the ids ascending within each class.
         index = index[np.argsort(classes[index], kind="stable")]
-        table = self.pmt_table
+        table = self._pmts
         return pd.DataFrame(
             {
                 "pmt_id": table["pmt_id"].to_numpy()[index],

@@ -10,6 +10,7 @@ works; a bad ``run`` or ``tab`` gives a friendly message.
 
 from __future__ import annotations
 
+import functools
 import weakref
 from typing import Any
 
@@ -80,6 +81,9 @@ class DQMApp(pn.viewable.Viewer):
     def open_run(self, run_id: int) -> None:
         self.param.update(page="run", run=str(run_id), tab="base")
 
+    def _open_page(self, page: str, _event: Any) -> None:
+        self.param.update(page=page)
+
     def _route(self, *_: Any) -> None:
         problems = []
         page = self.page if self.page in PAGES else "runs"
@@ -130,12 +134,12 @@ class DQMApp(pn.viewable.Viewer):
     # --- layout -----------------------------------------------------------------------------
 
     def _navigation(self) -> pn.viewable.Viewable:
-        buttons = []
+        buttons: list[pn.viewable.Viewable] = []
         for name in PAGES:
             button = pn.widgets.Button(
                 label=TITLES[name], color="light", sizing_mode="stretch_width"
             )
-            button.on_click(lambda _e, n=name: self.param.update(page=n))
+            button.on_click(functools.partial(self._open_page, name))
             buttons.append(button)
         if self.login:
             if may_write(self.user):

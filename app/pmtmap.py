@@ -15,23 +15,23 @@ from __future__ import annotations
 
 import html
 import io
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import panel as pn
 import param
 from bokeh.core.properties import value
 from bokeh.models import (
-    ColorBar,
     ColumnDataSource,
     CustomJSHover,
     HoverTool,
-    Legend,
-    LegendItem,
     LinearColorMapper,
     LogColorMapper,
     LogTicker,
+    Range1d,
 )
+from bokeh.models.annotations import ColorBar, Legend, LegendItem  # bokeh.models: lazy exports
 from bokeh.palettes import Viridis256
 from bokeh.plotting import figure
 from bokeh.transform import transform
@@ -39,6 +39,9 @@ from bokeh.transform import transform
 from app.cuts import PmtCuts
 from dqm.detector import aitoff
 from dqm.pmtclass import PMT_CLASSES
+
+if TYPE_CHECKING:
+    from bokeh.models.sources import DataDict
 
 __all__ = ["CLASS_COLOURS", "PmtMap"]
 
@@ -83,7 +86,7 @@ class PmtMap(pn.viewable.Viewer):
         class_=PmtCuts,
         doc="The cuts and the run's PMT statistics (a new PmtCuts without statistics if omitted).",
     )
-    colour_by = param.Selector(
+    colour_by: param.Selector[str] = param.Selector(
         default="class",
         objects=["hit rate", "class"],
         doc="Colour the PMTs by their hit rate (log scale) or by their class under the cuts.",
@@ -98,6 +101,13 @@ class PmtMap(pn.viewable.Viewer):
         # Inputs of the cuts last shown, compared by identity to update only what changed.
         self._shown: dict[str, Any] = {}
         self._watch_cuts()
+
+    @property
+    def _cuts(self) -> PmtCuts:
+        """:attr:`cuts`, always set (the constructor makes one when none is given), though param
+        types the parameter as optional."""
+        assert self.cuts is not None
+        return self.cuts
 
     # --- public handles on the plot ---------------------------------------------------------
 
@@ -120,12 +130,12 @@ class PmtMap(pn.viewable.Viewer):
 
     def csv_filename(self) -> str:
         """Name of the CSV file of flagged PMTs, with the run id when known."""
-        run_id = self.cuts.run_id
+        run_id = self._cuts.run_id
         return "flagged_pmts.csv" if run_id is None else f"run{run_id}_flagged_pmts.csv"
 
     def flagged_csv(self) -> io.StringIO:
         """The flagged PMTs as CSV (header and one row per PMT), as the download serves them."""
-        return io.StringIO(self.cuts.flagged().to_csv(index=False))
+        return io.StringIO(self._cuts.flagged().to_csv(index=False))
 
     # --- layout -------------------------------------------------------------------------------
 
@@ -136,7 +146,7 @@ class PmtMap(pn.viewable.Viewer):
         return self._layout
 
     def _build(self) -> None:
-        self._source = ColumnDataSource(self._columns(self.cuts))
+        self._source = ColumnDataSource(self._columns(self._cuts))
         self._figure, self._pmt_renderer = self._make_figure(self._source)
         self._plot = pn.pane.Bokeh(self._figure, sizing_mode="stretch_width")
         self._controls = pn.Row(*self._sliders(), sizing_mode="stretch_width")
@@ -147,7 +157,7 @@ class PmtMap(pn.viewable.Viewer):
         self._counts = pn.widgets.StaticText(value="", margin=(0, 10), sizing_mode="stretch_width")
         self._message = pn.pane.Alert("", alert_type="info", visible=False)
         self._table = pn.widgets.Tabulator(
-            self.cuts.flagged(),
+            self._cuts.flagged(),
             pagination="remote",
             page_size=20,
             show_index=False,
@@ -174,7 +184,7 @@ class PmtMap(pn.viewable.Viewer):
             self._flagged,
             sizing_mode="stretch_width",
         )
-        self._shown = self._inputs(self.cuts)
+        self._shown = self._inputs(self._cuts)
         self._details_due = False
         self._details_scheduled = True  # shown at once, below
         self._apply_colour_by()
@@ -182,7 +192,7 @@ class PmtMap(pn.viewable.Viewer):
         self._show_details()
 
     def _sliders(self) -> list[pn.widgets.Widget]:
-        cuts = self.cuts.param
+        cuts = self._cuts.param
         return [
             pn.widgets.FloatSlider.from_param(cuts.dead_cut, step=0.001, format="0.000"),
             pn.widgets.FloatSlider.from_param(cuts.hot_cut, step=0.001, format="0.000"),
@@ -190,8 +200,15 @@ class PmtMap(pn.viewable.Viewer):
         ]
 
     @staticmethod
-    def _columns(cuts: PmtCuts) -> dict[str, np.ndarray]:
+    def _classes(cuts: PmtCuts) -> np.ndarray:
+        """The class of every PMT (computed when the PmtCuts is made; param types it optional)."""
+        assert cuts.pmt_class is not None
+        return cuts.pmt_class
+
+    @staticmethod
+    def _columns(cuts: PmtCuts) -> DataDict:
         table = cuts.pmt_table
+        assert table is not None  # set when the PmtCuts is made
         return {
             "pmt_id": table["pmt_id"].to_numpy(),
             "type": table["type"].astype(str).to_numpy(),
@@ -201,14 +218,16 @@ class PmtMap(pn.viewable.Viewer):
             "aitoff_y": table["aitoff_y"].to_numpy(),
             "hit_rate": cuts.hit_rate_values(),
             "mean_charge_pe": cuts.mean_charge_values(),
-            "pmt_class": cuts.pmt_class,
+            "pmt_class": PmtMap._classes(cuts),
         }
 
     def _make_figure(self, source: ColumnDataSource) -> tuple[Any, Any]:
-        fig = figure(
+        # bokeh's stubs declare figure's own options (tools, axis labels, ...) as InitVars of
+        # dataclasses without __init__, which mypy does not count as arguments
+        fig = figure(  # type: ignore[call-arg]
             title="PMT map",
-            x_range=(-185.0, 185.0),
-            y_range=(-95.0, 95.0),
+            x_range=Range1d(start=-185.0, end=185.0),
+            y_range=Range1d(start=-95.0, end=95.0),
             width=1000,
             height=560,
             sizing_mode="scale_width",
@@ -272,7 +291,10 @@ class PmtMap(pn.viewable.Viewer):
             LegendItem(
                 label=name,
                 renderers=[
-                    fig.scatter(x=[], y=[], size=8, line_color=None, fill_color=CLASS_COLOURS[name])
+                    # bokeh wants GlyphRenderer[Glyph] here, and its parameter is invariant
+                    fig.scatter(  # type: ignore[list-item]
+                        x=[], y=[], size=8, line_color=None, fill_color=CLASS_COLOURS[name]
+                    )
                 ],
             )
             for name in PMT_CLASSES
@@ -296,9 +318,9 @@ class PmtMap(pn.viewable.Viewer):
             fig.line(
                 x, y, line_color="#888888" if edge else "#DDDDDD", line_width=1.5 if edge else 1
             )
-        phi = np.linspace(-180.0, 180.0, 121)
+        phis = np.linspace(-180.0, 180.0, 121)
         for theta_line in (30.0, 60.0, 90.0, 120.0, 150.0):
-            x, y = aitoff(np.full_like(phi, theta_line), phi)
+            x, y = aitoff(np.full_like(phis, theta_line), phis)
             fig.line(x, y, line_color="#DDDDDD")
 
     # --- updates --------------------------------------------------------------------------------
@@ -308,7 +330,7 @@ class PmtMap(pn.viewable.Viewer):
         if self._watched is not None:
             old, watcher = self._watched
             old.param.unwatch(watcher)
-        watcher = self.cuts.param.watch(
+        watcher = self._cuts.param.watch(
             self._on_cuts_change,
             [
                 "pmt_class",
@@ -323,7 +345,7 @@ class PmtMap(pn.viewable.Viewer):
                 "pmt_table",
             ],
         )
-        self._watched = (self.cuts, watcher)
+        self._watched = (self._cuts, watcher)
         if self._layout is not None:
             # Widgets are bound to one PmtCuts: a new one gets new sliders, the figure stays.
             self._controls.objects = self._sliders()
@@ -339,30 +361,33 @@ class PmtMap(pn.viewable.Viewer):
     def _on_cuts_change(self, *events: param.parameterized.Event) -> None:
         if self._layout is None:
             return
-        inputs = self._inputs(self.cuts)
+        inputs = self._inputs(self._cuts)
         changed = {name for name, value in inputs.items() if value is not self._shown.get(name)}
+        # (pmt_class alone changed: _shown holds every input, as _inputs gave them)
         if changed == {"pmt_class"} and np.array_equal(
-            inputs["pmt_class"], self._shown.get("pmt_class")
+            inputs["pmt_class"], self._shown["pmt_class"]
         ):
             # The cut moved but no PMT changed class: nothing to send again but the counts'
             # rules (most steps of a slider, between the dead PMTs and the live ones).
             changed = set()
         self._shown = inputs
         if "pmt_table" in changed:
-            self._source.data = self._columns(self.cuts)
+            self._source.data = self._columns(self._cuts)
         elif changed:
-            columns = {
-                "hit_rate": self.cuts.hit_rate_values,
-                "mean_charge_pe": self.cuts.mean_charge_values,
-                "pmt_class": lambda: self.cuts.pmt_class,
+            columns: dict[str, Callable[[], np.ndarray]] = {
+                "hit_rate": self._cuts.hit_rate_values,
+                "mean_charge_pe": self._cuts.mean_charge_values,
+                "pmt_class": lambda: self._classes(self._cuts),
             }
-            self._source.data.update({name: columns[name]() for name in changed & set(columns)})
+            data = self._source.data
+            assert isinstance(data, dict)  # bokeh also types data as a DataFrame or a GroupBy
+            data.update({name: columns[name]() for name in changed & set(columns)})
         self._show_outputs(table_changed=bool(changed))
 
     def _show_outputs(self, *, table_changed: bool) -> None:
         """What follows every cut step: the counts (and any warning) and the visibility of the
         map; the legend and the flagged table follow through :meth:`_schedule_details`."""
-        cuts = self.cuts
+        cuts = self._cuts
         counts = self._class_counts()
         text = " · ".join(
             f'<span style="color:{CLASS_COLOURS[name]}">●</span> '
@@ -384,7 +409,7 @@ class PmtMap(pn.viewable.Viewer):
         pn.io.push_notebook(self._plot)
 
     def _class_counts(self) -> dict[str, int]:
-        cuts = self.cuts
+        cuts = self._cuts
         return {
             "dead": cuts.n_dead,
             "hot": cuts.n_hot,
@@ -405,7 +430,7 @@ class PmtMap(pn.viewable.Viewer):
 
     def _show_details(self) -> None:
         self._details_scheduled = False
-        cuts = self.cuts
+        cuts = self._cuts
         counts = self._class_counts()
         rules = cuts.hit_rate_cuts().rules()
         for item, name in zip(self._legend_items, PMT_CLASSES, strict=True):
@@ -416,7 +441,7 @@ class PmtMap(pn.viewable.Viewer):
         pn.io.push_notebook(self._plot)
 
     def _no_statistics_message(self) -> str:
-        run_id = self.cuts.run_id
+        run_id = self._cuts.run_id
         if run_id is None:
             return (
                 "There are no PMT statistics to show: choose a run whose files have been processed."

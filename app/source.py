@@ -14,16 +14,17 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import hist
 import numpy as np
 import pandas as pd
 
 from dqm import detector
 from dqm.db import queries
-from dqm.db.models import FileState, RunStatus
+from dqm.db.models import Run
 from dqm.db.session import engine_for, transaction
+from dqm.histcodec import AnyHist
 from dqm.pmtclass import classify
 from dqm.pmtstats import derived_pmt_quantities
+from dqm.states import FileState, RunStatus
 from dqm.times import format_time
 
 #: Columns of the recent-runs table.
@@ -39,7 +40,7 @@ class StoredHistogram:
     stage: str
     name: str
     title: str
-    histogram: hist.Hist
+    histogram: AnyHist
     provenance: dict[str, Any]
 
 
@@ -220,7 +221,7 @@ class Source:
                 export_run(session, run_id, path)
             return io.BytesIO(path.read_bytes())
 
-    def run_token(self, run_id: int) -> tuple | None:
+    def run_token(self, run_id: int) -> tuple[object, ...] | None:
         """Changes whenever anything shown about the run does (see queries.run_change_token)."""
         with transaction(self.database_url) as session:
             return queries.run_change_token(session, run_id=run_id)
@@ -428,7 +429,9 @@ TREND_COLUMNS = [
 ]
 
 
-def _trend_row(run: Any, energy: hist.Hist | None, quantities: dict | None) -> dict[str, Any]:
+def _trend_row(
+    run: Run, energy: AnyHist | None, quantities: dict[str, np.ndarray] | None
+) -> dict[str, Any]:
     row: dict[str, Any] = {
         "run_id": run.run_id,
         "start_time": run.start_time,

@@ -16,8 +16,8 @@ import param
 
 from app.cuts import PmtCuts
 from app.source import RUN_COLUMNS, RunSummary, Source, StoredHistogram
-from dqm.db.models import RunStatus
 from dqm.errors import DQMError
+from dqm.states import RunStatus
 from dqm.users import may_write
 
 #: Search modes of the recent-runs page.
@@ -36,7 +36,9 @@ def parse_run_id(text: str | int | None) -> tuple[int | None, str]:
     return int(value), ""
 
 
-def _signature(histograms: dict[str, list[StoredHistogram]]) -> list[tuple]:
+def _signature(
+    histograms: dict[str, list[StoredHistogram]],
+) -> list[tuple[str, str, str, float]]:
     """What identifies the content of a run's stored histograms (the provenance names the files
     and events merged; the sum catches a re-merge of the same files)."""
     return [
@@ -50,7 +52,9 @@ class RecentRuns(param.Parameterized):
     """The recent-runs table: search mode, filters and the resulting runs."""
 
     source = param.ClassSelector(class_=Source, doc="Where the runs are read from.")
-    mode = param.Selector(objects=list(MODES), default=MODES[0], doc="Search mode.")
+    mode: param.Selector[str] = param.Selector(
+        objects=list(MODES), default=MODES[0], doc="Search mode."
+    )
     n_runs = param.Integer(default=50, bounds=(1, 100_000), doc="Runs shown in the Recent modes.")
     days = param.Number(default=7.0, bounds=(0.0, 3650.0), doc="Days back in Recent Days mode.")
     statuses = param.ListSelector(
@@ -66,6 +70,12 @@ class RecentRuns(param.Parameterized):
         self.param.run_types.objects = self.source.run_types() if self.source else []
         self.refresh()
 
+    @property
+    def _source(self) -> Source:
+        """:attr:`source`, which the app always gives (param types the parameter as optional)."""
+        assert self.source is not None, "RecentRuns is read from a Source"
+        return self.source
+
     @param.depends("mode", "n_runs", "days", "statuses", "run_types", "search", watch=True)
     def refresh(self) -> None:
         """Read the runs again (also called periodically by the served app)."""
@@ -75,7 +85,7 @@ class RecentRuns(param.Parameterized):
             self.runs = self.runs.iloc[0:0]
             return
         try:
-            runs = self.source.recent_runs(
+            runs = self._source.recent_runs(
                 mode=self.mode,
                 limit=self.n_runs,
                 days=self.days,
@@ -119,10 +129,20 @@ class RunState(param.Parameterized):
     )
     notice = param.String(default="", doc="The outcome of the last change (saved, or why not).")
 
+    # What the run looked like when last read (Source.run_token), and its events as read then.
+    _token: tuple[object, ...] | None
+    _events: tuple[tuple[int | None, tuple[object, ...] | None], pd.DataFrame]
+
     @property
     def can_write(self) -> bool:
         """Whether the user may save cuts and comments."""
         return may_write(self.user)
+
+    @property
+    def _source(self) -> Source:
+        """:attr:`source`, which the app always gives (param types the parameter as optional)."""
+        assert self.source is not None, "RunState is read from a Source"
+        return self.source
 
     @param.depends("run_id", watch=True, on_init=True)
     def load(self) -> None:
@@ -133,14 +153,14 @@ class RunState(param.Parameterized):
     def refresh(self) -> None:
         """Read the run again if anything about it changed since it was last read (a few
         aggregate queries otherwise: many sessions can refresh often)."""
-        token = None if self.run_id is None else self.source.run_token(self.run_id)
+        token = None if self.run_id is None else self._source.run_token(self.run_id)
         if token is not None and token == getattr(self, "_token", None):
             return
         self._token = token
         if self.run_id is None:
             self.summary, self.histograms, self.message = None, {}, "Choose a run."
             return
-        summary = self.source.run_summary(self.run_id)
+        summary = self._source.run_summary(self.run_id)
         if summary is None:
             self.summary, self.histograms = None, {}
             self.message = f"There is no run {self.run_id} in the database."
@@ -152,15 +172,15 @@ class RunState(param.Parameterized):
         if summary != self.summary:
             self.summary = summary
         histograms = {
-            stage: self.source.histograms(self.run_id, stage) for stage in ("calib", "rec")
+            stage: self._source.histograms(self.run_id, stage) for stage in ("calib", "rec")
         }
         if _signature(histograms) != _signature(self.histograms):
             self.histograms = histograms
-        quantities = self.source.pmt_quantities(self.run_id)
+        quantities = self._source.pmt_quantities(self.run_id)
         if quantities is None:
             self.pmt = None
         elif self.pmt is None or self.pmt.run_id != self.run_id:
-            self.cut_defaults = self.source.cut_defaults(summary.run_type)
+            self.cut_defaults = self._source.cut_defaults(summary.run_type)
             cuts = {
                 k: v
                 for k, v in (self.cut_defaults or {}).items()
@@ -177,7 +197,7 @@ class RunState(param.Parameterized):
             self.pmt.set_statistics(
                 quantities["hit_rate"], quantities["mean_charge_pe"], run_id=self.run_id
             )
-        default_reference = self.source.reference_run(self.run_id)
+        default_reference = self._source.reference_run(self.run_id)
         if self.reference_run_id in (None, self.run_id):
             self.reference_run_id = default_reference
 
@@ -187,7 +207,8 @@ class RunState(param.Parameterized):
         token = getattr(self, "_token", None)
         cached = getattr(self, "_events", None)
         if cached is None or cached[0] != (self.run_id, token):
-            self._events = ((self.run_id, token), self.source.run_events(self.run_id))
+            assert self.run_id is not None  # the events are drawn for a run shown
+            self._events = ((self.run_id, token), self._source.run_events(self.run_id))
         return self._events[1]
 
     def save_cuts_as_default(self) -> None:
@@ -196,24 +217,22 @@ class RunState(param.Parameterized):
             self.notice = "There are no cuts to save: the run has no PMT statistics yet."
             return
         run_type = self.summary.run_type
+        low, high = self.pmt.normal_band
         try:
-            self.source.save_cut_defaults(
-                run_type,
-                self.pmt.dead_cut,
-                self.pmt.hot_cut,
-                tuple(self.pmt.normal_band),
-                user=self.user or "",
+            self._source.save_cut_defaults(
+                run_type, self.pmt.dead_cut, self.pmt.hot_cut, (low, high), user=self.user or ""
             )
         except DQMError as exc:
             self.notice = f"Not saved: {exc}"
             return
-        self.cut_defaults = self.source.cut_defaults(run_type)
+        self.cut_defaults = self._source.cut_defaults(run_type)
         self.notice = f"Saved as the default cuts of {run_type} runs."
 
     def set_comment(self, comment: str) -> None:
         """Replace the run's comment (logged-in users only)."""
+        assert self.run_id is not None  # the comment editor is shown with a run
         try:
-            self.source.set_run_comment(self.run_id, comment, user=self.user or "")
+            self._source.set_run_comment(self.run_id, comment, user=self.user or "")
         except DQMError as exc:
             self.notice = f"Not saved: {exc}"
             return
@@ -226,13 +245,14 @@ class RunState(param.Parameterized):
             self.reference = {}
             return
         self.reference = {
-            stage: {h.name: h for h in self.source.histograms(self.reference_run_id, stage)}
+            stage: {h.name: h for h in self._source.histograms(self.reference_run_id, stage)}
             for stage in ("calib", "rec")
         }
 
     def root_file(self) -> io.BytesIO:
         """The run exported as a ROOT file (``dqm export``), in memory."""
-        return self.source.root_file(self.run_id)
+        assert self.run_id is not None  # downloaded from a run's page
+        return self._source.root_file(self.run_id)
 
 
 class JobsState(param.Parameterized):
@@ -260,17 +280,23 @@ class JobsState(param.Parameterized):
         """Whether the user may retry jobs."""
         return may_write(self.user)
 
+    @property
+    def _source(self) -> Source:
+        """:attr:`source`, which the app always gives (param types the parameter as optional)."""
+        assert self.source is not None, "JobsState is read from a Source"
+        return self.source
+
     def refresh(self) -> None:
         """Read the jobs' figures again."""
-        self.counts = self.source.job_counts()
-        self.failures = self.source.recent_failures()
-        self.durations = self.source.job_durations()
-        self.changes = self.source.recent_changes()
+        self.counts = self._source.job_counts()
+        self.failures = self._source.recent_failures()
+        self.durations = self._source.job_durations()
+        self.changes = self._source.recent_changes()
 
     def retry(self, job_id: int) -> None:
         """Put a failed job back to TODO (logged-in users only); :attr:`notice` says how it went."""
         try:
-            self.source.retry_job(job_id, user=self.user or "")
+            self._source.retry_job(job_id, user=self.user or "")
         except DQMError as exc:
             self.notice = f"Job {job_id} not retried: {exc}"
             return

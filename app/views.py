@@ -36,6 +36,11 @@ TABLE_ROW_PX = 34
 TABLE_CHROME_PX = 85
 
 
+def _text(message: str | None) -> str:
+    """A message parameter as an alert's text (None as nothing)."""
+    return message or ""
+
+
 def _status_cell() -> HTMLTemplateFormatter:
     """The status cell: the status on its colour (the colour is a hidden column of the table).
 
@@ -67,8 +72,14 @@ class RecentRunsView(_BuiltOnce):
     state = param.ClassSelector(class_=RecentRuns, doc="The runs and their filters.")
     on_select = param.Callable(default=None, doc="Called with a run id when a row is clicked.")
 
+    @property
+    def _state(self) -> RecentRuns:
+        """:attr:`state`, which the app always gives (param types the parameter as optional)."""
+        assert self.state is not None, "RecentRunsView shows a RecentRuns"
+        return self.state
+
     def _build(self) -> pn.viewable.Viewable:
-        state = self.state
+        state = self._state
         self._table = pn.widgets.Tabulator(
             self._frame(),
             show_index=False,
@@ -99,14 +110,14 @@ class RecentRunsView(_BuiltOnce):
             pn.widgets.MultiChoice.from_param(state.param.run_types, label="Run type", width=300),
         )
         message = pn.pane.Alert(
-            pn.bind(lambda m: m or "", state.param.message),
+            pn.bind(_text, state.param.message),
             alert_type="warning",
             visible=pn.bind(bool, state.param.message),
         )
         return pn.Column(controls, filters, message, self._table, sizing_mode="stretch_width")
 
     def _frame(self) -> pd.DataFrame:
-        runs = self.state.runs.copy()
+        runs = self._state.runs.copy()
         runs["status_colour"] = [STATUS_COLOURS.get(str(v), "#FFFFFF") for v in runs["status"]]
         for column in ("start_time", "end_time"):
             runs[column] = [utc(v) if pd.notna(v) else "" for v in runs[column]]
@@ -232,12 +243,20 @@ class RunPage(_BuiltOnce):
     """A run: Base (status, times, files, provenance), Calib and Rec histograms, PMT info."""
 
     state = param.ClassSelector(class_=RunState, doc="The run shown.")
-    tab = param.Selector(objects=["base", "calib", "rec", "pmt"], default="base", doc="Tab.")
+    tab: param.Selector[str] = param.Selector(
+        objects=["base", "calib", "rec", "pmt"], default="base", doc="Tab."
+    )
     log_scale = param.Boolean(default=False, doc="Log scale on the histograms.")
     on_open = param.Callable(default=None, doc="Called with a run id to open another run.")
 
+    @property
+    def _state(self) -> RunState:
+        """:attr:`state`, which the app always gives (param types the parameter as optional)."""
+        assert self.state is not None, "RunPage shows a RunState"
+        return self.state
+
     def _build(self) -> pn.viewable.Viewable:
-        state = self.state
+        state = self._state
         self._tabs = pn.Tabs(
             ("Base", pn.panel(self._base)),
             (
@@ -288,19 +307,19 @@ class RunPage(_BuiltOnce):
             download,
         )
         message = pn.pane.Alert(
-            pn.bind(lambda m: m or "", state.param.message),
+            pn.bind(_text, state.param.message),
             alert_type="warning",
             visible=pn.bind(bool, state.param.message),
         )
         notice = pn.pane.Alert(
-            pn.bind(lambda m: m or "", state.param.notice),
+            pn.bind(_text, state.param.notice),
             alert_type="info",
             visible=pn.bind(bool, state.param.notice),
         )
         return pn.Column(message, notice, toolbar, self._tabs, sizing_mode="stretch_width")
 
     def _root_file(self) -> Any:
-        return self.state.root_file()
+        return self._state.root_file()
 
     def _tab_changed(self, event: Any) -> None:
         self.tab = self.param.tab.objects[event.new]
@@ -312,7 +331,7 @@ class RunPage(_BuiltOnce):
 
     @param.depends("state.summary")
     def _base(self) -> pn.viewable.Viewable:
-        s = self.state.summary
+        s = self._state.summary
         if s is None:
             return pn.pane.Markdown("")
         status_colour = STATUS_COLOURS.get(s.status, "#ccc")
@@ -351,7 +370,11 @@ class RunPage(_BuiltOnce):
         )
 
     def _stage(
-        self, stage: str, log: bool, histograms: dict, reference: dict
+        self,
+        stage: str,
+        log: bool,
+        histograms: dict[str, list[StoredHistogram]],
+        reference: dict[str, dict[str, StoredHistogram]],
     ) -> pn.viewable.Viewable:
         stored = histograms.get(stage, [])
         if not stored:
@@ -369,7 +392,7 @@ class RunPage(_BuiltOnce):
         return pn.Column(grid, self._event_plots(log), sizing_mode="stretch_width")
 
     def _event_plots(self, log: bool) -> pn.viewable.Viewable:
-        events = self.state.events()
+        events = self._state.events()
         if events.empty:
             return pn.pane.Markdown("No reconstructed events stored for this run.")
         return pn.Column(
@@ -388,7 +411,7 @@ class RunPage(_BuiltOnce):
         )
 
     def _comment_editor(self, comment: str) -> pn.viewable.Viewable:
-        if not self.state.can_write:
+        if not self._state.can_write:
             return pn.Column()
         editor = pn.widgets.TextAreaInput(
             value=comment,
@@ -398,38 +421,38 @@ class RunPage(_BuiltOnce):
             sizing_mode="stretch_width",
         )
         save = pn.widgets.Button(label="Save comment", color="primary", width=140)
-        save.on_click(lambda _event: self.state.set_comment(editor.value))
+        save.on_click(lambda _event: self._state.set_comment(editor.value or ""))
         return pn.Row(editor, save, sizing_mode="stretch_width")
 
     @param.depends("state.pmt")
     def _pmt(self) -> pn.viewable.Viewable:
-        if self.state.pmt is None:
+        if self._state.pmt is None:
             return pn.pane.Markdown(
-                f"Run {self.state.run_id} has no PMT statistics yet: they appear when its first "
+                f"Run {self._state.run_id} has no PMT statistics yet: they appear when its first "
                 "file has been processed."
             )
         return pn.Column(
             pn.panel(self._cut_defaults),
-            PmtMap(cuts=self.state.pmt),
+            PmtMap(cuts=self._state.pmt),
             sizing_mode="stretch_width",
         )
 
     @param.depends("state.cut_defaults")
     def _cut_defaults(self) -> pn.viewable.Viewable:
-        saved = self.state.cut_defaults
-        run_type = self.state.summary.run_type if self.state.summary else ""
+        saved = self._state.cut_defaults
+        run_type = self._state.summary.run_type if self._state.summary else ""
         text = (
             f"The cuts start from the defaults of {run_type} runs, saved by {saved['saved_by']} "
             f"on {utc(saved['saved_at'])} (UTC)."
             if saved
             else f"The cuts start from the built-in defaults ({DEFAULT_CUTS.describe()})."
         )
-        row = [pn.pane.Markdown(text, sizing_mode="stretch_width")]
-        if self.state.can_write:
+        row: list[pn.viewable.Viewable] = [pn.pane.Markdown(text, sizing_mode="stretch_width")]
+        if self._state.can_write:
             button = pn.widgets.Button(
                 label=f"Save these cuts as the default of {run_type} runs", color="primary"
             )
-            button.on_click(lambda _event: self.state.save_cuts_as_default())
+            button.on_click(lambda _event: self._state.save_cuts_as_default())
             row.append(button)
         return pn.Row(*row, sizing_mode="stretch_width")
 
@@ -439,8 +462,14 @@ class JobsView(_BuiltOnce):
 
     state = param.ClassSelector(class_=JobsState, doc="The jobs' figures.")
 
+    @property
+    def _state(self) -> JobsState:
+        """:attr:`state`, which the app always gives (param types the parameter as optional)."""
+        assert self.state is not None, "JobsView shows a JobsState"
+        return self.state
+
     def _build(self) -> pn.viewable.Viewable:
-        state = self.state
+        state = self._state
         return pn.Column(
             pn.pane.Markdown(pn.bind(self._counts_text, state.param.counts)),
             pn.pane.Markdown("### Durations per stage (done jobs, seconds)"),
@@ -454,7 +483,7 @@ class JobsView(_BuiltOnce):
             ),
             pn.pane.Markdown("### Recent failures"),
             pn.pane.Alert(
-                pn.bind(lambda m: m or "", state.param.notice),
+                pn.bind(_text, state.param.notice),
                 alert_type="info",
                 visible=pn.bind(bool, state.param.notice),
             ),
@@ -468,19 +497,19 @@ class JobsView(_BuiltOnce):
 
     def _failures_table(self) -> pn.widgets.Tabulator:
         table = pn.widgets.Tabulator.from_param(
-            self.state.param.failures,
+            self._state.param.failures,
             show_index=False,
             disabled=True,
             sizing_mode="stretch_width",
-            buttons={"retry": "↻ retry"} if self.state.can_write else {},
+            buttons={"retry": "↻ retry"} if self._state.can_write else {},
         )
         table.on_click(self._clicked)
         return table
 
     def _clicked(self, event: Any) -> None:
-        if event.column != "retry" or not self.state.can_write:
+        if event.column != "retry" or not self._state.can_write:
             return
-        self.state.retry(int(self.state.failures.iloc[event.row]["job"]))
+        self._state.retry(int(self._state.failures.iloc[event.row]["job"]))
 
     @staticmethod
     def _counts_text(counts: dict[str, int]) -> str:

@@ -91,8 +91,8 @@ def wait_for_port(process: subprocess.Popen[Any], port: int, what: str) -> None:
 def add_runs(database_url: str, n: int) -> None:
     """``n`` finished runs of three types and all statuses, one a minute before the demo's."""
     from dqm.db import queries
-    from dqm.db.models import RunStatus
     from dqm.db.session import transaction
+    from dqm.states import RunStatus
 
     statuses = list(RunStatus)
     types = ["physics"] * 5 + ["laser", "calibration"]  # 7 against 5 statuses: every pair
@@ -124,14 +124,18 @@ def slider_server_ms(database_url: str, run_id: int) -> float:
     from app.source import Source
     from app.state import RunState
 
-    state = RunState(source=Source(database_url), run_id=run_id)
+    # param.Parameterized's constructor is unannotated (app/ allows the call in pyproject.toml)
+    state = RunState(source=Source(database_url), run_id=run_id)  # type: ignore[no-untyped-call]
     view = PmtMap(cuts=state.pmt)
     document = Document()
-    root = pn.panel(view).get_root(document)
+    layout = pn.panel(view)
+    assert isinstance(layout, pn.viewable.Viewable)  # a Viewer's layout, not a template
+    root = layout.get_root(document)
     document.add_root(root)
     changes: list[object] = []
     document.on_change(lambda event: changes.append(event))
     slider = view._controls[0]
+    assert isinstance(slider, pn.widgets.FloatSlider)  # the dead cut's
     times = []
     for k in range(50):
         value = 0.001 + 0.4 * (k % 10) / 10

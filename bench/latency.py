@@ -29,8 +29,8 @@ from daqsim import SimulationConfig, simulate_run
 from dqm import broker, messages
 from dqm.config import load_settings
 from dqm.db import migrate, queries
-from dqm.db.models import RunStatus
 from dqm.db.session import dispose_engines, transaction
+from dqm.states import RunStatus
 from dqm.times import utcnow
 
 RABBITMQ = os.environ.get("DQM_BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -112,8 +112,17 @@ def measure(kind: str, args: argparse.Namespace, tmp: Path) -> dict[str, float]:
         with transaction(url) as session:
             seq_of = {f.id: f.seq for f in queries.files_of_run(session, run_id=run_id)}
             jobs = queries.list_jobs(session, run_id=run_id, limit=None)
-            done = {seq_of[j.file_id]: j.finished_at for j in jobs if j.kind == "process_file"}
-            merges = sorted((j.submitted_at, j.finished_at) for j in jobs if j.kind == "merge_run")
+            done: dict[int, dt.datetime] = {}
+            merges: list[tuple[dt.datetime, dt.datetime]] = []
+            # The file and merge jobs of a completed run were submitted and have finished.
+            for job in jobs:
+                if job.kind == "process_file":
+                    assert job.file_id is not None and job.finished_at is not None
+                    done[seq_of[job.file_id]] = job.finished_at
+                elif job.kind == "merge_run":
+                    assert job.submitted_at is not None and job.finished_at is not None
+                    merges.append((job.submitted_at, job.finished_at))
+            merges.sort()
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)

@@ -42,9 +42,9 @@ from _benchpath import print_figures
 from dqm import detector
 from dqm.config import load_settings
 from dqm.db import migrate, queries
-from dqm.db.models import FileState
 from dqm.db.session import dispose_engines, transaction
 from dqm.rootexport import histogram_to_root
+from dqm.states import FileState
 from pipeline import jobs
 from pipeline.stages import calib, reco
 

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from dqm.db import migrate, queries
-from dqm.db.models import RunStatus
 from dqm.db.session import transaction
+from dqm.states import RunStatus
 
 
 def fill(url: str, n_runs: int) -> None:

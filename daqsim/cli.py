@@ -107,6 +107,7 @@ def _vertex_option(value: str | None) -> tuple[float, float, float] | None:
 @pass_cli_ctx
 def simulate(
     cli_ctx: CliContext,
+    /,
     run_id: int,
     faults: tuple[str, ...],
     vertex: str | None,

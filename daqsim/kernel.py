@@ -58,7 +58,7 @@ def _uniform(state: np.ndarray) -> float:
 @numba.njit(cache=True, inline="always")
 def _exponential(state: np.ndarray) -> float:
     """An exponential number of mean 1."""
-    return -np.log(_uniform(state))
+    return float(-np.log(_uniform(state)))
 
 
 @numba.njit(cache=True, inline="always")
@@ -66,12 +66,12 @@ def _normal(state: np.ndarray, spare: np.ndarray) -> float:
     """A standard normal number (Box-Muller; the second number of each pair is kept in ``spare``)."""
     if spare[0] != 0.0:
         spare[0] = 0.0
-        return spare[1]
+        return float(spare[1])
     radius = np.sqrt(-2.0 * np.log(_uniform(state)))
     angle = _TWO_PI * _uniform(state)
     spare[0] = 1.0
     spare[1] = radius * np.sin(angle)
-    return radius * np.cos(angle)
+    return float(radius * np.cos(angle))
 
 
 @numba.njit(cache=True)

@@ -8,6 +8,7 @@ laser run apply to the physics runs after it. Faults change them per run (see :m
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -76,7 +77,7 @@ class DetectorState:
     def n_pmts(self) -> int:
         return int(self.unit.shape[0])
 
-    def evolve(self, **changes: object) -> DetectorState:
+    def evolve(self, **changes: Any) -> DetectorState:
         """A copy with some attributes replaced."""
         return replace(self, **changes)
 

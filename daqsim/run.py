@@ -304,6 +304,9 @@ def simulate_run(
         def publish(*items: messages.Message) -> None:
             broker.publish(settings, *items)
 
+    # None: no messages (notify off); with notify, publish has just been set.
+    send = publish if notify else None
+
     pmts_of = resolve_pmts(list(config.faults), config.run_seed)
     states = _file_states(config, pmts_of)
     start_time = (config.start_time or utcnow()).replace(microsecond=0)
@@ -311,8 +314,8 @@ def simulate_run(
     corrupt_seq = by_kind["corrupt"].params["seq"] if "corrupt" in by_kind else None
     missing_seq = by_kind["missing"].params["seq"] if "missing" in by_kind else None
 
-    if notify:
-        publish(
+    if send is not None:
+        send(
             messages.make(
                 "run_start",
                 run_id=config.run_id,
@@ -404,6 +407,7 @@ def simulate_run(
             truth_tmp = truth_dir / f"{config.run_id}.{seq}.truth.part.npz"
             np.savez_compressed(
                 truth_tmp,
+                allow_pickle=False,  # numbers only; named, so no array can stand for it
                 **{key: np.concatenate(values) for key, values in truth.items()},
                 gain=state.gain,
                 offset_ns=state.offset_ns,
@@ -415,8 +419,8 @@ def simulate_run(
             os.replace(truth_tmp, truth_path)
             sim_file = SimulatedFile(seq, path, size, checksum, n_written, delivered, corrupt)
             result.files.append(sim_file)
-            if notify:
-                publish(
+            if send is not None:
+                send(
                     messages.make(
                         "file_ready",
                         run_id=config.run_id,
@@ -458,8 +462,8 @@ def simulate_run(
     }
     result.manifest = truth_dir / f"{config.run_id}.faults.json"
     _atomic_json(result.manifest, manifest)
-    if notify:
-        publish(
+    if send is not None:
+        send(
             messages.make(
                 "run_end",
                 run_id=config.run_id,

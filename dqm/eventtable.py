@@ -27,7 +27,9 @@ def encode_event_table(columns: dict[str, np.ndarray]) -> bytes:
         raise InvalidValueError(f"the columns of an event table differ in length: {lengths}.")
     buffer = io.BytesIO()
     np.savez_compressed(
-        buffer, **{name: np.asarray(columns[name], dtype="<f4") for name in COLUMNS}
+        buffer,
+        allow_pickle=False,  # numbers only; named, so no column can stand for it
+        **{name: np.asarray(columns[name], dtype="<f4") for name in COLUMNS},
     )
     return buffer.getvalue()
 

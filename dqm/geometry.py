@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +49,7 @@ PMT_TYPES = ("NNVT", "Hamamatsu")
 COLUMNS = ("pmt_id", "x_mm", "y_mm", "z_mm", "theta_deg", "phi_deg", "type")
 
 
-def _ring_thetas() -> np.ndarray:
+def _ring_thetas() -> npt.NDArray[np.float64]:
     """Polar angles (rad) of the 120 latitude rings, evenly pitched and symmetric about the equator."""
     first = math.radians(FIRST_RING_THETA_DEG)
     return np.linspace(first, math.pi - first, N_RINGS)
@@ -62,16 +63,18 @@ def _empty_slots(ring: int) -> int:
     return low + (ring * 7) % (high - low + 1)
 
 
-def _ring_counts(thetas: np.ndarray, n_tubes: int) -> tuple[np.ndarray, np.ndarray]:
+def _ring_counts(
+    thetas: npt.NDArray[np.float64], n_tubes: int
+) -> tuple[npt.NDArray[np.int_], npt.NDArray[np.int_]]:
     """Slots and tubes per ring such that the rings hold exactly ``n_tubes``.
 
     The slot spacing along the rings is found by bisection; the remainder left by rounding is spread
     over the rings closest to the equator, keeping the layout symmetric where possible.
     """
     circumference = 2 * math.pi * PMT_RADIUS_MM * np.sin(thetas)
-    empties = np.array([_empty_slots(i) for i in range(len(thetas))])
+    empties = np.array([_empty_slots(i) for i in range(len(thetas))], dtype=np.int_)
 
-    def tubes(spacing: float) -> np.ndarray:
+    def tubes(spacing: float) -> npt.NDArray[np.int_]:
         return np.floor(circumference / spacing).astype(int) - empties
 
     low, high = 400.0, 700.0
@@ -89,7 +92,7 @@ def _ring_counts(thetas: np.ndarray, n_tubes: int) -> tuple[np.ndarray, np.ndarr
     return counts + empties, counts
 
 
-def _cap(north: bool) -> tuple[np.ndarray, np.ndarray]:
+def _cap(north: bool) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     thetas, phis = [], []
     for k, (n, arc) in enumerate(zip(CAP_CIRCLES, CAP_CIRCLE_ARC_MM, strict=True)):
         theta = arc / PMT_RADIUS_MM

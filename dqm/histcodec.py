@@ -9,13 +9,21 @@ decoded histograms of a run's files gives exactly what merging the originals wou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import hist
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from boost_histogram.view import WeightedSumView
+
+#: A histogram of any storage (hist's type parameter is the storage): what the codec encodes and
+#: decodes, and what the pipeline fills, merges and stores.
+AnyHist: TypeAlias = hist.Hist[Any]
 
 #: Storages the codec supports, by name.
-STORAGES: dict[str, Any] = {
+STORAGES: dict[str, type[hist.storage.Storage]] = {
     "double": hist.storage.Double,
     "int64": hist.storage.Int64,
     "weight": hist.storage.Weight,
@@ -82,7 +90,8 @@ def _axis_to_dict(axis: Any) -> dict[str, Any]:
     if isinstance(axis, hist.axis.IntCategory):
         return {
             "type": "int_category",
-            "categories": [int(c) for c in axis],
+            # boost-histogram types the bins of any axis as numbers, strings or intervals alike
+            "categories": [int(c) for c in axis],  # type: ignore[arg-type]
             "growth": traits.growth,
             **common,
         }
@@ -133,14 +142,14 @@ def _axis_from_dict(spec: dict[str, Any]) -> Any:
     raise ValueError(f"unknown axis type {kind!r} in a stored histogram.")
 
 
-def _storage_name(h: hist.Hist) -> str:
+def _storage_name(h: AnyHist) -> str:
     for name, storage in STORAGES.items():
         if h.storage_type is storage:
             return name
     raise ValueError(f"histogram storage {h.storage_type.__name__} is not supported by the codec.")
 
 
-def encode_histogram(h: hist.Hist, *, entries: float | None = None) -> EncodedHistogram:
+def encode_histogram(h: AnyHist, *, entries: float | None = None) -> EncodedHistogram:
     """Encode a histogram for storage.
 
     Args:
@@ -151,8 +160,11 @@ def encode_histogram(h: hist.Hist, *, entries: float | None = None) -> EncodedHi
     storage = _storage_name(h)
     view = h.view(flow=True)
     if storage == "weight":
-        values = np.ascontiguousarray(view["value"], dtype="<f8")
-        variances: bytes | None = np.ascontiguousarray(view["variance"], dtype="<f8").tobytes()
+        # The view of a Weight storage has the fields value and variance (boost-histogram types
+        # the view of a histogram of any storage as a plain array).
+        weighted = cast("WeightedSumView", view)
+        values = np.ascontiguousarray(weighted["value"], dtype="<f8")
+        variances: bytes | None = np.ascontiguousarray(weighted["variance"], dtype="<f8").tobytes()
     else:
         values = np.ascontiguousarray(view, dtype="<i8" if storage == "int64" else "<f8")
         variances = None
@@ -167,29 +179,30 @@ def encode_histogram(h: hist.Hist, *, entries: float | None = None) -> EncodedHi
 
 def decode_histogram(
     axes: list[dict[str, Any]], storage: str, values: bytes, variances: bytes | None = None
-) -> hist.Hist:
+) -> AnyHist:
     """Rebuild the histogram from its stored form (the inverse of :func:`encode_histogram`)."""
     if storage not in STORAGES:
         raise ValueError(f"unknown histogram storage {storage!r} in a stored histogram.")
-    h = hist.Hist(*(_axis_from_dict(spec) for spec in axes), storage=STORAGES[storage]())
+    h: AnyHist = hist.Hist(*(_axis_from_dict(spec) for spec in axes), storage=STORAGES[storage]())
     view = h.view(flow=True)
     shape = view.shape
     if storage == "weight":
-        view["value"] = np.frombuffer(values, dtype="<f8").reshape(shape)
+        weighted = cast("WeightedSumView", view)  # as in encode_histogram
+        weighted["value"] = np.frombuffer(values, dtype="<f8").reshape(shape)
         if variances is None:
             raise ValueError("a weighted histogram was stored without its variances.")
-        view["variance"] = np.frombuffer(variances, dtype="<f8").reshape(shape)
+        weighted["variance"] = np.frombuffer(variances, dtype="<f8").reshape(shape)
     else:
         dtype = "<i8" if storage == "int64" else "<f8"
         view[...] = np.frombuffer(values, dtype=dtype).reshape(shape)
     return h
 
 
-def array_to_bytes(array: np.ndarray) -> bytes:
+def array_to_bytes(array: npt.ArrayLike) -> bytes:
     """A per-PMT array as little-endian float64 bytes."""
     return np.ascontiguousarray(array, dtype="<f8").tobytes()
 
 
-def array_from_bytes(blob: bytes) -> np.ndarray:
+def array_from_bytes(blob: bytes) -> npt.NDArray[np.float64]:
     """The inverse of :func:`array_to_bytes` (a new, writable float64 array)."""
     return np.frombuffer(blob, dtype="<f8").astype(np.float64)

@@ -99,7 +99,7 @@ def _json_value(value: Any) -> Any:
 
 
 def _run_type(name: str, value: Any) -> str:
-    if value not in RUN_TYPES:
+    if not isinstance(value, str) or value not in RUN_TYPES:
         raise MessageError(f"field {name!r} must be one of {', '.join(RUN_TYPES)}, got {value!r}.")
     return value
 

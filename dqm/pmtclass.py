@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from numpy.typing import ArrayLike
 
 from dqm.errors import InvalidValueError
@@ -151,7 +152,7 @@ class PmtClassification:
         n_no_data: number of PMTs without statistics (hit rate NaN); counted in ``n_other``.
     """
 
-    pmt_class: np.ndarray
+    pmt_class: npt.NDArray[np.int8]
     n_dead: int
     n_hot: int
     n_normal: int
@@ -172,7 +173,7 @@ class PmtClassification:
             "other": self.n_other,
         }
 
-    def names(self) -> np.ndarray:
+    def names(self) -> npt.NDArray[np.str_]:
         """The class of every PMT by name (``"dead"``, ``"hot"``, ``"normal"``, ``"other"``)."""
         return np.asarray(PMT_CLASSES)[self.pmt_class]
 

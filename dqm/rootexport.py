@@ -29,7 +29,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import hist
 import numpy as np
@@ -38,9 +38,13 @@ from sqlalchemy.orm import Session
 from dqm import __version__
 from dqm.db import queries
 from dqm.errors import DQMError, InvalidValueError, NotFoundError
+from dqm.histcodec import AnyHist
 from dqm.pmtstats import DERIVED, PMT_ARRAYS, derived_pmt_quantities
 from dqm.runs import run_attributes
 from dqm.times import format_time, utcnow
+
+if TYPE_CHECKING:
+    from boost_histogram.view import WeightedSumView
 
 __all__ = [
     "PMT_TREE",
@@ -79,7 +83,7 @@ class ExportedHistogram:
     stage: str
     name: str
     title: str
-    histogram: hist.Hist
+    histogram: AnyHist
     entries: float
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -161,7 +165,7 @@ def _statistics(
     return sums + moments[:4] + cross[:1] + moments[4:] + cross[1:]
 
 
-def histogram_to_root(h: hist.Hist, *, title: str = "", entries: float | None = None) -> Any:
+def histogram_to_root(h: AnyHist, *, title: str = "", entries: float | None = None) -> Any:
     """A ``hist.Hist`` of 1 to 3 axes as a writable ROOT ``TH1D``/``TH2D``/``TH3D`` (uproot model).
 
     Args:
@@ -179,8 +183,10 @@ def histogram_to_root(h: hist.Hist, *, title: str = "", entries: float | None = 
         raise ValueError(f"a histogram of {ndim} axes has no ROOT counterpart (TH1 to TH3).")
     view = h.view(flow=True)
     if h.storage_type is hist.storage.Weight:
-        values = _to_root_layout(np.asarray(view["value"]), h.axes)
-        variances = _to_root_layout(np.asarray(view["variance"]), h.axes)
+        # fields value and variance (boost-histogram types any storage's view as a plain array)
+        weighted = cast("WeightedSumView", view)
+        values = _to_root_layout(np.asarray(weighted["value"]), h.axes)
+        variances = _to_root_layout(np.asarray(weighted["variance"]), h.axes)
         sumw2: np.ndarray | None = variances.T.reshape(-1).astype(">f8")
     elif h.storage_type in (hist.storage.Double, hist.storage.Int64):
         values = _to_root_layout(np.asarray(view, dtype=np.float64), h.axes)
@@ -203,7 +209,7 @@ def histogram_to_root(h: hist.Hist, *, title: str = "", entries: float | None = 
         "fSumw2": sumw2,
     }
     if ndim == 1:
-        names = ("fTsumw", "fTsumw2", "fTsumwx", "fTsumwx2")
+        names: tuple[str, ...] = ("fTsumw", "fTsumw2", "fTsumwx", "fTsumwx2")
         return to_TH1x(**common, **dict(zip(names, stats, strict=True)), fXaxis=root_axes[0])
     if ndim == 2:
         names = ("fTsumw", "fTsumw2", "fTsumwx", "fTsumwx2", "fTsumwy", "fTsumwy2", "fTsumwxy")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import pool
 
@@ -21,7 +23,7 @@ def _url() -> str:
     return load_settings().database_url
 
 
-def _configure(**kwargs: object) -> None:
+def _configure(**kwargs: Any) -> None:  # context.configure's keyword arguments
     context.configure(
         target_metadata=target_metadata,
         compare_type=True,

@@ -104,7 +104,7 @@ from pipeline.server import JobServer, ServerOptions
 )
 @click.pass_obj
 def jobserver(
-    cli_ctx: Any, executor: str, dask_scheduler: str | None, once: bool, **options: Any
+    cli_ctx: Any, /, executor: str, dask_scheduler: str | None, once: bool, **options: Any
 ) -> None:
     """Take messages from data transfer and run the jobs they call for.
 

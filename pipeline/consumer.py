@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from dqm import broker
 from dqm.config import Settings, mask_url
-from dqm.db.models import MessageOutcome
+from dqm.states import MessageOutcome
 from pipeline import intake, jobs
 from pipeline.failpoints import failpoint
 

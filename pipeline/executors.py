@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dqm.errors import DQMError, first_line
+
+if TYPE_CHECKING:
+    import distributed
 
 log = logging.getLogger("dqm.executor")
 
@@ -59,13 +63,13 @@ class LocalExecutor:
             self._pool = self._new_pool()
             return self._pool.submit(fn, arg)
 
-    def started(self, handle: Any) -> bool:
+    def started(self, handle: Future[Any]) -> bool:
         return handle.running() or handle.done()
 
-    def done(self, handle: Any) -> bool:
+    def done(self, handle: Future[Any]) -> bool:
         return handle.done()
 
-    def outcome(self, handle: Any) -> Any:
+    def outcome(self, handle: Future[Any]) -> Any:
         from joblib.externals.loky.process_executor import BrokenProcessPool, TerminatedWorkerError
 
         try:
@@ -73,7 +77,7 @@ class LocalExecutor:
         except (TerminatedWorkerError, BrokenProcessPool) as exc:
             raise WorkerLost(f"the worker process died: {first_line(exc, limit=200)}") from exc
 
-    def cancel(self, handle: Any) -> None:
+    def cancel(self, handle: Future[Any]) -> None:
         handle.cancel()
 
     def close(self) -> None:
@@ -93,7 +97,7 @@ class DaskExecutor:
         )
         self._processing: set[str] = set()
 
-    def submit(self, fn: Callable[[Any], Any], arg: Any, key: str) -> Any:
+    def submit(self, fn: Callable[[Any], Any], arg: Any, key: str) -> distributed.Future[Any]:
         return self.client.submit(fn, arg, key=key, pure=False, retries=0)
 
     def refresh(self) -> None:
@@ -103,13 +107,14 @@ class DaskExecutor:
         except Exception as exc:  # noqa: BLE001 - an unreachable scheduler is reported by the futures
             log.debug("cannot ask the Dask scheduler what it processes: %s", exc)
 
-    def started(self, handle: Any) -> bool:
-        return handle.key in self._processing or handle.done()
+    # distributed leaves Future.done unannotated: bool() gives its bool a type.
+    def started(self, handle: distributed.Future[Any]) -> bool:
+        return handle.key in self._processing or bool(handle.done())
 
-    def done(self, handle: Any) -> bool:
-        return handle.done()
+    def done(self, handle: distributed.Future[Any]) -> bool:
+        return bool(handle.done())
 
-    def outcome(self, handle: Any) -> Any:
+    def outcome(self, handle: distributed.Future[Any]) -> Any:
         from distributed import KilledWorker
 
         try:
@@ -117,7 +122,7 @@ class DaskExecutor:
         except KilledWorker as exc:
             raise WorkerLost(f"the Dask worker running it died: {exc}") from exc
 
-    def cancel(self, handle: Any) -> None:
+    def cancel(self, handle: distributed.Future[Any]) -> None:
         handle.cancel()
 
     def close(self) -> None:

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 
 from dqm import messages, rawformat
 from dqm.db import queries
-from dqm.db.models import FileState, JobState, MessageOutcome, Run
+from dqm.db.models import Run
 from dqm.db.queries import Retry, transition_job
 from dqm.errors import DQMError
+from dqm.states import FileState, JobState, MessageOutcome
 from dqm.times import utcnow
 from pipeline import jobs
 

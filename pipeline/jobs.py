@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session
 from dqm import __version__, rawformat
 from dqm.config import DEFAULT_REC_METHOD, Settings
 from dqm.db import queries
-from dqm.db.models import File, FileState, Job, JobState, Run
+from dqm.db.models import File, Job, Run
 from dqm.errors import DQMError
 from dqm.histcodec import array_from_bytes
+from dqm.states import FileState, JobState
 from pipeline.stages import calib, merge, processing
 from pipeline.stages.merge import MergeResult, MergeTask
 from pipeline.stages.reading import RawFile

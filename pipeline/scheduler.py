@@ -31,9 +31,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from dqm.db import queries
-from dqm.db.models import FileState, Job, JobState
+from dqm.db.models import Job
 from dqm.db.queries import Retry, transition_job
 from dqm.errors import DQMError, first_line
+from dqm.states import FileState, JobState
 from dqm.times import utcnow
 from pipeline import jobs
 from pipeline.executors import Executor

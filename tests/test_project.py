@@ -158,3 +158,10 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert "set -euo pipefail" in ci
     assert "DQM_REQUIRE_SERVICES=1" in ci
     assert re.search(r"^\s*make test\b", ci, re.MULTILINE)
+
+
+def test_ci_lints_before_it_tests() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    lint = re.search(r"^\s*make lint\b", ci, re.MULTILINE)
+    test = re.search(r"^\s*make test\b", ci, re.MULTILINE)
+    assert lint and test and lint.start() < test.start()

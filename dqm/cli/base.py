@@ -49,10 +49,17 @@ class DQMGroup(click.Group):
             command = self._plugins()[cmd_name].load()
         return command
 
-    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
         """Like click's, but a usage error is one line (``error: ...``) with exit code 2."""
         try:
-            result = super().main(*args, standalone_mode=False, **kwargs)
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.UsageError as exc:
             hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
             if not standalone_mode:
@@ -105,6 +112,9 @@ class CliContext:
         return url
 
 
+#: Passes the CliContext as the first argument. A command that also takes ``**options`` makes that
+#: argument positional-only (``cli_ctx, /``): otherwise a type checker must assume that an option
+#: could be named ``cli_ctx``.
 pass_cli_ctx = click.make_pass_decorator(CliContext)
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
 from dqm.cli.base import CliContext, cli, pass_cli_ctx, print_table
 from dqm.db import queries
-from dqm.db.models import JobState, MessageOutcome
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
-from dqm.states import parse_job_state
+from dqm.states import JobState, MessageOutcome, parse_job_state
 from dqm.times import format_time
 
 
@@ -53,7 +53,7 @@ def jobs_command(
             for run in {j.run_id for j in found}
             for f in queries.files_of_run(session, run_id=run)
         }
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": job.id,
                 "kind": job.kind,
@@ -142,7 +142,7 @@ def messages_command(
         MessageOutcome.REJECTED if rejected else MessageOutcome.DUPLICATE if duplicates else None
     )
     with transaction(cli_ctx.database()) as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {
                 "id": m.id,
                 "received_at": format_time(m.received_at),

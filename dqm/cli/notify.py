@@ -35,7 +35,7 @@ def _publish(cli_ctx: CliContext, type_: str, **fields: Any) -> None:
 @click.option("--source-z", "source_z_mm", type=float, default=None, help="Source position, mm.")
 @click.option("--comment", default=None, help="Free text.")
 @pass_cli_ctx
-def notify_run_start(cli_ctx: CliContext, start_time: str, **fields: Any) -> None:
+def notify_run_start(cli_ctx: CliContext, /, start_time: str, **fields: Any) -> None:
     """Announce that run RUN_ID started."""
     from dqm.times import parse_time
 
@@ -108,7 +108,7 @@ def notify_file_ready(
     "--events", "n_events", type=click.IntRange(min=0), required=True, help="Events of the run."
 )
 @pass_cli_ctx
-def notify_run_end(cli_ctx: CliContext, end_time: str, **fields: Any) -> None:
+def notify_run_end(cli_ctx: CliContext, /, end_time: str, **fields: Any) -> None:
     """Announce that run RUN_ID ended."""
     from dqm.times import parse_time
 

@@ -12,11 +12,10 @@ import click
 from dqm.cli.base import EXIT_FAILURE, CliContext, cli, fail, pass_cli_ctx, print_table
 from dqm.config import DEFAULT_REC_METHOD, REC_METHODS
 from dqm.db import queries
-from dqm.db.models import RunStatus
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
 from dqm.runs import run_attributes
-from dqm.states import parse_run_status
+from dqm.states import RunStatus, parse_run_status
 from dqm.times import parse_time
 
 
@@ -173,7 +172,7 @@ TIME_OPTIONS = ("start_time", "end_time")
 @click.argument("run_id", type=click.IntRange(min=0))
 @_run_options(required_type=True)
 @pass_cli_ctx
-def run_add(cli_ctx: CliContext, run_id: int, **options: Any) -> None:
+def run_add(cli_ctx: CliContext, /, run_id: int, **options: Any) -> None:
     """Record a new run RUN_ID (start time defaults to now)."""
     values = _given(**options)
     values.setdefault("start_time", "now")
@@ -186,7 +185,7 @@ def run_add(cli_ctx: CliContext, run_id: int, **options: Any) -> None:
 @click.argument("run_id", type=click.IntRange(min=0))
 @_run_options(required_type=False)
 @pass_cli_ctx
-def run_set(cli_ctx: CliContext, run_id: int, **options: Any) -> None:
+def run_set(cli_ctx: CliContext, /, run_id: int, **options: Any) -> None:
     """Change attributes of run RUN_ID (only the options given)."""
     values = _given(**options)
     if not values:

@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from dqm import detector, pmtstats, rawformat
+from dqm.histcodec import AnyHist
 from dqm.pmtstats import PMT_ARRAYS
 from pipeline.stages import reco
 from pipeline.stages.fill import add_counts, count, counts_for
@@ -62,7 +63,7 @@ class CalibConstants:
         return cls(0, np.full(n_pmts, detector.NOMINAL_GAIN_ADC_PER_PE), np.zeros(n_pmts))
 
 
-def calib_histograms() -> dict[str, hist.Hist]:
+def calib_histograms() -> dict[str, AnyHist]:
     """The empty Calib histograms, by name."""
     n = detector.N_PMTS
     return {
@@ -204,7 +205,7 @@ class CalibratedChunk:
 def calibrate_chunk(
     chunk: Any,
     constants: CalibConstants,
-    histograms: dict[str, hist.Hist],
+    histograms: dict[str, AnyHist],
     sums: dict[str, np.ndarray],
 ) -> CalibratedChunk:
     """Calibrate a chunk's hits, fill the Calib histograms and add to the per-PMT sums."""
@@ -250,10 +251,10 @@ def calibrate_chunk(
 
 def derived_histograms(
     sums: Mapping[str, np.ndarray], n_events: int, livetime_ns: float
-) -> dict[str, hist.Hist]:
+) -> dict[str, AnyHist]:
     """Histograms of per-PMT quantities that are not sums: hit rate and dark rate of every PMT."""
-    dark = hist.Hist(hist.axis.Regular(150, 0, 150, name="rate", label="dark rate [kHz]"))
-    rate = hist.Hist(
+    dark: AnyHist = hist.Hist(hist.axis.Regular(150, 0, 150, name="rate", label="dark rate [kHz]"))
+    rate: AnyHist = hist.Hist(
         hist.axis.Regular(100, 0, 1, name="rate", label="fraction of events with a hit")
     )
     if n_events:
@@ -268,7 +269,7 @@ class Sums:
     """Everything a file or a run adds up to: histograms by stage and name, per-PMT sums
     (:data:`dqm.pmtstats.PMT_ARRAYS`), events used and live time (ns)."""
 
-    histograms: dict[str, dict[str, hist.Hist]]
+    histograms: dict[str, dict[str, AnyHist]]
     pmt_sums: dict[str, np.ndarray]
     n_events: int
     livetime_ns: float
@@ -276,7 +277,7 @@ class Sums:
 
 def merge_results(parts: Iterable[Sums]) -> Sums:
     """The sum of several files' histograms and per-PMT sums; derived histograms recomputed."""
-    merged: dict[str, dict[str, hist.Hist]] = {}
+    merged: dict[str, dict[str, AnyHist]] = {}
     sums: dict[str, np.ndarray] = {}
     n_events = 0
     livetime = 0.0

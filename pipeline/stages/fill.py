@@ -7,9 +7,15 @@ bins, overflow. The bin of a value is found as boost-histogram finds it.
 
 from __future__ import annotations
 
-import hist
+from typing import TYPE_CHECKING, cast
+
 import numba
 import numpy as np
+
+from dqm.histcodec import AnyHist
+
+if TYPE_CHECKING:
+    from boost_histogram.view import WeightedSumView
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
@@ -26,18 +32,20 @@ def count(counts: np.ndarray, value: float, lo: float, scale: float) -> None:
         counts[int(z) + 1] += 1.0
 
 
-def counts_for(histogram: hist.Hist) -> tuple[np.ndarray, float, float]:
+def counts_for(histogram: AnyHist) -> tuple[np.ndarray, float, float]:
     """An empty counts array for a 1-D regular histogram, with the axis start and bins per unit."""
     axis = histogram.axes[0]
     lo, hi = float(axis.edges[0]), float(axis.edges[-1])
     return np.zeros(len(axis) + 2), lo, len(axis) / (hi - lo)
 
 
-def add_counts(histogram: hist.Hist, counts: np.ndarray) -> None:
+def add_counts(histogram: AnyHist, counts: np.ndarray) -> None:
     """Add a counts array (with flow bins) to a 1-D histogram of unit weights."""
     view = histogram.view(flow=True)
     if view.dtype.names:  # weighted storage: counts are also the sums of squared weights
-        view["value"] += counts
-        view["variance"] += counts
+        # (boost-histogram types the view of any storage as a plain array)
+        weighted = cast("WeightedSumView", view)
+        weighted["value"] += counts
+        weighted["variance"] += counts
     else:
         view += counts

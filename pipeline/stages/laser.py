@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+import numpy.typing as npt
 
 from dqm import detector
 from pipeline.stages.reading import RawFile, iterate_events, verify_file
@@ -129,18 +130,21 @@ class LaserCalibration:
 
 
 #: Expected minimum of k standard normal numbers, k = 1..10.
-_EXPECTED_MIN = np.array(
+_EXPECTED_MIN: npt.NDArray[np.float64] = np.array(
     [0.0, -0.56419, -0.84628, -1.02938, -1.16296, -1.26721, -1.35218, -1.42360, -1.48501, -1.53875]
 )
 
 
-def first_pe_bias(mu: np.ndarray, tts_sigma: np.ndarray) -> np.ndarray:
+def first_pe_bias(
+    mu: npt.NDArray[np.float64], tts_sigma: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
     """Mean shift (ns) of a hit's time when it is the first of k ~ Poisson(mu | k >= 1) photo-electrons."""
     k = np.arange(1, len(_EXPECTED_MIN) + 1)
     log_weights = (
         k[None, :] * np.log(np.maximum(mu, 1e-12))[:, None] - np.cumsum(np.log(k))[None, :]
     )
-    weights = np.exp(log_weights - log_weights.max(axis=1, keepdims=True))
+    # annotated: numpy's stubs lose the dtype along the broadcasting above
+    weights: npt.NDArray[np.float64] = np.exp(log_weights - log_weights.max(axis=1, keepdims=True))
     weights /= weights.sum(axis=1, keepdims=True)
     return tts_sigma * (weights @ _EXPECTED_MIN)
 

@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import hist
 import joblib
 import numpy as np
 
 from dqm import detector, eventtable, rawformat
 from dqm.config import DEFAULT_REC_METHOD, REC_METHODS
 from dqm.errors import first_line
+from dqm.histcodec import AnyHist
 from dqm.memory import reusing_freed_memory
 from dqm.pmtstats import PMT_ARRAYS
 from pipeline.stages import calib, reco, tlh
@@ -71,7 +71,7 @@ class FileResult:
 
     n_events: int  # events used (after sampling)
     n_read: int  # events read
-    histograms: dict[str, dict[str, hist.Hist]] = field(default_factory=dict)
+    histograms: dict[str, dict[str, AnyHist]] = field(default_factory=dict)
     pmt_sums: dict[str, np.ndarray] = field(default_factory=dict)
     livetime_ns: float = 0.0
     titles: dict[str, str] = field(default_factory=dict)
@@ -156,7 +156,7 @@ def _reconstruct(
     chunk: Any,
     calibrated: calib.CalibratedChunk,
     method: str,
-    rec: dict[str, hist.Hist],
+    rec: dict[str, AnyHist],
     residuals: tuple[np.ndarray, float, float] | None,
     events: dict[str, list[np.ndarray]],
 ) -> int:

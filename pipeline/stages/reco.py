@@ -18,8 +18,10 @@ import functools
 import hist
 import numba
 import numpy as np
+import numpy.typing as npt
 
 from dqm import detector
+from dqm.histcodec import AnyHist
 
 #: Stage name under which the Rec histograms are stored.
 STAGE = "rec"
@@ -31,7 +33,7 @@ _N_DIRECTIONS = 24
 
 
 @functools.cache
-def _pmt_model() -> tuple[np.ndarray, np.ndarray, float]:
+def _pmt_model() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]:
     pmts = detector.load_pmts()
     xyz = pmts[["x_mm", "y_mm", "z_mm"]].to_numpy()
     unit = xyz / np.linalg.norm(xyz, axis=1, keepdims=True)
@@ -53,7 +55,7 @@ def _positions() -> np.ndarray:
     return np.ascontiguousarray(unit * detector.PMT_RADIUS_MM)
 
 
-def expected_pe(vertex: np.ndarray) -> np.ndarray:
+def expected_pe(vertex: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Expected photo-electrons of every PMT for 1 PE at the centre in total, for a vertex (mm)."""
     unit, pde_rel, _ = _pmt_model()
     radius = detector.PMT_RADIUS_MM
@@ -71,7 +73,7 @@ def expected_pe(vertex: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def correction_tables() -> tuple[np.ndarray, np.ndarray]:
+def correction_tables() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """``(radii, shrink)``: the centroid's radius over the true radius for vertices at ``radii``
     (mm), averaged over directions."""
     unit, _, _ = _pmt_model()
@@ -122,7 +124,7 @@ def _total_light(
 
 
 @functools.cache
-def light_map() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def light_map() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """``(radii, cos_theta, light)``: total expected light of a vertex at (radius, cos θ) relative
     to the centre, averaged over azimuths; ``light[i, j]`` for ``radii[i]``, ``cos_theta[j]``."""
     unit, pde_rel, _ = _pmt_model()
@@ -137,14 +139,19 @@ def light_map() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return _LIGHT_RADII, _LIGHT_COS, light / light[0].mean()
 
 
-def relative_light(vertex: np.ndarray) -> np.ndarray:
+def relative_light(vertex: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """Expected total light of vertices (n, 3) relative to the centre (bilinear in r and cos θ)."""
     radii, cos_grid, light = light_map()
-    r = np.linalg.norm(vertex, axis=1)
+    r: npt.NDArray[np.float64] = np.linalg.norm(vertex, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = np.where(r > 0, vertex[:, 2] / np.where(r > 0, r, 1.0), 0.0)
-    i = np.clip(np.searchsorted(radii, r, side="right") - 1, 0, len(radii) - 2)
-    j = np.clip(np.searchsorted(cos_grid, cos, side="right") - 1, 0, len(cos_grid) - 2)
+    # bin indices, annotated because numpy types them loosely (the sums below then are arrays)
+    i: npt.NDArray[np.intp] = np.clip(
+        np.searchsorted(radii, r, side="right") - 1, 0, len(radii) - 2
+    )
+    j: npt.NDArray[np.intp] = np.clip(
+        np.searchsorted(cos_grid, cos, side="right") - 1, 0, len(cos_grid) - 2
+    )
     fr = np.clip((r - radii[i]) / (radii[i + 1] - radii[i]), 0.0, 1.0)
     fc = np.clip((cos - cos_grid[j]) / (cos_grid[j + 1] - cos_grid[j]), 0.0, 1.0)
     return (
@@ -171,8 +178,10 @@ def energy_from_charge(
 
 
 def centroid_vertices(
-    moment: np.ndarray, signal_pe: np.ndarray, window_ns: float | None = None
-) -> np.ndarray:
+    moment: npt.NDArray[np.float64],
+    signal_pe: npt.NDArray[np.float64],
+    window_ns: float | None = None,
+) -> npt.NDArray[np.float64]:
     """Vertices (n, 3) in mm from the charge-weighted position sums and charges of the events,
     corrected for the centroid's radial shrink."""
     _, _, dark_pe = _pmt_model()
@@ -180,7 +189,7 @@ def centroid_vertices(
         dark_pe *= window_ns / detector.READOUT_WINDOW_NS
     signal = np.maximum(signal_pe - dark_pe, 1e-9)
     centroid = moment / signal[:, None]
-    r_centroid = np.linalg.norm(centroid, axis=1)
+    r_centroid: npt.NDArray[np.float64] = np.linalg.norm(centroid, axis=1)
     radii, shrink = correction_tables()
     r_vertex = np.interp(r_centroid, radii * shrink, radii)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -239,10 +248,10 @@ def reconstruct_centroid(
     return vertex, energy_from_charge(total, vertex, light_yield, window_ns)
 
 
-def rec_histograms(method: str = "tlh") -> dict[str, hist.Hist]:
+def rec_histograms(method: str = "tlh") -> dict[str, AnyHist]:
     """The empty Rec histograms of a reconstruction method, by name."""
     r_ls = detector.LS_RADIUS_MM
-    histograms = {
+    histograms: dict[str, AnyHist] = {
         "energy": hist.Hist(
             hist.axis.Regular(300, 0, 15, name="energy", label="visible energy [MeV]")
         ),

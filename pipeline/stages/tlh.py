@@ -23,6 +23,7 @@ import functools
 
 import numba
 import numpy as np
+import numpy.typing as npt
 from scipy import special
 
 from dqm import detector
@@ -44,14 +45,14 @@ CONVERGED_MM, CONVERGED_NS = 100.0, 0.5
 _TYPE_INDEX = {"NNVT": 0, "Hamamatsu": 1}
 
 
-def _exgauss(x: np.ndarray, tau: float, sigma: float) -> np.ndarray:
+def _exgauss(x: npt.NDArray[np.float64], tau: float, sigma: float) -> npt.NDArray[np.float64]:
     """Density of an exponential of mean ``tau`` plus a Gaussian of width ``sigma``, at ``x``."""
     lam = 1.0 / tau
     z = (lam * sigma**2 - x) / (np.sqrt(2.0) * sigma)
     gauss = np.exp(-(x**2) / (2.0 * sigma**2))
     with np.errstate(over="ignore", invalid="ignore"):
-        positive = 0.5 * lam * gauss * special.erfcx(z)
-        negative = lam * np.exp(
+        positive: npt.NDArray[np.float64] = 0.5 * lam * gauss * special.erfcx(z)  # scipy: untyped
+        negative: npt.NDArray[np.float64] = lam * np.exp(
             0.5 * (lam * sigma) ** 2 - lam * x
         ) - 0.5 * lam * gauss * special.erfcx(-z)
     return np.where(z >= 0, positive, negative)

@@ -11,17 +11,12 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from dqm.db.models import (
-    File,
-    FileState,
-    Job,
-    JobState,
-)
+from dqm.db.models import File, Job
 
 #: Run attributes that ``update_run`` may change.
 from dqm.db.queries.runs import get_run, refresh_run_status
 from dqm.errors import InvalidValueError, NotFoundError
-from dqm.states import parse_job_state
+from dqm.states import FileState, JobState, parse_job_state
 from dqm.times import utcnow
 
 

@@ -7,10 +7,8 @@ import datetime as dt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dqm.db.models import (
-    Message,
-    MessageOutcome,
-)
+from dqm.db.models import Message
+from dqm.states import MessageOutcome
 
 #: Run attributes that ``update_run`` may change.
 

@@ -5,27 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import hist
 import numpy as np
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from dqm import eventtable
-from dqm.db.models import (
-    EventTable,
-    File,
-    FileState,
-    Histogram,
-    PmtStats,
-)
+from dqm.db.models import EventTable, File, Histogram, PmtStats
 from dqm.errors import InvalidValueError
 from dqm.histcodec import (
+    AnyHist,
     array_from_bytes,
     array_to_bytes,
     decode_histogram,
     encode_histogram,
 )
 from dqm.pmtstats import PMT_ARRAYS
+from dqm.states import FileState
 from dqm.times import utcnow
 
 #: Run attributes that ``update_run`` may change.
@@ -51,7 +46,7 @@ def save_histogram(
     file_id: int | None,
     stage: str,
     name: str,
-    histogram: hist.Hist,
+    histogram: AnyHist,
     title: str | None = None,
     entries: float | None = None,
     provenance: Mapping[str, Any] | None = None,
@@ -118,7 +113,7 @@ def histograms_of_files(
     return found
 
 
-def load_histogram(row: Histogram) -> hist.Hist:
+def load_histogram(row: Histogram) -> AnyHist:
     """The ``hist.Hist`` of a stored histogram row."""
     return decode_histogram(row.axes, row.storage, row.values, row.variances)
 

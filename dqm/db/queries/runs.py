@@ -10,17 +10,10 @@ from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from dqm.config import REC_METHODS
-from dqm.db.models import (
-    File,
-    Histogram,
-    Job,
-    PmtStats,
-    Run,
-    RunStatus,
-)
+from dqm.db.models import File, Histogram, Job, PmtStats, Run
 from dqm.errors import InvalidValueError, NotFoundError
 from dqm.runstatus import derive_run_status
-from dqm.states import parse_run_status
+from dqm.states import RunStatus, parse_run_status
 from dqm.times import utcnow
 
 #: Run attributes that ``update_run`` may change.
@@ -268,7 +261,7 @@ def refresh_run_status(session: Session, *, run_id: int) -> RunStatus:
     return status
 
 
-def run_change_token(session: Session, *, run_id: int) -> tuple | None:
+def run_change_token(session: Session, *, run_id: int) -> tuple[object, ...] | None:
     """A value that changes whenever anything shown about a run does (its attributes, its jobs'
     states, its merged histograms or PMT statistics): a few aggregate queries on indexed columns,
     so that a page can refresh often and read the run again only when this changes. None if
