@@ -8,7 +8,7 @@ Every message is a JSON object with ``schema`` (the version, now 1), a unique ``
 type           fields (``*`` optional)
 =============  ================================================================================
 run_start      run_id, run_type, start_time, detector, source*, source_z_mm*, trigger_rate_hz*,
-               software_version*, comment*
+               software_version*, comment*, tags* (a list of words such as ``messy``)
 file_ready     run_id, seq, uri, size, checksum (adler32, 8 hex digits), n_events
 run_end        run_id, end_time, n_files, n_events
 =============  ================================================================================
@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dqm.errors import DQMError
+from dqm.runs import check_tags
 from dqm.times import parse_time, utcnow
 
 #: Version of the message schema this code writes and reads.
@@ -104,6 +105,15 @@ def _run_type(name: str, value: Any) -> str:
     return value
 
 
+def _tags(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or len(value) > 32:
+        raise MessageError(f"field {name!r} must be a list of at most 32 tags, got {value!r}.")
+    try:
+        return check_tags(value)
+    except DQMError as exc:
+        raise MessageError(f"field {name!r}: {exc}") from None
+
+
 def _checksum(name: str, value: Any) -> str:
     if not isinstance(value, str) or not _CHECKSUM.match(value.lower()):
         raise MessageError(
@@ -124,6 +134,7 @@ SCHEMAS: dict[str, dict[str, Field]] = {
         "trigger_rate_hz": Field(_number, required=False),
         "software_version": Field(_text(64), required=False),
         "comment": Field(_text(1000), required=False),
+        "tags": Field(_tags, required=False),
     },
     "file_ready": {
         "run_id": Field(_integer()),

@@ -6,6 +6,8 @@ The query that saves a comment and the dashboard's comment editor both take the 
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from dqm.errors import InvalidValueError
@@ -14,7 +16,7 @@ from dqm.times import format_time
 if TYPE_CHECKING:
     from dqm.db.models import Run
 
-__all__ = ["COMMENT_MAX_CHARS", "check_comment", "run_attributes"]
+__all__ = ["COMMENT_MAX_CHARS", "TAG_PATTERN", "check_comment", "check_tags", "run_attributes"]
 
 #: The most characters a run's comment may hold (after surrounding blanks are removed).
 COMMENT_MAX_CHARS = 2000
@@ -37,6 +39,31 @@ def check_comment(comment: str) -> str:
     return comment
 
 
+#: What a run tag may be: a lower-case word of letters, digits, ``_`` and ``-``, at most 32
+#: characters (XENONnT's ``messy``, ``bad``, ``ramp_up``).
+TAG_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+
+
+def check_tags(tags: Iterable[str]) -> list[str]:
+    """Run tags as they are stored: stripped, lower case, without repeats, sorted.
+
+    Raises:
+        InvalidValueError: a tag is not a word of letters, digits, ``_`` and ``-`` (at most 32).
+    """
+    clean = set()
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise InvalidValueError(f"a run tag is a word, not {tag!r}.")
+        word = tag.strip().lower()
+        if not TAG_PATTERN.fullmatch(word):
+            raise InvalidValueError(
+                f"run tag {tag!r} is not a word of letters, digits, '_' and '-' (at most 32, "
+                "starting with a letter or digit)."
+            )
+        clean.add(word)
+    return sorted(clean)
+
+
 def run_attributes(run: Run) -> dict[str, Any]:
     """A run's attributes as plain values (times as ``YYYY-MM-DD HH:MM:SS`` UTC), for JSON and for
     the files the DQM writes."""
@@ -52,4 +79,8 @@ def run_attributes(run: Run) -> dict[str, Any]:
         "sampling_fraction": run.sampling_fraction,
         "rec_method": run.rec_method,
         "comment": run.comment,
+        "source": run.source,
+        "source_z_mm": run.source_z_mm,
+        "trigger_rate_hz": run.trigger_rate_hz,
+        "software_version": run.software_version,
     }

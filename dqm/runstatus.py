@@ -8,6 +8,10 @@ All Completed      run ended; every announced file and the run-level merge and a
 Failed             run ended; nothing is pending any more but a file or stage failed after its retries
                    (or its data never arrived): the reason is in the job's error
 =================  ==================================================================================
+
+An analysis that fails does not make its run Failed: the run's data are complete, and the failure is
+the analysis's own (shown with its reason on the run's Analyses tab and the jobs page). A run waits
+for its analyses, though, before it is All Completed.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ def derive_run_status(
     n_files_expected: int | None,
     file_states: Iterable[FileState],
     job_states: Iterable[JobState],
+    analysis_job_states: Iterable[JobState] = (),
 ) -> RunStatus:
     """The run status from the facts.
 
@@ -37,13 +42,17 @@ def derive_run_status(
         n_files_announced: files announced by file_ready.
         n_files_expected: files the run_end message counted (None before run_end).
         file_states: the states of the run's files.
-        job_states: the states of all the run's jobs.
+        job_states: the states of the run's jobs that process its data (files, merges).
+        analysis_job_states: the states of its analysis jobs (pending ones keep the run from
+            All Completed; failed ones do not fail it).
     """
     if not ended:
         return RunStatus.DATA_TAKING
     jobs = list(job_states)
     waiting_for_files = n_files_expected is not None and n_files_announced < n_files_expected
-    pending = waiting_for_files or any(state in PENDING_JOB_STATES for state in jobs)
+    pending = waiting_for_files or any(
+        state in PENDING_JOB_STATES for state in (*jobs, *analysis_job_states)
+    )
     failed = any(state in FAILED_JOB_STATES for state in jobs)
     if not pending:
         return RunStatus.FAILED if failed else RunStatus.ALL_COMPLETED

@@ -31,6 +31,9 @@ log = logging.getLogger("dqm.intake")
 #: anything larger is garbage, kept in part as evidence).
 STORED_BODY_BYTES = 1 << 20
 
+#: Who changed a run's tags when run_start carried them (in the ``changes`` table).
+RUN_START_USER = "run_start"
+
 
 class Rejected(DQMError):
     """A valid message that contradicts what is recorded (unknown run, path outside the raw roots)."""
@@ -136,15 +139,20 @@ def _apply(session: Session, message: messages.Message, context: jobs.Context) -
     if message.type == "run_start":
         if run is not None:
             raise Duplicate(f"run {run_id} was already started.")
-        comment = fields.get("comment")
         queries.add_run(
             session,
             run_id=run_id,
             run_type=fields["run_type"],
             detector=fields["detector"],
             start_time=fields["start_time"],
-            comment=comment,
+            comment=fields.get("comment"),
+            source=fields.get("source"),
+            source_z_mm=fields.get("source_z_mm"),
+            trigger_rate_hz=fields.get("trigger_rate_hz"),
+            software_version=fields.get("software_version"),
         )
+        if fields.get("tags"):
+            queries.change_run_tags(session, run_id=run_id, add=fields["tags"], user=RUN_START_USER)
         return
     if run is None:
         raise Rejected(f"run {run_id} is unknown: no run_start was received for it.")

@@ -18,6 +18,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Double,
     Float,
     ForeignKey,
     Index,
@@ -96,6 +97,12 @@ class Run(Base):
     sampling_fraction: Mapped[float] = mapped_column(Float, default=1.0)
     rec_method: Mapped[str | None] = mapped_column(String(32), nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # from run_start, for analyses: the calibration source and its position, the nominal trigger
+    # rate, the DAQ's software
+    source: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    source_z_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    trigger_rate_hz: Mapped[float | None] = mapped_column(Float, nullable=True)
+    software_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -143,6 +150,8 @@ class Job(Base):
         Index("ix_jobs_state_not_before", "state", "not_before"),
         Index("ix_jobs_run_id_kind", "run_id", "kind"),
         Index("ix_jobs_file_id", "file_id"),
+        Index("ix_jobs_analysis_analysis_version", "analysis", "analysis_version"),
+        Index("ix_jobs_backfill_id", "backfill_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -165,6 +174,14 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(LongText, nullable=True)
     parameters: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     code_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # an analysis job's analysis and version (NULL for other kinds)
+    analysis: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    analysis_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # the traceback of the last failure, where the error is in code (an analysis that raised)
+    traceback: Mapped[str | None] = mapped_column(LongText, nullable=True)
+    backfill_id: Mapped[int | None] = mapped_column(
+        ForeignKey("backfills.id", ondelete="SET NULL"), nullable=True
+    )
 
     def __repr__(self) -> str:
         return f"Job({self.id}, {self.kind!r}, run {self.run_id}, {self.state})"
@@ -304,3 +321,105 @@ class EventTable(Base):
     n_events: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(Blob)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class RunTag(Base):
+    """A tag of a run (``messy``, ``bad``, ``ramp_up``, ...), from run_start or set by hand; the
+    analyses select runs by them."""
+
+    __tablename__ = "run_tags"
+    __table_args__ = (Index("ix_run_tags_tag", "tag"),)
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
+class AnalysisDeclaration(Base):
+    """A version of an analysis as it was declared when a job server or ``dqm`` first saw it: the
+    variables, units and bands of versions no longer declared stay readable."""
+
+    __tablename__ = "analyses"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    declaration: Mapped[dict[str, Any]] = mapped_column(JSON)
+    origin: Mapped[str] = mapped_column(String(512))  # the file or entry point that declared it
+    first_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Backfill(Base):
+    """A version of an analysis queued over past runs (``dqm analyses backfill``)."""
+
+    __tablename__ = "backfills"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    analysis: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    since_run: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    until_run: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    n_runs: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class AnalysisResult(Base):
+    """The result of one version of an analysis on one run: exactly one per (analysis, version,
+    run), stored in the transaction that marks its job DONE."""
+
+    __tablename__ = "analysis_results"
+    __table_args__ = (
+        UniqueConstraint("analysis", "version", "run_id"),
+        Index("ix_analysis_results_run_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    analysis: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # code, analysis and calibration versions, rec method, sampling, events and files used
+    lineage: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+    values: Mapped[list[AnalysisValue]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="AnalysisValue.variable"
+    )
+
+
+class AnalysisValue(Base):
+    """One variable of an analysis result. The analysis, version and run are repeated from the
+    result so that a trend over runs is one range of one index."""
+
+    __tablename__ = "analysis_values"
+    __table_args__ = (
+        Index("ix_analysis_values_trend", "analysis", "version", "variable", "run_id"),
+    )
+
+    result_id: Mapped[int] = mapped_column(
+        ForeignKey("analysis_results.id", ondelete="CASCADE"), primary_key=True
+    )
+    variable: Mapped[str] = mapped_column(String(64), primary_key=True)
+    analysis: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int] = mapped_column(Integer)
+    value: Mapped[float] = mapped_column(Double)
+    error: Mapped[float | None] = mapped_column(Double, nullable=True)
+    unit: Mapped[str] = mapped_column(String(32))
+
+
+class AnalysisFigure(Base):
+    """A figure of an analysis result, as PNG."""
+
+    __tablename__ = "analysis_figures"
+
+    result_id: Mapped[int] = mapped_column(
+        ForeignKey("analysis_results.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    png: Mapped[bytes] = mapped_column(Blob)

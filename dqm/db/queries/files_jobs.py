@@ -69,8 +69,11 @@ def add_job(
     parameters: Mapping[str, Any] | None = None,
     code_version: str | None = None,
     not_before: dt.datetime | None = None,
+    analysis: str | None = None,
+    analysis_version: int | None = None,
+    backfill_id: int | None = None,
 ) -> Job:
-    """Create a job in state TODO."""
+    """Create a job in state TODO (an analysis job names its analysis and version)."""
     job = Job(
         kind=kind,
         run_id=run_id,
@@ -80,6 +83,9 @@ def add_job(
         parameters=dict(parameters or {}),
         code_version=code_version,
         not_before=not_before,
+        analysis=analysis,
+        analysis_version=analysis_version,
+        backfill_id=backfill_id,
     )
     session.add(job)
     session.flush()
@@ -251,6 +257,7 @@ def transition_job(
     not_before: dt.datetime | None = None,
     now: dt.datetime | None = None,
     note: str | None = None,
+    traceback: str | None = None,
 ) -> None:
     """Move a job to ``state``, with everything that goes with it, in the caller's transaction.
 
@@ -269,6 +276,8 @@ def transition_job(
         not_before: when a TODO job may be submitted again (a backoff, or a wait for data).
         now: the time of the change (default: now, UTC).
         note: words for the log line only, before the reason (``attempt 3 of 3``).
+        traceback: where the failure happened in code (an analysis that raised), kept with the
+            error for FAILED and for a return to TODO after a failure; cleared otherwise.
 
     Raises:
         InvalidValueError: ``retry`` missing for TODO, or ``worker`` missing for SUBMITTED.
@@ -279,7 +288,7 @@ def transition_job(
         raise InvalidValueError(f"job {job.id}: a return to TODO needs a Retry rule.")
     if retry == Retry.FRESH:
         job.attempts = job.interruptions = 0
-        job.error = job.worker = job.finished_at = None
+        job.error = job.worker = job.finished_at = job.traceback = None
     elif retry in (Retry.AFTER_INTERRUPTION, Retry.NOT_COUNTED) and old in (
         JobState.SUBMITTED,
         JobState.RUNNING,
@@ -291,6 +300,8 @@ def transition_job(
         job.not_before = not_before
         if retry in (Retry.AFTER_FAILURE, Retry.AFTER_INTERRUPTION):
             job.error = reason
+        if retry == Retry.AFTER_FAILURE:
+            job.traceback = traceback
     elif state == JobState.SUBMITTED:
         if worker is None:
             raise InvalidValueError(f"job {job.id}: a submitted job needs its job server.")
@@ -302,12 +313,13 @@ def transition_job(
     elif state == JobState.RUNNING:
         job.started_at = now
     elif state == JobState.DONE:
-        job.error = None
+        job.error = job.traceback = None
         job.finished_at = now
         if job.started_at is None:
             job.started_at = job.submitted_at
     else:  # FAILED, TOCHECK
         job.error = reason
+        job.traceback = traceback
         job.finished_at = now
     job.state = state
     if job.file_id is not None:

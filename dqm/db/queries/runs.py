@@ -10,7 +10,18 @@ from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from dqm.config import REC_METHODS
-from dqm.db.models import File, Histogram, Job, PmtStats, Run
+from dqm.db.models import (
+    AnalysisFigure,
+    AnalysisResult,
+    AnalysisValue,
+    EventTable,
+    File,
+    Histogram,
+    Job,
+    PmtStats,
+    Run,
+    RunTag,
+)
 from dqm.errors import InvalidValueError, NotFoundError
 from dqm.runstatus import derive_run_status
 from dqm.states import RunStatus, parse_run_status
@@ -31,6 +42,10 @@ RUN_FIELDS = (
     "sampling_fraction",
     "rec_method",
     "comment",
+    "source",
+    "source_z_mm",
+    "trigger_rate_hz",
+    "software_version",
 )
 
 
@@ -92,6 +107,10 @@ def add_run(
     sampling_fraction: float = 1.0,
     rec_method: str | None = None,
     comment: str | None = None,
+    source: str | None = None,
+    source_z_mm: float | None = None,
+    trigger_rate_hz: float | None = None,
+    software_version: str | None = None,
 ) -> Run:
     """Record a new run.
 
@@ -116,6 +135,10 @@ def add_run(
         sampling_fraction=sampling_fraction,
         rec_method=rec_method,
         comment=comment,
+        source=source,
+        source_z_mm=source_z_mm,
+        trigger_rate_hz=trigger_rate_hz,
+        software_version=software_version,
     )
     _check_run(run)
     session.add(run)
@@ -166,7 +189,10 @@ def delete_run(session: Session, *, run_id: int) -> None:
     get_run(session, run_id=run_id)
     # Explicit deletes, children first, so that the result does not depend on whether the
     # backend enforces ON DELETE CASCADE (SQLite does only with foreign keys on).
-    for model in (Histogram, PmtStats, Job, File):
+    results = select(AnalysisResult.id).where(AnalysisResult.run_id == run_id)
+    for child in (AnalysisValue, AnalysisFigure):
+        session.execute(delete(child).where(child.result_id.in_(results)))
+    for model in (AnalysisResult, RunTag, Histogram, PmtStats, EventTable, Job, File):
         session.execute(delete(model).where(model.run_id == run_id))
     session.execute(delete(Run).where(Run.run_id == run_id))
     session.expunge_all()
@@ -248,13 +274,14 @@ def refresh_run_status(session: Session, *, run_id: int) -> RunStatus:
     """Derive the run's status from its files and jobs and store it (in the caller's transaction)."""
     run = get_run(session, run_id=run_id)
     file_states = list(session.scalars(select(File.state).where(File.run_id == run_id)))
-    job_states = list(session.scalars(select(Job.state).where(Job.run_id == run_id)))
+    jobs = session.execute(select(Job.state, Job.analysis).where(Job.run_id == run_id)).all()
     status = derive_run_status(
         ended=run.end_time is not None,
         n_files_announced=len(file_states),
         n_files_expected=run.n_files if run.end_time is not None else None,
         file_states=file_states,
-        job_states=job_states,
+        job_states=[state for state, analysis in jobs if analysis is None],
+        analysis_job_states=[state for state, analysis in jobs if analysis is not None],
     )
     if run.status != status:
         run.status = status
