@@ -50,6 +50,10 @@ KEYS: dict[str, tuple[str, str]] = {
     "broker_queue": ("DQM_BROKER_QUEUE", "queue on which data transfer announces runs and files"),
     "data_dir": ("DQM_DATA_DIR", "directory for the embedded database, broker and raw data"),
     "raw_roots": ("DQM_RAW_ROOTS", "directories raw files may come from"),
+    "analyses_file": (
+        "DQM_ANALYSES_FILE",
+        "TOML file of the operator's analyses, declared beside the built-in ones",
+    ),
 }
 
 #: Database backends and the drivers the DQM is tested with.
@@ -81,6 +85,8 @@ class Settings:
         broker_queue: name of the queue (and routing key) of data-transfer messages.
         data_dir: directory for the embedded database and broker and for simulated raw data.
         raw_roots: directories raw files may come from; a file outside all of them is refused.
+        analyses_file: the operator's analysis declarations (None: only the built-in ones and
+            those of installed packages).
         config_file: the TOML file that was read, if any.
         sources: for each key, where its value came from (``default``, the file path, or the
             environment variable).
@@ -91,6 +97,7 @@ class Settings:
     broker_queue: str
     data_dir: Path
     raw_roots: tuple[Path, ...]
+    analyses_file: Path | None = None
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -112,6 +119,7 @@ class Settings:
             "broker_queue": self.broker_queue,
             "data_dir": str(self.data_dir),
             "raw_roots": os.pathsep.join(str(p) for p in self.raw_roots),
+            "analyses_file": str(self.analyses_file) if self.analyses_file else "",
             "config_file": str(self.config_file) if self.config_file else "",
         }
 
@@ -221,9 +229,7 @@ def _read_toml(path: Path) -> dict[str, object]:
 
 def _as_path(value: object, base: Path, source: str) -> Path:
     if not isinstance(value, str) or not value:
-        raise ConfigError(
-            f"{source}: expected a directory path as a non-empty string, got {value!r}."
-        )
+        raise ConfigError(f"{source}: expected a path as a non-empty string, got {value!r}.")
     path = Path(value).expanduser()
     return path if path.is_absolute() else (base / path)
 
@@ -281,6 +287,8 @@ def load_settings(
     if "raw_roots" in raw:
         raw_roots = _as_paths(*raw["raw_roots"])
 
+    analyses_file = _as_path(*raw["analyses_file"]) if "analyses_file" in raw else None
+
     database_url = check_database_url(
         *_url_value(raw, "database_url", f"sqlite:///{data_dir / 'dqm.sqlite'}")
     )
@@ -295,6 +303,7 @@ def load_settings(
         broker_queue=broker_queue,
         data_dir=data_dir,
         raw_roots=raw_roots,
+        analyses_file=analyses_file,
         config_file=path,
         sources=sources,
     )

@@ -8,6 +8,8 @@ Points: ``intake:after-commit`` (message recorded, not yet acknowledged), ``subm
 (job SUBMITTED, not yet handed to the executor), ``submit:after-handoff`` (the job out with a
 worker), ``complete:after-commit`` (a job DONE and its merge
 job created, the merge not yet run), ``complete:before-commit`` (results computed, not yet stored).
+Each point can also be armed for one kind of job only, counting that kind's passes:
+``complete:before-commit:analysis@2``.
 """
 
 from __future__ import annotations
@@ -29,10 +31,14 @@ def _armed() -> dict[str, int]:
 _ARMED = _armed()
 
 
-def failpoint(name: str) -> None:
-    """Die here with SIGKILL if the failpoint ``name`` is armed and its count is reached."""
-    if name not in _ARMED:
+def failpoint(name: str, kind: str | None = None) -> None:
+    """Die here with SIGKILL if the failpoint ``name`` (or ``name:kind``, for a job of ``kind``)
+    is armed and its count is reached."""
+    if not _ARMED:
         return
-    _COUNTS[name] = _COUNTS.get(name, 0) + 1
-    if _COUNTS[name] == _ARMED[name]:
-        os.kill(os.getpid(), signal.SIGKILL)
+    for point in (name, f"{name}:{kind}") if kind else (name,):
+        if point not in _ARMED:
+            continue
+        _COUNTS[point] = _COUNTS.get(point, 0) + 1
+        if _COUNTS[point] == _ARMED[point]:
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -7,7 +7,8 @@ the result (``complete``, in the job server, in the same transaction that marks 
 Later stages and analyses add themselves with :func:`register`.
 
 Events: ``file_announced`` (a file_ready was accepted), ``file_done`` (a file's processing is
-DONE), ``run_ended`` (a run_end was accepted).
+DONE), ``run_ended`` (a run_end was accepted). Analysis jobs (:mod:`pipeline.analyses`) are created
+after merges, by the analyses' own rule.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from dqm import __version__, rawformat
+from dqm.analyses.declarations import Catalog
 from dqm.config import DEFAULT_REC_METHOD, Settings
 from dqm.db import queries
 from dqm.db.models import File, Job, Run
@@ -42,6 +44,7 @@ class Context:
     code_version: str = __version__
     file_jobs: int = 1  # processes over the chunks of one file
     backend: str | None = None  # joblib backend for them (None: loky; "dask" on a Dask cluster)
+    catalog: Catalog | None = None  # the analyses declared (None: no analysis runs)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,8 @@ class JobKind:
             reason it waits (data not there yet).
         permanent_errors: exceptions that fail the job at once instead of being retried.
         run_types: the run types it applies to (None: all).
+        time_limit: ``time_limit(job, context) -> seconds``: a job out longer is FAILED (its
+            work cannot finish); None: only the job server's general job timeout applies.
     """
 
     name: str
@@ -72,6 +77,7 @@ class JobKind:
     check_ready: Callable[[Session, Job, Context], str | None] | None = None
     permanent_errors: tuple[type[BaseException], ...] = ()
     run_types: frozenset[str] | None = None
+    time_limit: Callable[[Job, Context], float | None] | None = None
 
 
 REGISTRY: dict[str, JobKind] = {}

@@ -36,7 +36,7 @@ from dqm.db.queries import Retry, transition_job
 from dqm.errors import DQMError, first_line
 from dqm.states import FileState, JobState
 from dqm.times import utcnow
-from pipeline import jobs
+from pipeline import analyses, jobs
 from pipeline.executors import Executor
 from pipeline.failpoints import failpoint
 from pipeline.stages.reading import FileNotReady
@@ -66,6 +66,12 @@ class ServerOptions:
 def server_identity() -> str:
     """``host:pid`` of this job server, as recorded in the jobs it submits."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _run_key(job: Job) -> tuple[str, int, str | None, int | None]:
+    """What only one job may be out for at a time among run-level jobs: a run's merge, or one
+    version of one analysis on a run."""
+    return (job.kind, job.run_id, job.analysis, job.analysis_version)
 
 
 def _owner_gone(worker: str | None) -> bool:
@@ -174,24 +180,19 @@ class Scheduler:
         with self.transaction() as session:
             due = queries.due_jobs(session, now=now, limit=free + 50)
             active_runs = {
-                (job.kind, job.run_id)
-                for job in queries.jobs_in_states(session, states=jobs.ACTIVE_STATES)
+                _run_key(job) for job in queries.jobs_in_states(session, states=jobs.ACTIVE_STATES)
             }
         for candidate in due:
             if free <= 0:
                 break
             kind = jobs.REGISTRY.get(candidate.kind)
-            if (
-                kind is not None
-                and not kind.per_file
-                and (kind.name, candidate.run_id) in active_runs
-            ):
+            if kind is not None and not kind.per_file and _run_key(candidate) in active_runs:
                 continue  # one run-level job of a kind at a time: merges never overtake each other
             submitted = self._submit_one(candidate.id, now)
             busy = True
             if submitted is not None:
                 free -= 1
-                active_runs.add((submitted.kind, submitted.run_id))
+                active_runs.add(_run_key(submitted))
         return busy
 
     def _submit_one(self, job_id: int, now: dt.datetime) -> Job | None:
@@ -227,10 +228,10 @@ class Scheduler:
             )
             queries.refresh_run_status(session, run_id=job.run_id)
             attempt = job.attempts
-        failpoint("submit:after-commit")
+        failpoint("submit:after-commit", kind.name)
         handle = self.executor.submit(kind.execute, argument, key=f"{job.kind}-{job.id}-{attempt}")
         self.active[job.id] = _Out(handle, kind, attempt)
-        failpoint("submit:after-handoff")
+        failpoint("submit:after-handoff", kind.name)
         return job
 
     def _wait_for_data(self, session: Session, job: Job, reason: str, now: dt.datetime) -> None:
@@ -289,8 +290,8 @@ class Scheduler:
                     )
                 else:
                     self._store_outcome(session, job, out.kind, result, error)
-                    failpoint("complete:before-commit")
-            failpoint("complete:after-commit")
+                    failpoint("complete:before-commit", out.kind.name)
+            failpoint("complete:after-commit", out.kind.name)
             del self.active[job_id]
         return bool(done)
 
@@ -310,6 +311,8 @@ class Scheduler:
                 run = queries.get_run(session, run_id=job.run_id)
                 file = queries.get_file(session, file_id=job.file_id)
                 jobs.create_jobs(session, "file_done", run, file, self.context)
+            elif job.kind == jobs.MERGE_RUN.name:
+                analyses.after_merge(session, job.run_id, self.context)
         elif isinstance(error, FileNotReady):
             # Not the job's fault: it waits for its data, as before its submission.
             transition_job(
@@ -323,6 +326,7 @@ class Scheduler:
             self._wait_for_data(session, job, first_line(error, with_type=True), now)
         else:
             reason = first_line(error, with_type=True)
+            trace = getattr(error, "traceback_text", None)  # where an analysis failed, if known
             permanent = isinstance(error, kind.permanent_errors)
             if permanent or job.attempts >= self.options.max_attempts:
                 why = (
@@ -331,7 +335,13 @@ class Scheduler:
                     else f"attempt {job.attempts} of {self.options.max_attempts}"
                 )
                 transition_job(
-                    session, job=job, state=JobState.FAILED, reason=reason, now=now, note=why
+                    session,
+                    job=job,
+                    state=JobState.FAILED,
+                    reason=reason,
+                    now=now,
+                    note=why,
+                    traceback=trace,
                 )
             else:
                 delay = min(
@@ -347,6 +357,7 @@ class Scheduler:
                     not_before=now + dt.timedelta(seconds=delay),
                     now=now,
                     note=f"retry in {delay:.0f} s after",
+                    traceback=trace,
                 )
         queries.refresh_run_status(session, run_id=job.run_id)
 
@@ -424,15 +435,26 @@ class Scheduler:
         return changed
 
     def _time_out(self) -> bool:
+        """Jobs out past their kind's time limit are FAILED (their work cannot finish); jobs out
+        past the job timeout go to TOCHECK (something is wrong that a person should look at)."""
         now = utcnow()
         limit = dt.timedelta(seconds=self.options.job_timeout_s)
         late = []
         with self.transaction() as session:
             for job in queries.jobs_with_ids(session, job_ids=list(self.active)):
-                if job.submitted_at is None or now - job.submitted_at <= limit:
+                if job.submitted_at is None:
                     continue
-                reason = f"no result after {limit.total_seconds():.0f} s"
-                transition_job(session, job=job, state=JobState.TOCHECK, reason=reason, now=now)
+                out_s = (now - job.submitted_at).total_seconds()
+                kind = self.active[job.id].kind
+                own = kind.time_limit(job, self.context) if kind.time_limit else None
+                if own is not None and out_s > own:
+                    reason = f"no result after {out_s:.0f} s, past its time limit of {own:.0f} s"
+                    transition_job(session, job=job, state=JobState.FAILED, reason=reason, now=now)
+                elif out_s > limit.total_seconds():
+                    reason = f"no result after {limit.total_seconds():.0f} s"
+                    transition_job(session, job=job, state=JobState.TOCHECK, reason=reason, now=now)
+                else:
+                    continue
                 queries.refresh_run_status(session, run_id=job.run_id)
                 late.append(job.id)
         for job_id in late:

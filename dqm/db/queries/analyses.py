@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.orm import Session, selectinload
 
 from dqm.db.models import (
@@ -22,7 +22,7 @@ from dqm.db.models import (
     RunTag,
 )
 from dqm.db.queries.changes import record_change
-from dqm.db.queries.runs import get_run
+from dqm.db.queries.runs import FINAL_STATUSES, get_run
 from dqm.errors import NotFoundError
 from dqm.runs import check_tags
 from dqm.states import JobState
@@ -193,6 +193,69 @@ def analysis_jobs(
     if version is not None:
         query = query.where(Job.analysis_version == version)
     return list(session.scalars(query.order_by(Job.id.desc())))
+
+
+def add_analysis_jobs(
+    session: Session,
+    *,
+    run_ids: Sequence[int],
+    analysis: str,
+    version: int,
+    code_version: str | None = None,
+    backfill_id: int | None = None,
+) -> None:
+    """Queue a TODO job of an analysis version for each run, in one statement (a backfill)."""
+    if not run_ids:
+        return
+    now = utcnow()
+    session.execute(
+        insert(Job),
+        [
+            {
+                "kind": ANALYSIS_JOB_KIND,
+                "run_id": run_id,
+                "state": JobState.TODO,
+                "attempts": 0,
+                "interruptions": 0,
+                "parameters": {},
+                "created_at": now,
+                "code_version": code_version,
+                "analysis": analysis,
+                "analysis_version": version,
+                "backfill_id": backfill_id,
+            }
+            for run_id in run_ids
+        ],
+    )
+
+
+def finished_runs(
+    session: Session,
+    *,
+    run_types: Sequence[str] | None = None,
+    min_run: int | None = None,
+    max_run: int | None = None,
+) -> list[tuple[int, str]]:
+    """``(run, run type)`` of the runs whose processing has finished, by run number."""
+    query = select(Run.run_id, Run.run_type).where(Run.status.in_(FINAL_STATUSES))
+    if run_types is not None:
+        query = query.where(Run.run_type.in_(list(run_types)))
+    if min_run is not None:
+        query = query.where(Run.run_id >= min_run)
+    if max_run is not None:
+        query = query.where(Run.run_id <= max_run)
+    return [(run_id, run_type) for run_id, run_type in session.execute(query.order_by(Run.run_id))]
+
+
+def runs_with_result(session: Session, *, analysis: str, version: int) -> set[int]:
+    """The runs that have a result of this version of an analysis."""
+    return set(
+        session.scalars(
+            select(AnalysisResult.run_id).where(
+                AnalysisResult.analysis == analysis, AnalysisResult.version == version
+            )
+        )
+    )
 
 
 # --- results -------------------------------------------------------------------------------------

@@ -67,3 +67,13 @@ def calibration_for_run(session: Session, *, run_id: int) -> Calibration | None:
         .order_by(Calibration.version.desc())
         .limit(1)
     )
+
+
+def calibration_before(session: Session, *, version: int) -> Calibration | None:
+    """The newest calibration older than ``version`` (the one it replaced, for comparisons)."""
+    return session.scalar(
+        select(Calibration)
+        .where(Calibration.version < version)
+        .order_by(Calibration.version.desc())
+        .limit(1)
+    )

@@ -220,3 +220,11 @@ def run_events(session: Session, *, run_id: int, max_events: int | None = None) 
     if max_events is not None:
         columns = {name: values[:max_events] for name, values in columns.items()}
     return columns
+
+
+def has_event_tables(session: Session, *, run_id: int) -> bool:
+    """Whether any file of the run has its reconstructed events stored."""
+    return (
+        session.scalar(select(EventTable.id).where(EventTable.run_id == run_id).limit(1))
+        is not None
+    )

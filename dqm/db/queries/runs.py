@@ -274,7 +274,10 @@ def refresh_run_status(session: Session, *, run_id: int) -> RunStatus:
     """Derive the run's status from its files and jobs and store it (in the caller's transaction)."""
     run = get_run(session, run_id=run_id)
     file_states = list(session.scalars(select(File.state).where(File.run_id == run_id)))
-    jobs = session.execute(select(Job.state, Job.analysis).where(Job.run_id == run_id)).all()
+    # A backfill's analysis jobs run over finished runs: they do not reopen them.
+    jobs = session.execute(
+        select(Job.state, Job.analysis).where(Job.run_id == run_id, Job.backfill_id.is_(None))
+    ).all()
     status = derive_run_status(
         ended=run.end_time is not None,
         n_files_announced=len(file_states),
