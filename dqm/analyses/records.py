@@ -130,7 +130,7 @@ def queue_backfill(
     until_run: int | None,
     code_version: str | None,
     created_by: str | None = None,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> Backfill:
     """Record a backfill and queue a TODO analysis job for each of its runs (``progress(n)`` after
     each batch of ``n`` jobs)."""

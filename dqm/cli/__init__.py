@@ -10,7 +10,8 @@ line on standard error: exit code 2 for bad input, 1 for a failure of the system
 Modules:
     base: the click group (plugin commands, one-line errors), the commands' context, tables.
     database: ``dqm config`` and ``dqm init-db``.
-    runs: ``dqm runs``, ``dqm run add|set|show|delete`` and ``dqm export``.
+    runs: ``dqm runs``, ``dqm run add|set|show|tag|untag|delete`` and ``dqm export``.
+    analyses: ``dqm analyses list|run|results|backfill``.
     jobs: ``dqm jobs``, ``dqm retry`` and ``dqm messages``.
     notify: ``dqm notify run-start|file-ready|run-end``.
     __main__: ``python -m dqm.cli``, the same as ``dqm``.
@@ -21,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 # Each command module adds its commands to the group as it is imported.
-from dqm.cli import database, jobs, notify, runs  # noqa: F401
+from dqm.cli import analyses, database, jobs, notify, runs  # noqa: F401
 from dqm.cli.base import (
     COMMAND_GROUP,
     EXIT_BAD_INPUT,

@@ -105,6 +105,17 @@ class CliContext:
             self._settings = load_settings(self.config_file)
         return self._settings
 
+    @property
+    def user(self) -> str:
+        """Who makes a change from the command line, as the changes record it (``name@cli``)."""
+        import getpass
+
+        try:
+            name = getpass.getuser()
+        except (KeyError, OSError):  # no user name for this uid (a container)
+            name = "unknown"
+        return f"{name}@cli"[:64]
+
     def database(self) -> str:
         """The database URL, after checking that the database is reachable and migrated."""
         url = self.settings.database_url

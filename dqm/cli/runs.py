@@ -208,6 +208,7 @@ def run_show(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
     with transaction(cli_ctx.database()) as session:
         run = queries.get_run(session, run_id=run_id)
         info = run_attributes(run)
+        info["tags"] = queries.run_tags(session, run_id=run_id)
         info["files"] = [
             {
                 "seq": f.seq,
@@ -222,11 +223,35 @@ def run_show(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
         click.echo(json.dumps(info, indent=2))
         return
     for key, value in info.items():
-        if key != "files":
+        if key == "tags":
+            click.echo(f"{key:<18} {' '.join(value)}")
+        elif key != "files":
             click.echo(f"{key:<18} {'' if value is None else value}")
     click.echo(f"{'files':<18} {len(info['files'])}")
     for f in info["files"]:
         click.echo(f"  {f['seq']:>5}  {f['state']:<10}  {f['uri']}")
+
+
+@run_group.command("tag")
+@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("tags", nargs=-1, required=True)
+@pass_cli_ctx
+def run_tag(cli_ctx: CliContext, /, run_id: int, tags: tuple[str, ...]) -> None:
+    """Add TAGS to run RUN_ID (words such as messy, bad, ramp_up); recorded in the changes."""
+    with transaction(cli_ctx.database()) as session:
+        now = queries.change_run_tags(session, run_id=run_id, add=tags, user=cli_ctx.user)
+    click.echo(f"run {run_id} tags: {' '.join(now) or '(none)'}.")
+
+
+@run_group.command("untag")
+@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("tags", nargs=-1, required=True)
+@pass_cli_ctx
+def run_untag(cli_ctx: CliContext, /, run_id: int, tags: tuple[str, ...]) -> None:
+    """Remove TAGS from run RUN_ID; recorded in the changes."""
+    with transaction(cli_ctx.database()) as session:
+        now = queries.change_run_tags(session, run_id=run_id, remove=tags, user=cli_ctx.user)
+    click.echo(f"run {run_id} tags: {' '.join(now) or '(none)'}.")
 
 
 @run_group.command("delete")

@@ -186,3 +186,100 @@ def test_live_analyses_keep_one_result_and_versions_stand_side_by_side(
     declare(tmp_path, GOOD.format(version=1, when="completion", scale=1.0))
     with pytest.raises(DeclarationError, match=r"\[analyses.mean_hits\]: version 1 is below"):
         run_server(settings)
+
+
+def test_the_analyses_commands(tmp_path: Path, sqlite_database: str) -> None:
+    """dqm run tag/untag, dqm analyses list/run/results/backfill, and bad declarations refused by
+    dqm and by the job server, each with one line."""
+    import json
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from dqm.cli import cli
+
+    path = declare(tmp_path, GOOD.format(version=1, when="completion", scale=1.0))
+    settings = with_analyses(make_settings(tmp_path, sqlite_database), path)
+    env = {
+        "DQM_DATABASE_URL": sqlite_database,
+        "DQM_DATA_DIR": str(settings.data_dir),
+        "DQM_ANALYSES_FILE": str(path),
+    }
+
+    def dqm(*args: str):
+        result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+        return result
+
+    simulate(settings, 704, n_files=1, events=40)
+    simulate(settings, 705, n_files=1, events=40, run_type="laser")
+    run_server(settings)
+
+    out = dqm("run", "tag", "705", "messy", "Ramp_Up")
+    assert out.exit_code == 0 and "run 705 tags: messy ramp_up." in out.output
+    assert "run 705 tags: messy." in dqm("run", "untag", "705", "ramp_up", "absent").output
+    assert dqm("run", "tag", "705", "bad tag!").exit_code == 2
+    assert "tags               messy" in dqm("run", "show", "705").output
+    with session(settings) as s:
+        (change,) = [
+            c for c in queries.changes(s) if c.action == "run_tags" and c.detail["removed"]
+        ]
+        assert change.target == "705" and change.user.endswith("@cli")
+
+    listed = json.loads(dqm("analyses", "list", "--json").output)
+    (row,) = [r for r in listed if r["name"] == "mean_hits"]
+    assert (row["version"], row["runs"]) == (1, 2)
+
+    out = dqm("analyses", "run", "mean_hits", "704")
+    assert out.exit_code == 0, out.output
+    assert "mean_hits v1 on run 704" in out.output and "mean hits per event" in out.output
+    tried = json.loads(dqm("analyses", "run", "mean_hits", "704", "--json").output)
+    with session(settings) as s:
+        stored = queries.analysis_result(s, analysis="mean_hits", version=1, run_id=704)
+        assert tried["variables"]["mean_nhits"]["value"] == next(
+            v.value for v in stored.values if v.variable == "mean_nhits"
+        )
+    out = dqm("analyses", "run", "nope", "704")
+    assert out.exit_code == 2 and "no analysis 'nope' is declared" in out.output
+
+    rows = json.loads(
+        dqm("analyses", "results", "--run", "704", "--variable", "events", "--json").output
+    )
+    assert [(r["run"], r["variable"], r["value"]) for r in rows] == [(704, "events", 40.0)]
+    assert "no results match." in dqm("analyses", "results", "--analysis", "other").output
+
+    # Backfill: nothing to do for the declared version; a new version queues both runs.
+    assert "nothing to backfill" in dqm("analyses", "backfill", "mean_hits").output
+    out = dqm("analyses", "backfill", "mean_hits", "--version", "3")
+    assert out.exit_code == 2 and "version 3 is not declared" in out.output
+    declare(tmp_path, GOOD.format(version=2, when="completion", scale=1.0))
+    out = dqm("analyses", "backfill", "mean_hits", "--since", "705", "-q")
+    assert out.exit_code == 0 and "1 run(s) queued for mean_hits v2" in out.output
+    run_server(settings)
+    assert (
+        json.loads(
+            dqm("analyses", "results", "--analysis", "mean_hits", "--version", "2", "--json").output
+        )[0]["run"]
+        == 705
+    )
+
+    # A bad declaration file: one line from dqm, and the job server does not start.
+    path.write_text("[analyses.mean_hits]\nversion = 2\n")
+    out = dqm("analyses", "list")
+    assert out.exit_code == 2
+    assert out.output.strip().count("\n") == 0 and str(path) in out.output
+    server = subprocess.run(
+        [str(Path(sys.executable).parent / "dqm"), "jobserver", "--once"],
+        env={**__import__("os").environ, **env},
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert server.returncode == 2, server.stderr
+    assert server.stderr.strip().splitlines() == [
+        (
+            f"error: {path}: [analyses.mean_hits]: function must be 'package.module:function', "
+            "not None."
+        )
+    ]
