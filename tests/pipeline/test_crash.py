@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +40,24 @@ class Crashed:
     """A run simulated twice: processed without interruption (the reference) and announced on a
     broker for job servers that will be killed."""
 
-    def __init__(self, tmp_path: Path, broker_url: tuple[str, str], n_files: int) -> None:
+    def __init__(
+        self,
+        tmp_path: Path,
+        broker_url: tuple[str, str],
+        n_files: int,
+        analyses_file: Path | None = None,
+    ) -> None:
         reference_db = f"sqlite:///{tmp_path / 'reference.sqlite'}"
         crashed_db = f"sqlite:///{tmp_path / 'crashed.sqlite'}"
         for url in (reference_db, crashed_db):
             migrate.upgrade(url)
-        self.reference = make_settings(tmp_path / "reference", reference_db)
-        self.settings = make_settings(tmp_path / "crashed", crashed_db, *broker_url)
+        self.reference = replace(
+            make_settings(tmp_path / "reference", reference_db), analyses_file=analyses_file
+        )
+        self.settings = replace(
+            make_settings(tmp_path / "crashed", crashed_db, *broker_url),
+            analyses_file=analyses_file,
+        )
         self.sent: list[str] = []
 
         def capture(*items):
@@ -74,6 +86,13 @@ class Crashed:
             "DQM_BROKER_QUEUE": self.settings.broker_queue,
         }
         self.env.pop("DQM_CONFIG", None)
+        if analyses_file is not None:
+            self.env["DQM_ANALYSES_FILE"] = str(analyses_file)
+            # the job server's workers import the analyses' module from here
+            here = str(Path(__file__).parent)
+            self.env["PYTHONPATH"] = os.pathsep.join(
+                filter(None, (here, os.environ.get("PYTHONPATH")))
+            )
         self.log = tmp_path / "jobserver.log"
 
     def server(self, **kwargs) -> int:
@@ -208,3 +227,70 @@ def test_repeated_kills_with_the_same_job_out_cost_no_attempt(
         job = queries.get_job(s, job_id=first.id)
         assert job.state is JobState.DONE and job.interruptions >= 4
         assert job.attempts <= 3
+
+
+ANALYSES = """
+[analyses.live_hits]
+version = 1
+function = "sample_analyses:mean_hits"
+requires = ["calib_histograms"]
+when = "live"
+[analyses.live_hits.variables]
+mean_nhits = { unit = "1", meaning = "mean hits per event" }
+events = { unit = "1", meaning = "events used" }
+
+[analyses.final_hits]
+version = 3
+function = "sample_analyses:mean_hits"
+requires = ["calib_histograms", "pmt_stats"]
+[analyses.final_hits.parameters]
+scale = 2.0
+[analyses.final_hits.variables]
+mean_nhits = { unit = "1", meaning = "twice the mean hits per event" }
+events = { unit = "1", meaning = "events used" }
+"""
+
+#: Moments in the lives of analysis jobs (counted per job server, analysis jobs only).
+ANALYSIS_CRASH_POINTS = [
+    "submit:after-commit:analysis@1",
+    "complete:before-commit:analysis@1",
+    "submit:after-handoff:analysis@1",
+    "complete:after-commit:analysis@1",
+    "complete:before-commit:analysis@1",
+    "complete:after-commit:analysis@1",
+    "complete:before-commit:analysis@1",
+]
+
+
+@pytest.mark.slow
+def test_kill_9_during_analyses_leaves_exactly_one_result(
+    tmp_path: Path, broker_url: tuple[str, str]
+) -> None:
+    """Analysis jobs killed at every moment of their lives: at the end, exactly one result per
+    (analysis, version, run), equal to the uninterrupted run's, and every analysis job DONE."""
+    analyses_file = tmp_path / "analyses.toml"
+    analyses_file.write_text(ANALYSES)
+    run = Crashed(tmp_path, broker_url, n_files=6, analyses_file=analyses_file)
+    killed = 0
+    for point in ANALYSIS_CRASH_POINTS:
+        killed += run.server(failpoints=point) == -signal.SIGKILL
+    assert killed >= 4, "the crash points must actually have been hit"
+    run.finish()
+    run.check_as_uninterrupted()
+    with session(run.settings) as s, session(run.reference) as r:
+        results = queries.analysis_results(s, run_id=RUN)
+        assert sorted((x.analysis, x.version) for x in results) == [
+            ("final_hits", 3),
+            ("live_hits", 1),
+        ]
+        for result in results:
+            expected = queries.analysis_result(
+                r, analysis=result.analysis, version=result.version, run_id=RUN
+            )
+            assert {v.variable: v.value for v in result.values} == {
+                v.variable: v.value for v in expected.values
+            }
+            assert result.lineage["data_complete"] is True
+            assert result.lineage["events_used"] == 150 * run.n_files
+        jobs = queries.analysis_jobs(s, run_id=RUN)
+        assert {j.state for j in jobs} == {JobState.DONE}
