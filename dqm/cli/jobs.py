@@ -66,6 +66,9 @@ def jobs_command(
                 "submitted_at": format_time(job.submitted_at),
                 "finished_at": format_time(job.finished_at),
                 "error": job.error,
+                "analysis": job.analysis,
+                "analysis_version": job.analysis_version,
+                "traceback": job.traceback,
             }
             for job in found
         ]
@@ -78,13 +81,15 @@ def jobs_command(
         return
     for row in rows:
         row["error"] = (row["error"] or "")[:80]
+        if row["analysis"]:  # an analysis job's "file" is its analysis and version
+            row["seq"] = f"{row['analysis']} v{row['analysis_version']}"
     print_table(
         rows,
         [
             ("id", "job"),
             ("kind", "kind"),
             ("run_id", "run"),
-            ("seq", "file"),
+            ("seq", "file / analysis"),
             ("state", "state"),
             ("attempts", "tries"),
             ("interruptions", "interrupted"),
