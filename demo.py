@@ -5,8 +5,9 @@ Each keeps everything in its own data directory (an SQLite database, the embedde
 and truth), so it needs no service and never touches the data of a real installation.
 
 - ``make demo`` (``python demo.py``): the full demo in ``data/demo``, made afresh each time: a laser
-  run and the calibration derived from it, a source run and two physics runs, one with dead and hot
-  PMTs; then it serves the dashboard on them. Look at it afterwards with
+  run and the calibration derived from it, a source run, eight short physics runs (one with a drop
+  of light yield, one with dead and hot PMTs) and a laser run with drifted gains, each with its
+  analyses; then it serves the dashboard on them. Look at it afterwards with
   ``DQM_DATA_DIR=data/demo .venv/bin/dqm runs``.
 - ``python demo.py --small DIR`` (:func:`build`): a small installation in about 30 s, two processed
   physics runs (one with injected dead and hot PMTs), one whose second file arrives truncated and
@@ -19,6 +20,7 @@ and truth), so it needs no service and never touches the data of a real installa
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -34,6 +36,23 @@ DEMO_DIR = Path(__file__).resolve().parent / "data" / "demo"
 
 GOOD_RUN, FAULTY_RUN, OPEN_RUN, BROKEN_RUN = 20001, 20002, 20003, 20004
 N_DEAD, N_HOT = 40, 8
+
+#: The runs of ``make demo``, in order, with their ``dqm simulate`` options.
+DEMO_LASER_RUN, DEMO_RAMP_UP_RUN = 10001, 10003
+_PHYSICS = ("--files", "1", "--events", "1500")
+DEMO_RUNS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (DEMO_LASER_RUN, ("--type", "laser", "--events", "2000")),
+    (10002, ("--type", "calibration", "--source", "Cs137", "--events", "2000")),
+    (DEMO_RAMP_UP_RUN, (*_PHYSICS, "--rate", "600")),
+    (10004, _PHYSICS),
+    (10005, ("--files", "2", "--events", "1000")),
+    (10006, _PHYSICS),
+    (10007, (*_PHYSICS, "--fault", "ly_drop:fraction=0.03")),
+    (10008, _PHYSICS),
+    (10009, (*_PHYSICS, "--fault", "dead:n=40", "--fault", "hot:n=8,occupancy=0.998")),
+    (10010, _PHYSICS),
+    (10011, ("--type", "laser", "--events", "2000", "--fault", "gain_drift:fraction=-0.1")),
+)
 
 
 @dataclass(frozen=True)
@@ -109,8 +128,9 @@ def build(data_dir: Path) -> DemoData:
     )
 
 
-def full_demo() -> None:
-    """``make demo``: set up the embedded database, simulate runs, process them, serve them."""
+def full_demo(serve: bool = True) -> None:
+    """``make demo``: set up the embedded database, simulate runs, process them, serve them
+    (``serve=False``: stop once they are processed)."""
     from dqm.detector import load_pmts
 
     env = demo_env(DEMO_DIR)
@@ -130,44 +150,29 @@ def full_demo() -> None:
         f"PMT map: {len(pmts)} large PMTs ({counts['NNVT']} NNVT, {counts['Hamamatsu']} Hamamatsu) "
         "from data/pmt_positions.csv"
     )
-    # The detector's stand-in: a laser run (gains and timing), a source run and physics runs,
-    # one of them with dead and hot PMTs, announced on the embedded broker.
-    dqm("simulate", "10001", "--type", "laser", "--events", "2000", "--overwrite", "--notify")
-    # Process the laser run, then derive the PMT gains and offsets from it for the runs after it.
-    dqm("jobserver", "--once")
-    dqm("calibrate", "10001")
-    dqm(
-        "simulate",
-        "10002",
-        "--type",
-        "calibration",
-        "--source",
-        "Cs137",
-        "--events",
-        "2000",
-        "--overwrite",
-        "--notify",
-    )
-    dqm("simulate", "10003", "--files", "3", "--events", "2000", "--overwrite", "--notify")
-    dqm(
-        "simulate",
-        "10004",
-        "--files",
-        "3",
-        "--events",
-        "2000",
-        "--fault",
-        "dead:n=40",
-        "--fault",
-        "hot:n=8,occupancy=0.998",
-        "--overwrite",
-        "--notify",
-    )
+    # The detector's stand-in, an hour a run, ending an hour ago: a laser run (gains and
+    # timing), a source run, eight short physics runs (one ramping up, one with a 3% drop of
+    # light yield, one with dead and hot PMTs) and a laser run whose gains drifted in a sector,
+    # announced on the embedded broker. The analyses of each run follow its processing, so the
+    # Trends page has something to show.
+    first = dt.datetime.now(dt.UTC).replace(tzinfo=None, minute=0, second=0, microsecond=0)
+    first -= dt.timedelta(hours=len(DEMO_RUNS) + 1)
+    for index, (run_id, options) in enumerate(DEMO_RUNS):
+        start = (first + dt.timedelta(hours=index)).isoformat()
+        dqm("simulate", str(run_id), *options, "--start", start, "--overwrite", "--notify", "-q")
+        if run_id == DEMO_LASER_RUN:
+            # Process the laser run, then derive the PMT gains and offsets from it for the runs
+            # after it.
+            dqm("jobserver", "--once")
+            dqm("calibrate", str(run_id))
+    dqm("run", "tag", str(DEMO_RAMP_UP_RUN), "ramp_up")
     # The job server takes the messages and processes every file, then stops when idle.
     dqm("jobserver", "--once")
     dqm("runs")
     dqm("jobs", "--limit", "5")
     print(f"The demo's data are in {DEMO_DIR}: DQM_DATA_DIR={DEMO_DIR} {BIN / 'dqm'} runs")
+    if not serve:
+        return
     print("The dashboard: http://127.0.0.1:5006  (Ctrl-C to stop)", flush=True)
     os.execve(str(BIN / "dqm"), [str(BIN / "dqm"), "serve"], env)
 
@@ -194,12 +199,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="make the small installation in DIR (a directory that does not exist yet) and stop",
     )
+    parser.add_argument(
+        "--no-serve",
+        action="store_true",
+        help="build the full demo and stop, without serving the dashboard",
+    )
     args = parser.parse_args(argv)
     try:
         if args.small is not None:
             small_demo(args.small)
         else:
-            full_demo()
+            full_demo(serve=not args.no_serve)
     except subprocess.CalledProcessError as exc:
         sys.exit(exc.returncode)
 
