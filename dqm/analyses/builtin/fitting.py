@@ -144,7 +144,8 @@ def _fit_window(
         covariance = np.asarray(np.linalg.inv(hessian), dtype=np.float64)
     except np.linalg.LinAlgError:
         raise NotEnoughEvents(
-            f"the fit in the window {lo:.4g} to {hi:.4g} ({len(x)} events) found no line."
+            f"no line found in the window {lo:.4g} to {hi:.4g} ({len(x)} events): the "
+            "likelihood has no curvature there."
         ) from None
     return best, covariance, len(x)
 

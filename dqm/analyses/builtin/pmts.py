@@ -83,7 +83,9 @@ def dark_rate(run: RunView) -> Result:
     """Median and mean dark rate of the good PMTs of each type, from the pre-trigger window.
 
     The errors are those of the mean and median over the PMTs (their spread over √n), which hold
-    both the Poisson error of each PMT's count and the true spread of the rates.
+    both the Poisson error of each PMT's count and the true spread of the rates. The mean is
+    unbiased whatever the counts; the median of few counts a PMT carries their Poisson skew and
+    reads low: by ~1 % at 50 pre-trigger hits a PMT (20,000 events for a Hamamatsu PMT), ~4 % at 8.
 
     Raises:
         MissingInput: the run has no per-PMT statistics.
@@ -94,19 +96,36 @@ def dark_rate(run: RunView) -> Result:
         not_measured(data, "dark_rate", "the run has no pre-trigger live time (no events).")
         return Result(data=data)
     good = health(pmt).good
-    rate = pmt.dark_rate_hz
+    livetime_s = pmt.livetime_ns * 1e-9
     variables: dict[str, Value | float] = {}
     for type_name, suffix in PMT_TYPES.items():
-        values = rate[good & type_masks()[type_name]]
-        if len(values) < 2:
+        counts = pmt.sums["dark_count"][good & type_masks()[type_name]]
+        if len(counts) < 2:
             not_measured(data, suffix, f"fewer than 2 good {type_name} PMTs.")
             continue
+        values = counts / livetime_s
         error = float(values.std(ddof=1) / math.sqrt(len(values)))
-        variables[f"median_{suffix}_hz"] = Value(float(np.median(values)), _MEDIAN_ERROR * error)
+        median = _grouped_median(counts) / livetime_s
+        variables[f"median_{suffix}_hz"] = Value(median, _MEDIAN_ERROR * error)
         variables[f"mean_{suffix}_hz"] = Value(float(values.mean()), error)
         data[f"good_{suffix}"] = len(values)
     data["livetime_s"] = pmt.livetime_ns * 1e-9
     return Result(variables=variables, data=data)
+
+
+def _grouped_median(counts: npt.NDArray[np.float64]) -> float:
+    """Median of whole-number counts, interpolated within the count it falls on.
+
+    With a few tens of pre-trigger hits a PMT the counts take few values, and the plain median
+    jumps from one to the next (by 2 % at 50 hits); read as a histogram of unit bins, the median
+    moves smoothly with the distribution.
+    """
+    below_median = float(np.floor(np.median(counts) + 0.5))
+    below = np.count_nonzero(counts < below_median - 0.5)
+    at = np.count_nonzero(np.abs(counts - below_median) < 0.5)
+    if at == 0:
+        return float(np.median(counts))
+    return below_median - 0.5 + (0.5 * len(counts) - below) / at
 
 
 def gain_ratio(pmt: PmtStatistics) -> npt.NDArray[np.float64]:
