@@ -286,6 +286,14 @@ def test_laser_gains_against_the_calibration() -> None:
     assert value(measured, "gain_ratio_mean") == pytest.approx(expected, rel=0.01)
     assert value(measured, "gain_mean_nnvt") == pytest.approx(90 * expected, rel=0.01)
     assert "calibration_gain_changed" not in measured.variables  # no previous calibration
+    # Against a previous calibration in which 7 good PMTs had gains 6 % lower.
+    earlier = gains.copy()
+    earlier[100:107] = 90.0 / 1.06
+    previous = CalibrationInfo(
+        version=2, valid_from_run=1, source_run=1, gains=earlier, time_offsets_ns=np.zeros(N)
+    )
+    run = view(run=info, pmt=pmt, calibration=calibration, previous_calibration=previous)
+    assert value(run_analysis("laser_gain_timing", run), "calibration_gain_changed") == 7
 
 
 # --- running and reconstruction ------------------------------------------------------------------
