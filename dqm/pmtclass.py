@@ -13,7 +13,13 @@ The precedence dead, hot, normal, other keeps the classes well defined when the 
 each other (dead cut above the hot cut, a normal band reaching beyond them or running backwards);
 :meth:`HitRateCuts.contradictions` says in words what happens then.
 
-This module is the one place for the rule and for the default cuts (:data:`DEFAULT_CUTS`): the
+A PMT is also **noisy** when its dark rate (from the pre-trigger window) is well above the nominal
+rate of its type (:func:`noisy`, :data:`NOISY_FACTOR`): a property beside the class, since a
+noisy PMT still counts as normal or other by its hit rate. Dead and hot PMTs are never noisy: a
+hot PMT fires at any time of the readout window, so its pre-trigger rate is high too, and it
+counts as hot.
+
+This module is the one place for the rules and for the default cuts (:data:`DEFAULT_CUTS`): the
 dashboard's PMT map and its trends over runs call :func:`classify`, and so can any other part of
 the DQM, the job server's checks included: it needs numpy only.
 
@@ -37,6 +43,8 @@ __all__ = [
     "DEAD",
     "DEFAULT_CUTS",
     "HOT",
+    "NOISY_FACTOR",
+    "NOISY_SIGNIFICANCE",
     "NORMAL",
     "OTHER",
     "PMT_CLASSES",
@@ -44,6 +52,7 @@ __all__ = [
     "PmtClassification",
     "classify",
     "format_cut",
+    "noisy",
 ]
 
 #: The PMT classes, in order of precedence; :attr:`PmtClassification.pmt_class` holds their index.
@@ -212,3 +221,46 @@ def classify(hit_rate: ArrayLike, cuts: HitRateCuts = DEFAULT_CUTS) -> PmtClassi
         n_other=int(counts[OTHER]),
         n_no_data=int(np.count_nonzero(np.isnan(rate))),
     )
+
+
+#: A PMT is noisy when its dark rate is above this many times the nominal rate of its type: the
+#: dark rates of good PMTs spread by about 20 % around it, seldom beyond 1.8 times.
+NOISY_FACTOR = 3.0
+#: ... and significantly so: its pre-trigger hits exceed those expected at that rate by this many
+#: Poisson standard deviations, so that a short run (a few pre-trigger hits a PMT) flags no good
+#: PMT by chance among 17,612. With 20,000 events (3.6 ms of pre-trigger windows) the effective
+#: cut is 3.6 times the nominal rate for the NNVT PMTs and 4.2 times for the Hamamatsu ones.
+NOISY_SIGNIFICANCE = 5.0
+
+
+def noisy(
+    dark_count: ArrayLike,
+    livetime_ns: float,
+    nominal_rate_hz: ArrayLike,
+    *,
+    classes: PmtClassification | None = None,
+    factor: float = NOISY_FACTOR,
+    significance: float = NOISY_SIGNIFICANCE,
+) -> npt.NDArray[np.bool_]:
+    """Which PMTs are noisy: their dark rate is above ``factor`` times the nominal rate of their
+    type, by more than ``significance`` Poisson standard deviations of the count.
+
+    Args:
+        dark_count: pre-trigger hits of each PMT.
+        livetime_ns: the summed pre-trigger windows, ns.
+        nominal_rate_hz: the nominal dark rate of each PMT's type, Hz (one value, or one a PMT).
+        classes: the PMTs' classes by hit rate; dead and hot PMTs are then not noisy.
+        factor: the cut, in multiples of the nominal rate.
+        significance: how far above the cut the count must lie, in standard deviations.
+
+    Returns:
+        One boolean a PMT (all False when the live time is 0).
+    """
+    count = np.asarray(dark_count, dtype=np.float64)
+    expected = factor * np.asarray(nominal_rate_hz, dtype=np.float64) * float(livetime_ns) * 1e-9
+    result: npt.NDArray[np.bool_] = (count > expected + significance * np.sqrt(expected)) & (
+        expected > 0
+    )
+    if classes is not None:
+        result &= (classes.pmt_class != DEAD) & (classes.pmt_class != HOT)
+    return result

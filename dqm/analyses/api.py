@@ -257,6 +257,8 @@ class Provenance:
         events_used: events in the merged results (after sampling).
         events_read: events read from the raw files.
         input_files: the files merged.
+        fits_not_converged: the reconstructed events whose vertex fit did not converge, summed over
+            the files (None: not known).
     """
 
     code_version: str | None = None
@@ -266,6 +268,7 @@ class Provenance:
     events_used: int = 0
     events_read: int = 0
     input_files: tuple[str, ...] = ()
+    fits_not_converged: int | None = None
 
 
 @dataclass(frozen=True, eq=False)

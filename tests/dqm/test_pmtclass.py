@@ -15,6 +15,7 @@ from dqm.pmtclass import (
     PMT_CLASSES,
     HitRateCuts,
     classify,
+    noisy,
 )
 
 
@@ -83,3 +84,23 @@ def test_cuts_are_plain_floats_and_a_rate_array_must_be_flat() -> None:
     assert type(cuts.dead_cut) is float and cuts.normal_band == (0.3, 0.5)
     with pytest.raises(ValueError, match="one value per PMT"):
         classify(np.zeros((2, 3)))
+
+
+def test_noisy_pmts_are_well_above_their_types_nominal_dark_rate() -> None:
+    # 10 ms of pre-trigger windows: 490 hits expected at 49 kHz, 1,470 at the cut of 3 times.
+    livetime_ns = 1e7
+    nominal = np.array([49e3, 49e3, 49e3, 15e3, 15e3, 49e3])
+    counts = np.array([490, 1500, 5000, 800, 150, 0])
+    result = noisy(counts, livetime_ns, nominal)
+    # 1,500 is above the cut but within 5 standard deviations (1,470 + 5 x 38): not noisy;
+    # 800 hits at 15 kHz is 5.3 times the nominal rate, well above 450 + 5 x 21.
+    assert list(result) == [False, False, True, True, False, False]
+    assert not noisy(counts, 0.0, nominal).any()
+    assert list(noisy([3], 1e7, 49e3, factor=1e-6, significance=0.0)) == [True]
+
+
+def test_dead_and_hot_pmts_are_not_noisy() -> None:
+    classes = classify([0.0, 0.995, 0.1])
+    counts = np.full(3, 10_000)
+    assert list(noisy(counts, 1e7, 49e3)) == [True, True, True]
+    assert list(noisy(counts, 1e7, 49e3, classes=classes)) == [False, False, True]
