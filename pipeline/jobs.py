@@ -313,6 +313,7 @@ def _prepare_merge_run(session: Session, job: Job, context: Context) -> MergeTas
         input_files=tuple(f.uri for f in done),
         events_read=sum(p.get("events_read", 0) for p in file_provenances),
         calibration_versions=tuple(versions),
+        fits_not_converged=sum(p.get("fits_not_converged", 0) for p in file_provenances),
     )
 
 
@@ -330,6 +331,7 @@ def _complete_merge_run(session: Session, job: Job, result: MergeResult, context
         n_files=len(result.input_files),
         events_used=sums.n_events,
         events_read=result.events_read,
+        fits_not_converged=result.fits_not_converged,
     )
     _store_results(
         session,

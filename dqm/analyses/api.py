@@ -280,7 +280,8 @@ class RunView:
         histograms: the run's merged histograms, by stage (``calib``, ``rec``) and name.
         pmt: the run's per-PMT statistics (None if the run has none yet).
         events: the run's reconstructed physics events (None if not loaded).
-        calibration: the calibration valid for the run (None if not loaded).
+        calibration: the calibration the run is processed with (version 0, the nominal constants,
+            while no calibration is stored; None if none is valid for it).
         previous_calibration: the calibration before that one, for comparisons (None if none).
         files: the run's raw files.
         processing: how the DQM processed the run.

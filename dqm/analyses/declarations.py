@@ -328,11 +328,11 @@ def _variables(value: Any, origin: str, name: str) -> dict[str, VariableSpec]:
                 if isinstance(expected, list) and len(expected) == 2
                 else (None, None)
             )
-            if low is None or high is None or not low < high:
+            if low is None or high is None or not low <= high:
                 raise _fail(
                     origin,
                     name,
-                    f"variable {variable!r}: expected must be [low, high] with low < high, not "
+                    f"variable {variable!r}: expected must be [low, high] with low <= high, not "
                     f"{expected!r}.",
                 )
             band = (low, high)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from dqm.analyses.api import (
@@ -22,6 +23,7 @@ from dqm.analyses.api import (
     RunView,
 )
 from dqm.analyses.declarations import REQUIREMENTS
+from dqm import detector
 from dqm.db import queries
 from dqm.db.models import Calibration, Run
 from dqm.histcodec import AnyHist, array_from_bytes
@@ -84,6 +86,17 @@ def _has(session: Session, run_id: int, requirement: str) -> bool:
     if requirement == "run_end":
         return queries.get_run(session, run_id=run_id).end_time is not None
     raise ValueError(f"unknown requirement {requirement!r}")
+
+
+def _nominal_calibration() -> CalibrationInfo:
+    """The constants a run is processed with while no calibration is stored (version 0)."""
+    return CalibrationInfo(
+        version=0,
+        valid_from_run=None,
+        source_run=None,
+        gains=np.full(detector.N_PMTS, detector.NOMINAL_GAIN_ADC_PER_PE),
+        time_offsets_ns=np.zeros(detector.N_PMTS),
+    )
 
 
 def _calibration(row: Calibration | None) -> CalibrationInfo | None:
@@ -157,7 +170,10 @@ def build_run_view(
         histograms=histograms,
         pmt=pmt,
         events=table,
-        calibration=_calibration(current),
+        # the run was processed with the nominal constants while no calibration is stored
+        calibration=_calibration(current)
+        if current is not None or queries.first_calibration(session) is not None
+        else _nominal_calibration(),
         previous_calibration=_calibration(previous),
         files=tuple(
             FileInfo(
@@ -183,5 +199,6 @@ def build_run_view(
             events_used=int(provenance.get("events_used", stats.n_events if stats else 0)),
             events_read=int(provenance.get("events_read", 0)),
             input_files=tuple(provenance.get("input_files", ())),
+            fits_not_converged=provenance.get("fits_not_converged"),
         ),
     )

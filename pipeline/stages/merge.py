@@ -22,6 +22,7 @@ class MergeTask:
         input_files: the URIs of those files.
         events_read: events read from them (before sampling).
         calibration_versions: the calibration versions the files were processed with, sorted.
+        fits_not_converged: the vertex fits of the files that did not converge.
     """
 
     parts: tuple[Sums, ...]
@@ -29,6 +30,7 @@ class MergeTask:
     input_files: tuple[str, ...]
     events_read: int
     calibration_versions: tuple[int, ...]
+    fits_not_converged: int = 0
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,6 +42,7 @@ class MergeResult:
     input_files: tuple[str, ...]
     events_read: int
     calibration_versions: tuple[int, ...]
+    fits_not_converged: int = 0
 
 
 def merge_run(task: MergeTask) -> MergeResult:
@@ -50,4 +53,5 @@ def merge_run(task: MergeTask) -> MergeResult:
         input_files=task.input_files,
         events_read=task.events_read,
         calibration_versions=task.calibration_versions,
+        fits_not_converged=task.fits_not_converged,
     )

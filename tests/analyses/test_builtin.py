@@ -62,16 +62,16 @@ REQUIRES = {
 
 def test_the_nine_analyses_are_declared_with_their_functions() -> None:
     assert list(declarations()) == NAMES
-    for name, table in declarations().items():
+    for name, declaration in declarations().items():
         function = function_of(name)
         signature = inspect.signature(function)
-        assert set(table.get("parameters", {})) <= set(signature.parameters) - {"run"}, name
-        assert set(table["requires"]) <= REQUIRES, name
-        assert table["when"] in ("completion", "live") and table["timeout"] > 0
-        assert table["version"] >= 1 and table["description"]
-        for variable, spec in table["variables"].items():
-            assert isinstance(spec["unit"], str) and spec["meaning"], (name, variable)
-            low, high = spec.get("expected", (0, 0))
+        assert set(declaration.parameters) <= set(signature.parameters) - {"run"}, name
+        assert set(declaration.requires) <= REQUIRES, name
+        assert declaration.when in ("completion", "live") and declaration.timeout_s > 0
+        assert declaration.version >= 1 and declaration.description
+        for variable, spec in declaration.variables.items():
+            assert spec.unit and spec.meaning, (name, variable)
+            low, high = spec.expected or (0, 0)
             assert low <= high, (name, variable)
 
 

@@ -129,7 +129,7 @@ BAD = [
     (entry().replace(', meaning = "x"', ""), "variable 'x' needs a one-line meaning"),
     (
         entry().replace('meaning = "x"', 'meaning = "x", expected = [3, 1]'),
-        "variable 'x': expected must be [low, high] with low < high",
+        "variable 'x': expected must be [low, high] with low <= high",
     ),
     (entry('run_types = ["cosmics"]'), "run type 'cosmics' is not one of physics"),
     (entry('when = "sometimes"'), "when must be 'completion' or 'live'"),
