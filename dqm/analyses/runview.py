@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from dqm import detector
 from dqm.analyses.api import (
     CalibrationInfo,
     EventColumns,
@@ -23,7 +24,6 @@ from dqm.analyses.api import (
     RunView,
 )
 from dqm.analyses.declarations import REQUIREMENTS
-from dqm import detector
 from dqm.db import queries
 from dqm.db.models import Calibration, Run
 from dqm.histcodec import AnyHist, array_from_bytes
