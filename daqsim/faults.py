@@ -6,7 +6,8 @@ On the command line a fault is ``KIND`` or ``KIND:key=value,key=value``, e.g.
 
 ================  ================================================================================
 dead              PMTs that never fire: n [20] or ids
-hot               PMTs that fire in most events: n [5] or ids, occupancy [0.95]
+hot               PMTs that fire in nearly every event: n [5] or ids, occupancy [0.998] (the DQM's
+                  default cuts call a PMT hot above 0.99)
 noisy             PMTs with a high dark rate: n [10] or ids, rate_hz [500000]
 gain_drift        gains of a group drift linearly over the files to (1 + fraction) at the last file:
                   phi [0..30] and theta [0..180] (degrees) or ids, fraction [-0.1]
@@ -37,7 +38,7 @@ from dqm.errors import InvalidValueError
 #: Each kind's parameters and their defaults.
 FAULT_KINDS: dict[str, dict[str, Any]] = {
     "dead": {"n": 20, "ids": None},
-    "hot": {"n": 5, "ids": None, "occupancy": 0.95},
+    "hot": {"n": 5, "ids": None, "occupancy": 0.998},
     "noisy": {"n": 10, "ids": None, "rate_hz": 500_000.0},
     "gain_drift": {"phi": (0.0, 30.0), "theta": (0.0, 180.0), "ids": None, "fraction": -0.1},
     "time_shift": {
