@@ -165,10 +165,11 @@ def full_demo(serve: bool = True) -> None:
             # after it.
             dqm("jobserver", "--once")
             dqm("calibrate", str(run_id))
-    dqm("run", "tag", str(DEMO_RAMP_UP_RUN), "ramp_up")
     # The job server takes the messages and processes every file, then stops when idle.
     dqm("jobserver", "--once")
+    dqm("run", "tag", str(DEMO_RAMP_UP_RUN), "ramp_up")
     dqm("runs")
+    dqm("analyses", "list")
     dqm("jobs", "--limit", "5")
     print(f"The demo's data are in {DEMO_DIR}: DQM_DATA_DIR={DEMO_DIR} {BIN / 'dqm'} runs")
     if not serve:
