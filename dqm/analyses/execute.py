@@ -271,16 +271,21 @@ def check_result(declaration: Declaration, run_id: int, result: Any) -> Analysis
             f"{name} returned no value for {', '.join(repr(m) for m in missing)} (declared, and "
             "not optional)."
         )
-    data = _jsonable(dict(result.data or {}), "Result.data")
     try:
+        data = _jsonable(dict(result.data or {}), "Result.data")
         json.dumps(data, allow_nan=False)
+    except AnalysisFailed as exc:
+        raise AnalysisFailed(f"{name}: {exc}") from None
     except (TypeError, ValueError) as exc:
         raise AnalysisFailed(f"{name}: Result.data cannot be stored as JSON ({exc}).") from None
     figures = {}
     for figure_name, figure in dict(result.figures or {}).items():
         if not isinstance(figure_name, str) or not figure_name or len(figure_name) > 64:
             raise AnalysisFailed(f"{name}: a figure's name must be a string of 1 to 64 characters.")
-        png = to_png(figure, figure_name)
+        try:
+            png = to_png(figure, figure_name)
+        except AnalysisFailed as exc:
+            raise AnalysisFailed(f"{name}: {exc}") from None
         if len(png) > MAX_FIGURE_BYTES:
             raise AnalysisFailed(
                 f"{name}: figure {figure_name!r} is {len(png):,} bytes; at most "

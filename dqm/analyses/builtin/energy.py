@@ -26,6 +26,7 @@ import numpy as np
 from dqm.analyses.api import Result, RunView, Value
 from dqm.analyses.builtin import fitting
 from dqm.analyses.builtin.common import not_measured, run_duration_s
+from dqm.analyses.builtin.figures import spectrum_png
 from dqm.detector import LIGHT_YIELD_PE_PER_MEV
 
 __all__ = [
@@ -50,6 +51,10 @@ SOURCE_LINES_MEV = {
     "Co60": 1.173 + 1.332,
     "AmC": 2.223,
 }
+
+
+#: How the figures name the lines.
+LABELS = {"k40": "⁴⁰K", "nh": "n-H", "tl208": "²⁰⁸Tl", "po210": "²¹⁰Po (α, quenched)"}
 
 
 def _fit_line(
@@ -104,21 +109,34 @@ def energy_scale(
         "search_fraction": search_fraction,
         "window_sigma": fit_window_sigma,
     }
+    fits: dict[str, tuple[fitting.PeakFit, float]] = {}
     for name, line in PHYSICS_LINES_MEV.items():
         try:
             fit = _fit_line(energy, line, **options)
         except fitting.NotEnoughEvents as exc:
             not_measured(data, name, str(exc))
             continue
+        fits[LABELS.get(name, name)] = (fit, line)
         variables[f"{name}_peak_mev"] = Value(fit.mean, fit.mean_error)
         variables[f"{name}_ratio"] = Value(fit.mean / line, fit.mean_error / line)
         variables[f"{name}_resolution"] = Value(100 * fit.resolution, 100 * fit.resolution_error)
         data[name] = _fit_summary(fit)
+
+    def result() -> Result:
+        figure = spectrum_png(
+            energy,
+            fits,
+            title=f"Run {run.run_id}: the lines of the physics spectrum",
+            range_mev=(0.2, 3.0),
+        )
+        return Result(variables=variables, data=data, figures={"spectrum": figure})
+
     try:
         po210 = _fit_line(energy, PO210_VISIBLE_MEV, **options)
     except fitting.NotEnoughEvents as exc:
         not_measured(data, "po210", str(exc))
-        return Result(variables=variables, data=data)
+        return result()
+    fits[LABELS["po210"]] = (po210, PO210_VISIBLE_MEV)
     variables["po210_peak_mev"] = Value(po210.mean, po210.mean_error)
     data["po210"] = _fit_summary(po210)
     duration = run_duration_s(run)
@@ -129,7 +147,7 @@ def energy_scale(
         # The event table holds the sampled events: scale back to all of them.
         exposure = duration * sampling
         variables["po210_rate_hz"] = Value(po210.signal / exposure, po210.signal_error / exposure)
-    return Result(variables=variables, data=data)
+    return result()
 
 
 def light_yield(
@@ -188,7 +206,15 @@ def light_yield(
         return Result(data=data)
     scale = LIGHT_YIELD_PE_PER_MEV / line
     data.update(_fit_summary(fit))
+    figure = spectrum_png(
+        energy,
+        {source: (fit, line)},
+        title=f"Run {run.run_id}: the {source} line",
+        range_mev=(max(0.0, 0.6 * line), 1.4 * line),
+        bins=140,
+    )
     return Result(
+        figures={"peak": figure},
         variables={
             "light_yield_pe_per_mev": Value(fit.mean * scale, fit.mean_error * scale),
             "peak_mev": Value(fit.mean, fit.mean_error),
