@@ -86,9 +86,7 @@ def measure_latency() -> dict[str, float]:
             for index in range(len(RUNS)):
                 run_id = 50_001 + index
                 jobs = queries.list_jobs(session, run_id=run_id, limit=None)
-                merged = max(
-                    j.finished_at for j in jobs if j.kind == "merge_run" and j.finished_at
-                )
+                merged = max(j.finished_at for j in jobs if j.kind == "merge_run" and j.finished_at)
                 analyses = [j for j in jobs if j.kind == "analysis"]
                 failed += sum(1 for j in analyses if j.state is not JobState.DONE)
                 done = max(j.finished_at for j in analyses if j.finished_at)
