@@ -298,3 +298,39 @@ def test_the_analyses_commands(tmp_path: Path, sqlite_database: str) -> None:
             "not None."
         )
     ]
+
+
+def test_run_start_tags_select_the_analyses(tmp_path: Path, sqlite_database: str) -> None:
+    """Tags from run_start are recorded (with the change) and decide which analyses run."""
+    from dqm import broker, messages
+
+    selective = GOOD.format(version=1, when="completion", scale=1.0).replace(
+        'when = "completion"', 'when = "completion"\nexclude_tags = ["messy"]'
+    )
+    path = declare(tmp_path, selective)
+    settings = with_analyses(make_settings(tmp_path, sqlite_database), path)
+    sent: list[messages.Message] = []
+    simulate(settings, 706, n_files=1, events=40, publish=lambda *m: sent.extend(m))
+    simulate(settings, 707, n_files=1, events=40)
+    # run 706 announced as messy by data transfer
+    assert sent[0].type == "run_start"
+    tagged = messages.make(
+        "run_start",
+        **{k: v for k, v in sent[0].fields.items() if v is not None},
+        tags=["messy", "Ramp_Up"],
+    )
+    broker.publish(settings, tagged, *sent[1:])
+    run_server(settings)
+    with session(settings) as s:
+        assert queries.run_tags(s, run_id=706) == ["messy", "ramp_up"]
+        (change,) = [c for c in queries.changes(s) if c.action == "run_tags"]
+        assert (change.user, change.target) == ("run_start", "706")
+        assert change.detail == {"added": ["messy", "ramp_up"], "removed": []}
+        assert [r.run_id for r in queries.analysis_results(s, analysis="mean_hits")] == [707]
+        assert queries.get_run(s, run_id=706).status is RunStatus.ALL_COMPLETED
+    untagged = messages.parse(
+        messages.make("run_start", **{**sent[0].fields, "run_id": 799}).to_json()
+    )
+    assert "tags" not in untagged.fields  # tags are optional
+    with pytest.raises(messages.MessageError, match="field 'tags': run tag 'no way!'"):
+        messages.make("run_start", **{**sent[0].fields, "run_id": 799, "tags": ["no way!"]})
