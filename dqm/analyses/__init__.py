@@ -7,6 +7,12 @@ An analysis is declared in TOML (the shipped ``analyses.toml``, an operator's fi
 
 Modules:
     api: what an analysis receives (:class:`RunView`) and returns (:class:`Result`, :class:`Value`).
+    declarations: the TOML declarations read, checked and gathered into a catalog.
+    execute: an analysis run in a worker: time limit, result checked, figures made PNG.
+    runview: the view of a run read from the database, and the requirements it lacks.
+    records: declarations recorded (versions checked), results stored, backfills queued.
+    builtin: the analyses of this detector (energy scale, light yield, PMT health, dark rates,
+        laser gains and timing, trigger rate, reconstruction, sector occupancy, processing).
 """
 
 from __future__ import annotations
