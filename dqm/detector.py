@@ -35,6 +35,7 @@ __all__ = [
     "SCINT_FAST_FRACTION",
     "SCINT_TAU_FAST_NS",
     "SCINT_TAU_SLOW_NS",
+    "SOURCE_LINES_MEV",
     "TRIGGER_POSITION_NS",
     "TTS_SIGMA_NS",
     "aitoff",
@@ -49,6 +50,16 @@ ATTENUATION_LENGTH_MM = 20_600.0
 LS_GROUP_VELOCITY_MM_PER_NS = 195.0
 #: Light yield at the centre, in photo-electrons per MeV (all PMTs together).
 LIGHT_YIELD_PE_PER_MEV = 1_785.0
+#: Calibration sources: the visible energy of one decay, all its gammas absorbed, MeV: ¹³⁷Cs,
+#: ⁵⁴Mn, ⁶⁸Ge (two annihilation gammas), ⁴⁰K, ⁶⁰Co (two gammas in cascade), AmC (n-H capture).
+SOURCE_LINES_MEV: dict[str, float] = {
+    "Cs137": 0.662,
+    "Mn54": 0.835,
+    "Ge68": 2 * 0.511,
+    "K40": 1.461,
+    "Co60": 1.173 + 1.332,
+    "AmC": 2.223,
+}
 #: Readout window, in ns.
 READOUT_WINDOW_NS = 1_000.0
 #: Nominal PMT gain, ADC counts per photo-electron (the electronics' design point; each PMT's own

@@ -28,7 +28,6 @@ from dqm.analyses import (
 )
 from dqm.analyses.builtin import fitting
 from dqm.analyses.builtin.common import type_masks
-from dqm.analyses.builtin.energy import SOURCE_LINES_MEV
 from dqm.analyses.builtin.pmts import gain_ratio
 from dqm.analyses.builtin.reconstruction import core_width
 from dqm.pmtstats import PMT_ARRAYS
@@ -73,14 +72,6 @@ def test_the_nine_analyses_are_declared_with_their_functions() -> None:
             assert spec.unit and spec.meaning, (name, variable)
             low, high = spec.expected or (0, 0)
             assert low <= high, (name, variable)
-
-
-def test_the_source_lines_are_the_simulated_sources() -> None:
-    # The analysis keeps its own table (production never imports the simulator): the same lines.
-    assert model.SOURCES == pytest.approx(SOURCE_LINES_MEV)
-
-
-# --- runs built by hand --------------------------------------------------------------------------
 
 
 def events_of(energy: np.ndarray, *, seed: int = 1) -> EventColumns:

@@ -27,12 +27,11 @@ from dqm.analyses.api import Result, RunView, Value
 from dqm.analyses.builtin import fitting
 from dqm.analyses.builtin.common import not_measured, run_duration_s
 from dqm.analyses.builtin.figures import spectrum_png
-from dqm.detector import LIGHT_YIELD_PE_PER_MEV
+from dqm.detector import LIGHT_YIELD_PE_PER_MEV, SOURCE_LINES_MEV
 
 __all__ = [
     "PHYSICS_LINES_MEV",
     "PO210_VISIBLE_MEV",
-    "SOURCE_LINES_MEV",
     "energy_scale",
     "light_yield",
 ]
@@ -41,16 +40,6 @@ __all__ = [
 PHYSICS_LINES_MEV = {"k40": 1.461, "nh": 2.223, "tl208": 2.614}
 #: Visible energy of the 5.3 MeV alpha of ²¹⁰Po after quenching in the scintillator, MeV.
 PO210_VISIBLE_MEV = 0.45
-#: Visible energy of one decay of each calibration source, all its gammas absorbed, MeV: ¹³⁷Cs,
-#: ⁵⁴Mn, ⁶⁸Ge (two annihilation gammas), ⁴⁰K, ⁶⁰Co (two gammas in cascade), AmC (n-H capture).
-SOURCE_LINES_MEV = {
-    "Cs137": 0.662,
-    "Mn54": 0.835,
-    "Ge68": 2 * 0.511,
-    "K40": 1.461,
-    "Co60": 1.173 + 1.332,
-    "AmC": 2.223,
-}
 
 
 #: How the figures name the lines.
