@@ -113,15 +113,19 @@ def open_job(session: Session, *, kind: str, run_id: int, file_id: int | None = 
 
 
 def due_jobs(session: Session, *, now: dt.datetime, limit: int) -> list[Job]:
-    """TODO jobs whose time has come (no backoff pending), oldest first."""
-    return list(
-        session.scalars(
-            select(Job)
-            .where(Job.state == JobState.TODO, or_(Job.not_before.is_(None), Job.not_before <= now))
-            .order_by(Job.id)
-            .limit(limit)
-        )
+    """TODO jobs whose time has come (no backoff pending), oldest first; a backfill's jobs only
+    after every other (a backfill over a year of runs never delays the runs coming in)."""
+    due = select(Job).where(
+        Job.state == JobState.TODO, or_(Job.not_before.is_(None), Job.not_before <= now)
     )
+    found = list(
+        session.scalars(due.where(Job.backfill_id.is_(None)).order_by(Job.id).limit(limit))
+    )
+    if len(found) < limit:
+        found += session.scalars(
+            due.where(Job.backfill_id.is_not(None)).order_by(Job.id).limit(limit - len(found))
+        )
+    return found
 
 
 def jobs_in_states(
