@@ -8,6 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session, selectinload
 
@@ -498,3 +500,117 @@ def backfill_progress(
             if job_backfill is not None:
                 counts[job_backfill][JobState(state)] = count
     return [BackfillProgress(b, counts[b.id]) for b in backfills]
+
+
+# --- for the dashboard: trends as columns, and what tells a page that something changed ----------
+
+
+def analysis_trend_columns(
+    session: Session,
+    *,
+    analysis: str,
+    version: int,
+    variables: Sequence[str],
+    run_types: Sequence[str] | None = None,
+    min_run: int | None = None,
+    max_run: int | None = None,
+    since: dt.datetime | None = None,
+    include_tags: Sequence[str] = (),
+    exclude_tags: Sequence[str] = (),
+    after_run: int | None = None,
+) -> dict[str, Any]:
+    """What :func:`analysis_trend` selects (same arguments), as columns rather than one object
+    per point: for a trend over thousands of runs drawn at once.
+
+    Returns:
+        ``run_id`` (int64), ``start_time`` (datetime64[us]), ``variable`` (str), ``value`` and
+        ``error`` (float64, NaN where no error was given) and ``unit`` (str), numpy arrays of
+        one length, by run number then variable.
+    """
+    query = (
+        select(
+            AnalysisValue.run_id,
+            Run.start_time,
+            AnalysisValue.variable,
+            AnalysisValue.value,
+            AnalysisValue.error,
+            AnalysisValue.unit,
+        )
+        .join(Run, Run.run_id == AnalysisValue.run_id)
+        .where(
+            AnalysisValue.analysis == analysis,
+            AnalysisValue.version == version,
+            AnalysisValue.variable.in_(list(variables)),
+        )
+    )
+    if run_types:
+        query = query.where(Run.run_type.in_(list(run_types)))
+    if min_run is not None:
+        query = query.where(AnalysisValue.run_id >= min_run)
+    if max_run is not None:
+        query = query.where(AnalysisValue.run_id <= max_run)
+    if after_run is not None:
+        query = query.where(AnalysisValue.run_id > after_run)
+    if since is not None:
+        query = query.where(Run.start_time >= since)
+    for tag in check_tags(include_tags):
+        query = query.where(
+            select(RunTag.run_id)
+            .where(and_(RunTag.run_id == AnalysisValue.run_id, RunTag.tag == tag))
+            .exists()
+        )
+    excluded = check_tags(exclude_tags)
+    if excluded:
+        query = query.where(
+            ~select(RunTag.run_id)
+            .where(and_(RunTag.run_id == AnalysisValue.run_id, RunTag.tag.in_(excluded)))
+            .exists()
+        )
+    rows = session.execute(query.order_by(AnalysisValue.run_id, AnalysisValue.variable)).all()
+    # One transposition of the rows, then one array per column.
+    run_id, start_time, variable, value, error, unit = zip(*rows) if rows else ((),) * 6
+    return {
+        "run_id": np.array(run_id, dtype=np.int64),
+        "start_time": pd.to_datetime(list(start_time)).to_numpy("datetime64[us]"),
+        "variable": np.array(variable, dtype=str),
+        "value": np.array(value, dtype=np.float64),
+        "error": np.array(error, dtype=np.float64),  # None becomes NaN
+        "unit": np.array(unit, dtype=str),
+    }
+
+
+def analysis_trend_token(
+    session: Session, *, analysis: str, version: int, before_run: int | None = None
+) -> tuple[object, ...]:
+    """A value that changes whenever a result of a version of an analysis on a run before
+    ``before_run`` (on any run if None) is stored, replaced or deleted: a trend already drawn up
+    to ``before_run`` needs only its new points while this stays the same."""
+    query = select(
+        func.count(), func.max(AnalysisResult.id), func.max(AnalysisResult.created_at)
+    ).where(AnalysisResult.analysis == analysis, AnalysisResult.version == version)
+    if before_run is not None:
+        query = query.where(AnalysisResult.run_id < before_run)
+    return tuple(session.execute(query).one())
+
+
+def analysis_variables(session: Session, *, analysis: str, version: int) -> dict[str, str]:
+    """The variables stored for a version of an analysis, with their units (for a version whose
+    declaration was never recorded)."""
+    query = (
+        select(AnalysisValue.variable, func.max(AnalysisValue.unit))
+        .where(AnalysisValue.analysis == analysis, AnalysisValue.version == version)
+        .group_by(AnalysisValue.variable)
+        .order_by(AnalysisValue.variable)
+    )
+    return {variable: unit for variable, unit in session.execute(query)}
+
+
+def run_analyses_token(session: Session, *, run_id: int) -> tuple[object, ...]:
+    """A value that changes whenever a run's tags or analysis results change (with
+    :func:`~dqm.db.queries.runs.run_change_token`, which covers its jobs)."""
+    results = session.execute(
+        select(
+            func.count(), func.max(AnalysisResult.id), func.max(AnalysisResult.created_at)
+        ).where(AnalysisResult.run_id == run_id)
+    ).one()
+    return (tuple(run_tags(session, run_id=run_id)), tuple(results))
