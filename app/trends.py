@@ -368,23 +368,31 @@ class TrendsState(param.Parameterized):
 
     def _resolve(self) -> tuple[dict[str, Any] | None, str]:
         """The query of the choice, and one sentence about what in it is not valid (a query
-        without its unknown variables; None when nothing can be shown)."""
-        self.chosen = None
+        without its unknown variables; None when nothing can be shown). Sets :attr:`chosen`."""
+        query, problem, chosen = self._query_of_choice()
+        if chosen != self.chosen:
+            self.chosen = chosen
+        return query, problem
+
+    def _query_of_choice(self) -> tuple[dict[str, Any] | None, str, AnalysisVersion | None]:
         if not self.catalog:
-            return None, "No analysis has been declared or has results yet."
+            return None, "No analysis has been declared or has results yet.", None
         versions = self._versions(self.analysis)
         if not versions:
             names = sorted({c.analysis for c in self.catalog})
-            return None, (
-                f"There is no analysis '{self.analysis[:64]}'; the analyses are {', '.join(names)}."
+            return (
+                None,
+                f"There is no analysis '{self.analysis[:64]}'; the analyses are {', '.join(names)}.",
+                None,
             )
         chosen = next((c for c in versions if c.version == self.version), None)
         if chosen is None:
             known = ", ".join(str(c.version) for c in versions)
-            return None, (
-                f"{self.analysis} has no version {self.version}; its versions are {known}."
+            return (
+                None,
+                f"{self.analysis} has no version {self.version}; its versions are {known}.",
+                None,
             )
-        self.chosen = chosen
         names = [v.name for v in chosen.variables]
         unknown = [v for v in self.variables if v not in names]
         variables = [v for v in self.variables if v in names]
@@ -395,16 +403,20 @@ class TrendsState(param.Parameterized):
             else ""
         )
         if not variables:
-            return None, problem or f"Choose a variable of {chosen.label}."
+            return None, problem or f"Choose a variable of {chosen.label}.", chosen
         if self.min_run is not None and self.max_run is not None and self.min_run > self.max_run:
-            return None, (
-                f"No run can be shown: the first run ({self.min_run}) is after the last "
-                f"({self.max_run})."
+            return (
+                None,
+                (
+                    f"No run can be shown: the first run ({self.min_run}) is after the last "
+                    f"({self.max_run})."
+                ),
+                chosen,
             )
         try:
             include, exclude = check_tags(self.include_tags), check_tags(self.exclude_tags)
         except InvalidValueError as exc:
-            return None, str(exc)
+            return None, str(exc), chosen
         query = {
             "analysis": chosen.analysis,
             "version": chosen.version,
@@ -416,7 +428,7 @@ class TrendsState(param.Parameterized):
             "include_tags": include,
             "exclude_tags": exclude,
         }
-        return query, problem
+        return query, problem, chosen
 
     def _show_nothing(self, message: str) -> None:
         self._query, self._last_run, self._token = None, None, None

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from analysesdata import FIRST_RUN, N_RUNS, add_run, fill, save_result
+from bokeh.document import Document
 
 from app.source import Source
 from app.trends import SERIES_COLUMNS, TrendsState, parse_trend_arguments
@@ -270,3 +271,118 @@ def test_backfill_progress(changing_source: Source) -> None:
     assert (row["analysis"], row["version"], row["jobs"]) == ("energy_scale", 2, 4)
     assert (row["finished"], row["done"], row["failed"], row["progress"]) == (3, 2, 1, 75.0)
     assert row["runs"] == "100–103 (4 runs)"
+
+
+# --- the views, without a server --------------------------------------------------------------
+
+
+def test_the_view_draws_one_plot_per_variable_and_streams_new_points(
+    changing_source: Source,
+) -> None:
+    from app.trendsview import TrendsView
+
+    url = changing_source.database_url
+    opened: list[int] = []
+    state = TrendsState(source=changing_source, analysis="energy_scale", variables=["peak_mev"])
+    view = TrendsView(state=state, on_open=opened.append)
+    view.__panel__()
+    (plot,) = view.plots
+    assert list(plot.source.data["run_id"]) == list(range(FIRST_RUN, LAST + 1))
+    assert (plot.band.bottom, plot.band.top, plot.band.visible) == (2.1, 2.3, True)
+    assert plot.figure.yaxis[0].axis_label == "peak_mev [MeV]"
+    assert ("run", "@run_id") in plot.hover.tooltips
+
+    state.x_axis = "rank"
+    assert plot.points.glyph.x == "rank" and plot.errors.glyph.x0 == "rank"
+    state.x_axis = "time"
+    assert plot.points.glyph.x == "time"
+
+    # A new result: streamed into the same source of the same figure, nothing sent again.
+    document = Document()
+    document.add_root(view.__panel__().get_root(document))
+    events: list[str] = []  # the changes sent for the plot (the summary line changes too)
+    document.on_change(
+        lambda event: (
+            events.append(type(event).__name__)
+            if event.model in (plot.source, plot.figure)
+            else None
+        )
+    )
+    add_run(url, LAST + 1)
+    save_result(url, LAST + 1)
+    state.refresh()
+    assert view.plots[0] is plot and events == ["ColumnsStreamedEvent"]
+    assert list(plot.source.data["run_id"])[-2:] == [LAST, LAST + 1]
+    save_result(url, LAST + 1, peak_mev=2.6)  # the last result replaced
+    state.refresh()
+    assert events[1:] == ["ColumnsPatchedEvent"] and plot.source.data["outside"][-1] == 1
+
+    # A click on a point opens its run.
+    plot.source.selected.indices = [3]
+    assert opened == [FIRST_RUN + 3] and plot.source.selected.indices == []
+
+    state.variables = ["peak_mev", "resolution"]  # two plots, their x axes linked
+    first, second = view.plots
+    assert first.figure.x_range is second.figure.x_range
+    assert second.figure.yaxis[0].axis_label == "resolution [%]" and not second.band.visible
+
+
+def test_the_app_opens_a_trend_from_its_url_parameters(source: Source) -> None:
+    from app.main import DQMApp
+
+    app = DQMApp(
+        source=source,
+        refresh_s=0,
+        page="trends",
+        trend={"analysis": "energy_scale", "variables": "peak_mev", "x": "rank", "days": "x"},
+    )
+    assert type(app.view).__name__ == "TrendsView"
+    assert app.trends_state.x_axis == "rank" and app.trends_state.version == 1
+    assert app._message.visible and "'x' is not a number of days" in app._message.object
+    assert app.trend == {
+        "analysis": "energy_scale",
+        "version": "1",
+        "variables": "peak_mev",
+        "x": "rank",
+    }
+    app.__panel__()
+    app.trends_state.run_types = ["calibration"]
+    assert app.trend["run_types"] == "calibration"  # the choice goes to the URL
+    app.refresh()
+    app._trends_view.on_open(105)
+    assert (app.page, app.run) == ("run", "105")
+
+
+def test_the_run_page_shows_its_analyses_and_tags(source: Source) -> None:
+    from app.main import DQMApp
+    from app.views import tag_chips, variables_table
+
+    app = DQMApp(source=source, refresh_s=0, page="run", run=str(LAST), tab="analyses")
+    assert not app._message.visible and app._run_page._tabs.active == 4
+    app.__panel__()
+    analyses = app.run_state.analyses
+    assert [(a.analysis, a.version, a.status) for a in analyses] == [
+        ("energy_scale", 1, "stored"),
+        ("energy_scale", 2, "failed"),
+        ("legacy", 3, "waiting"),
+    ]
+    app._run_page._analyses()  # the tab builds (figures read)
+    table = variables_table(analyses[0])
+    assert "| peak_mev | 2.219 ± 0.01 MeV | fitted peak position | 2.1 to 2.3 |" in table
+    assert "run-tag" in tag_chips(("good", "messy")) and "No tags" in tag_chips(())
+
+
+def test_tags_are_changed_by_logged_in_users_only(changing_source: Source) -> None:
+    from app.state import RunState
+
+    guest = RunState(source=changing_source, run_id=104, user="guest")
+    guest.set_tags("messy, ramp_up")
+    assert guest.notice.startswith("Not saved: log in")
+    expert = RunState(source=changing_source, run_id=104, user="ana")
+    expert.set_tags("ramp_up bad")
+    assert expert.notice == "Tags saved: bad, ramp_up."
+    assert expert.summary.tags == ("bad", "ramp_up")
+    expert.set_tags("Not A Tag!")
+    assert expert.notice.startswith("Not saved: run tag")
+    change = changing_source.recent_changes().iloc[0]
+    assert change["action"] == "run_tags" and change["user"] == "ana"
