@@ -209,6 +209,7 @@ class DQMApp(pn.viewable.Viewer):
         if location is None:
             return
         query = {k: v for k, v in location.query_params.items() if k not in URL_PARAMETERS}
+        query.update(page=self.page, run=self.run, tab=self.tab)
         if self.page == "trends":
             query.update(self.trend)
         search = "?" + urlencode(query)
@@ -235,9 +236,11 @@ class DQMApp(pn.viewable.Viewer):
         )
         if pn.state.location is not None:
             self._apply_url_arguments()
+            # Before the sync's own watcher: a change of page makes one new URL, not two (the
+            # back button would return to the one in between).
+            self.param.watch(self._trend_in_url, ["page", "run", "tab", "trend"])
             pn.state.location.sync(self, {"page": "page", "run": "run", "tab": "tab"})
             pn.state.location.param.watch(self._trend_from_url, "search")
-            self.param.watch(self._trend_in_url, ["page", "trend"])
             self._trend_in_url()
         if self.refresh_s:
             pn.state.add_periodic_callback(self.refresh, period=int(self.refresh_s * 1000))

@@ -152,15 +152,18 @@ class TrendsView(pn.viewable.Viewer):
         self._column = pn.Column(sizing_mode="stretch_width")
         self._summary = pn.pane.Markdown("", margin=(0, 10))
         self._redraw()
-        choice = pn.Row(
+        choice = pn.FlexBox(
             self._analysis,
             self._variables,
             pn.Column(
                 pn.widgets.StaticText(value="x axis", margin=(5, 10, 0, 10)),
-                pn.widgets.RadioButtonGroup.from_param(state.param.x_axis, color="primary"),
+                pn.widgets.RadioButtonGroup.from_param(
+                    state.param.x_axis, color="primary", width=380
+                ),
+                width=400,
             ),
         )
-        filters = pn.Row(
+        filters = pn.FlexBox(
             self._run_types,
             pn.widgets.IntInput.from_param(state.param.min_run, label="First run", width=110),
             pn.widgets.IntInput.from_param(state.param.max_run, label="Last run", width=110),
@@ -250,11 +253,11 @@ class TrendsView(pn.viewable.Viewer):
         new_ranges = choice != self._choice
         self._choice = choice
         if [p.variable for p in self._plots] != list(series):
-            x_range = DataRange1d(range_padding=0.02)
+            x_range = DataRange1d(range_padding=0.04)
             self._plots = [self._plot(v, points, x_range) for v, points in series.items()]
             self._column[:] = [p.pane for p in self._plots]
         else:
-            shared = DataRange1d(range_padding=0.02) if new_ranges else None
+            shared = DataRange1d(range_padding=0.04) if new_ranges else None
             for plot in self._plots:
                 plot.source.data = _columns(series[plot.variable])
                 if shared is not None:
@@ -341,7 +344,7 @@ class TrendsView(pn.viewable.Viewer):
         axis.axis_label = X_LABELS[mode]
 
     def _switch_x(self) -> None:
-        x_range = DataRange1d(range_padding=0.02)  # the old range is in the other axis's units
+        x_range = DataRange1d(range_padding=0.04)  # the old range is in the other axis's units
         for plot in self._plots:
             self._axis(plot)
             plot.figure.x_range = x_range

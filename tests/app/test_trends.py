@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from analysesdata import FIRST_RUN, N_RUNS, add_run, fill, save_result
 from bokeh.document import Document
+from imports import modules_loaded
 
 from app.source import Source
 from app.trends import SERIES_COLUMNS, TrendsState, parse_trend_arguments
@@ -45,6 +46,10 @@ class CountingSource(Source):
     def trend(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         self.reads.append(kwargs.get("after_run"))
         return super().trend(*args, **kwargs)
+
+
+def test_the_trends_state_loads_neither_panel_nor_bokeh() -> None:
+    assert modules_loaded(["app.trends"], ["panel", "bokeh", "holoviews"]) == []
 
 
 def runs(state: TrendsState, variable: str = "peak_mev") -> list[int]:
