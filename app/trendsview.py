@@ -245,25 +245,35 @@ class TrendsView(pn.viewable.Viewer):
     # --- plots --------------------------------------------------------------------------------
 
     def _redraw(self) -> None:
-        """The whole trend (a new choice): the sources' data replaced, or new plots for another
-        set of variables; new ranges when the choice changed (not on a re-read of the same)."""
+        """The whole trend (a new choice): the data of the plots shown replaced (a plot per
+        variable, in order: another variable takes the place of the one before it), plots added
+        or removed for a different number of variables; new ranges when the choice changed (not
+        on a re-read of the same choice)."""
         state = self._state
         series = state.series
         choice = tuple(repr(getattr(state, name)) for name in CHOICE)
         new_ranges = choice != self._choice
         self._choice = choice
-        if [p.variable for p in self._plots] != list(series):
+        shown = len(self._plots)
+        x_range = self._plots[0].figure.x_range if self._plots else DataRange1d(range_padding=0.04)
+        if new_ranges:
             x_range = DataRange1d(range_padding=0.04)
-            self._plots = [self._plot(v, points, x_range) for v, points in series.items()]
-            self._column[:] = [p.pane for p in self._plots]
-        else:
-            shared = DataRange1d(range_padding=0.04) if new_ranges else None
-            for plot in self._plots:
-                plot.source.data = _columns(series[plot.variable])
-                if shared is not None:
-                    plot.figure.x_range = shared
-                    plot.figure.y_range = DataRange1d()
-                self._describe(plot)
+        plots = []
+        for k, (variable, points) in enumerate(series.items()):
+            if k >= shown:
+                plots.append(self._plot(variable, points, x_range))
+                continue
+            plot = self._plots[k]
+            plot.variable = variable
+            plot.source.data = _columns(points)
+            if new_ranges:
+                plot.figure.x_range = x_range
+                plot.figure.y_range = DataRange1d()
+            self._describe(plot)
+            plots.append(plot)
+        if len(plots) != shown:
+            self._column[:] = [p.pane for p in plots]
+        self._plots = plots
         self._summarise()
 
     def _plot(self, variable: str, points: pd.DataFrame, x_range: DataRange1d) -> _Plot:

@@ -391,3 +391,33 @@ def test_tags_are_changed_by_logged_in_users_only(changing_source: Source) -> No
     assert expert.notice.startswith("Not saved: run tag")
     change = changing_source.recent_changes().iloc[0]
     assert change["action"] == "run_tags" and change["user"] == "ana"
+
+
+def test_the_source_reads_trends_and_analyses_on_every_backend(database: str) -> None:
+    """The queries behind the trends and the Analyses tab (columns, tokens, variables of an
+    undeclared version, a run's analyses) on SQLite, MariaDB and PostgreSQL."""
+    fill(database)
+    source = Source(database)
+    points = source.trend("energy_scale", 1, ["peak_mev", "resolution"], include_tags=["messy"])
+    assert list(points["run_id"]) == [104, 104, 106, 106]
+    assert list(points["variable"]) == ["peak_mev", "resolution"] * 2
+    assert points["start_time"].dtype.kind == "M" and points["error"].isna().sum() == 2
+    tail = source.trend("energy_scale", 1, ["peak_mev"], run_types=["physics"], after_run=117)
+    assert list(tail["run_id"]) == [118, 119]
+    token = source.trend_token("energy_scale", 1, before_run=LAST)
+    assert token[0] == N_RUNS - 1
+    save_result(database, LAST, peak_mev=2.0)  # the last run: nothing before it changed
+    assert source.trend_token("energy_scale", 1, before_run=LAST) == token
+    save_result(database, 110, peak_mev=2.0)
+    assert source.trend_token("energy_scale", 1, before_run=LAST) != token
+    legacy = next(c for c in source.analysis_catalog() if c.analysis == "legacy")
+    assert [(v.name, v.unit) for v in legacy.variables] == [("dark_rate", "kHz")]
+    statuses = {(a.analysis, a.version): a.status for a in source.run_analyses(LAST)}
+    assert statuses == {
+        ("energy_scale", 1): "stored",
+        ("energy_scale", 2): "failed",
+        ("legacy", 3): "waiting",
+    }
+    before = source.run_token(104)
+    assert source.change_run_tags(104, user="ana", add=["ramp_up"]) == ["messy", "ramp_up"]
+    assert source.run_token(104) != before
