@@ -209,6 +209,7 @@ class TrendsState(param.Parameterized):
         self._query: dict[str, Any] | None = None
         self._last_run: int | None = None
         self._token: tuple[object, ...] | None = None
+        self._runs = np.zeros(0, np.int64)  # the runs of the trend, sorted
         super().__init__(**params)
 
     @property
@@ -220,7 +221,7 @@ class TrendsState(param.Parameterized):
     @property
     def n_runs(self) -> int:
         """The runs of the trend (with a value of any of its variables)."""
-        return len(self._runs) if hasattr(self, "_runs") else 0
+        return len(self._runs)
 
     # --- the URL ------------------------------------------------------------------------------
 
@@ -270,7 +271,7 @@ class TrendsState(param.Parameterized):
         self._runs = np.unique(frame["run_id"].to_numpy())
         self._last_run = int(self._runs[-1]) if len(self._runs) else None
         self._token = self._head_token()
-        self.series = {v: self._points(frame, v, self._runs) for v in query["variables"]}
+        self._show({v: self._points(frame, v, self._runs) for v in query["variables"]})
         self.message = self._emptiness() or problem
         self.update = None
 
@@ -433,9 +434,17 @@ class TrendsState(param.Parameterized):
     def _show_nothing(self, message: str) -> None:
         self._query, self._last_run, self._token = None, None, None
         self._runs = np.zeros(0, np.int64)
-        self.series = {}
+        self._show({})
         self.update = None
         self.message = message
+
+    def _show(self, series: dict[str, pd.DataFrame]) -> None:
+        """Set :attr:`series`, unless it holds the same points already (a refresh of a trend
+        without points, or of a choice that shows nothing, sends nothing to the page)."""
+        if list(series) != list(self.series) or not all(
+            points.equals(self.series[variable]) for variable, points in series.items()
+        ):
+            self.series = series
 
     def _emptiness(self) -> str:
         if self._last_run is not None:
