@@ -4,7 +4,6 @@ the run, and a new result that appears on the next refresh without the plot bein
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from analysesdata import FIRST_RUN, N_RUNS, add_run, fill, save_result
@@ -65,15 +64,16 @@ POINT = """(run) => {
 }"""
 
 
-@pytest.fixture
-def installation(demo_data, tmp_path: Path) -> tuple[dict[str, str], str]:
-    """A copy of the demo installation with the analysis results of ``analysesdata``."""
-    env, url = copy_installation(demo_data.env, tmp_path / "data")
+@pytest.fixture(scope="module")
+def installation(demo_data, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], str]:
+    """A copy of the demo installation with the analysis results of ``analysesdata``, shared by
+    the tests of this module (each adds only what the others do not look at)."""
+    env, url = copy_installation(demo_data.env, tmp_path_factory.mktemp("trends") / "data")
     fill(url)
     return env, url
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def server(installation) -> Iterator[str]:
     env, _ = installation
     with dashboard(env, "--refresh", "1", name="trends-server") as (url, _log):
