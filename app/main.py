@@ -4,8 +4,9 @@
     panel serve app/main.py --port 5006         # the same, through Panel
 
 The web server needs only the database (``DQM_DATABASE_URL`` or the configuration file). The URL
-carries the state — ``?page=run&run=10004&tab=pmt`` — so links can be shared and the back button
-works; a bad ``run`` or ``tab`` gives a friendly message.
+carries the state — ``?page=run&run=10004&tab=pmt``, or a trend with its choice,
+``?page=trends&analysis=energy_scale&version=2&variables=peak_mev&x=rank&days=30`` — so links can
+be shared and the back button works; a bad parameter gives a friendly message.
 """
 
 from __future__ import annotations
@@ -13,17 +14,20 @@ from __future__ import annotations
 import functools
 import weakref
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import panel as pn
 import param
 
 from app.source import Source
 from app.state import RUN_TABS, JobsState, RecentRuns, RunState, parse_run_id
+from app.trends import CHOICE, URL_PARAMETERS, TrendsState
+from app.trendsview import TrendsView
 from app.views import JobsView, RecentRunsView, RunPage
 from dqm.users import may_write
 
-PAGES = ("runs", "run", "jobs")
-TITLES = {"runs": "Recent runs", "run": "Run", "jobs": "Jobs"}
+PAGES = ("runs", "run", "trends", "jobs")
+TITLES = {"runs": "Recent runs", "run": "Run", "trends": "Trends", "jobs": "Jobs"}
 
 
 #: Every app object alive in this process (one per browser session under a server).
@@ -42,12 +46,18 @@ def apps_in_memory(collect: bool = True) -> int:
 
 
 class DQMApp(pn.viewable.Viewer):
-    """Navigation between Recent runs, a Run page (Base, Calib, Rec, PMT info) and Jobs."""
+    """Navigation between Recent runs, a Run page (Base, Calib, Rec, PMT info, Analyses), the
+    Trends of the analyses and Jobs."""
 
     source = param.ClassSelector(class_=Source, doc="The database read by every page.")
-    page = param.String(default="runs", doc="The page shown (runs, run, jobs).")
+    page = param.String(default="runs", doc="The page shown (runs, run, trends, jobs).")
     run = param.String(default="", doc="The run of the Run page, as given in the URL.")
-    tab = param.String(default="base", doc="The tab of the Run page (base, calib, rec, pmt).")
+    tab = param.String(
+        default="base", doc="The tab of the Run page (base, calib, rec, pmt, analyses)."
+    )
+    trend = param.Dict(
+        default={}, doc="The choice of the Trends page, as URL parameters (app.trends)."
+    )
     refresh_s = param.Number(default=10.0, bounds=(0, None), doc="Seconds between refreshes.")
     user = param.String(
         default=None,
@@ -70,9 +80,12 @@ class DQMApp(pn.viewable.Viewer):
         self._run_page = RunPage(state=self.run_state)
         self._run_page.param.watch(lambda e: setattr(self, "tab", e.new), "tab")
         self._jobs_view = JobsView(state=self.jobs_state)
-        #: The component shown (RecentRunsView, RunPage or JobsView).
+        # The Trends page's, made on its first visit (most sessions never open it).
+        self.trends_state: TrendsState | None = None
+        self._trends_view: TrendsView | None = None
+        #: The component shown (RecentRunsView, RunPage, TrendsView or JobsView).
         self.view: pn.viewable.Viewer | None = None
-        self.param.watch(self._route, ["page", "run", "tab"])
+        self.param.watch(self._route, ["page", "run", "tab", "trend"])
         self._route()
         _LIVE.add(self)
 
@@ -109,10 +122,14 @@ class DQMApp(pn.viewable.Viewer):
                     page = "runs"
                 else:
                     self._run_page.tab = tab
+        if page == "trends":
+            problems += self._open_trends()
         self._message.object = " ".join(problems)
         self._message.visible = bool(problems)
         if page == "run":
             content: Any = self._run_page
+        elif page == "trends":
+            content = self._trends_view
         elif page == "jobs":
             self.jobs_state.refresh()
             content = self._jobs_view
@@ -122,9 +139,30 @@ class DQMApp(pn.viewable.Viewer):
             self.view = content
             self._main[:] = [self._message, content]
 
+    def _open_trends(self) -> list[str]:
+        """Show the trend that :attr:`trend` says (the page's state made on its first visit);
+        what in it was not valid."""
+        if self.trends_state is None:
+            self.trends_state = TrendsState(source=self.source)
+            self._trends_view = TrendsView(state=self.trends_state, on_open=self.open_run)
+            self.trends_state.param.watch(self._trend_chosen, [*CHOICE, "x_axis"])
+            if not self.trend:  # the state's defaults: say them in the URL
+                self._trend_chosen()
+                return []
+        if self.trend == self.trends_state.arguments():
+            return []
+        return self.trends_state.apply_arguments(self.trend)
+
+    def _trend_chosen(self, *_: Any) -> None:
+        assert self.trends_state is not None
+        if self.page == "trends":
+            self.trend = self.trends_state.arguments()
+
     def refresh(self) -> None:
         """Read the database again for the page shown (periodic)."""
-        if self.page == "run" and self.run_state.run_id is not None:
+        if self.page == "trends" and self.trends_state is not None:
+            self.trends_state.refresh()
+        elif self.page == "run" and self.run_state.run_id is not None:
             self.run_state.refresh()
         elif self.page == "jobs":
             self.jobs_state.refresh()
@@ -157,12 +195,32 @@ class DQMApp(pn.viewable.Viewer):
         arguments = {
             name: values[-1].decode("utf-8", "replace")
             for name, values in (pn.state.session_args or {}).items()
-            if name in ("page", "run", "tab") and values
+            if name in ("page", "run", "tab", *URL_PARAMETERS) and values
         }
         if arguments.get("run") and "page" not in arguments:
             arguments["page"] = "run"
-        if arguments:
-            self.param.update(**arguments)
+        trend = {k: arguments.pop(k) for k in URL_PARAMETERS if k in arguments}
+        if arguments or trend:
+            self.param.update(**arguments, trend=trend)
+
+    def _trend_in_url(self, *_: Any) -> None:
+        """The trend's parameters in the URL while the Trends page is shown (and only then)."""
+        location = pn.state.location
+        if location is None:
+            return
+        query = {k: v for k, v in location.query_params.items() if k not in URL_PARAMETERS}
+        query.update(page=self.page, run=self.run, tab=self.tab)
+        if self.page == "trends":
+            query.update(self.trend)
+        search = "?" + urlencode(query)
+        if search != location.search:
+            location.search = search
+
+    def _trend_from_url(self, event: Any) -> None:
+        """The back and forward buttons: the trend of the URL shown."""
+        query = {k: str(v) for k, v in parse_qsl(event.new.lstrip("?"))}
+        if query.get("page") == "trends":
+            self.trend = {k: v for k, v in query.items() if k in URL_PARAMETERS}
 
     def servable_template(self) -> pn.template.BootstrapTemplate:
         """The app in a template, with the URL kept in step and a periodic refresh."""
@@ -178,7 +236,12 @@ class DQMApp(pn.viewable.Viewer):
         )
         if pn.state.location is not None:
             self._apply_url_arguments()
+            # Before the sync's own watcher: a change of page makes one new URL, not two (the
+            # back button would return to the one in between).
+            self.param.watch(self._trend_in_url, ["page", "run", "tab", "trend"])
             pn.state.location.sync(self, {"page": "page", "run": "run", "tab": "tab"})
+            pn.state.location.param.watch(self._trend_from_url, "search")
+            self._trend_in_url()
         if self.refresh_s:
             pn.state.add_periodic_callback(self.refresh, period=int(self.refresh_s * 1000))
         return template

@@ -24,7 +24,7 @@ from dqm.db.session import engine_for, transaction
 from dqm.histcodec import AnyHist
 from dqm.pmtclass import classify
 from dqm.pmtstats import derived_pmt_quantities
-from dqm.states import FileState, RunStatus
+from dqm.states import FileState, JobState, RunStatus
 from dqm.times import format_time
 
 #: Columns of the recent-runs table.
@@ -66,6 +66,7 @@ class RunSummary:
         files: one row per file, columns :data:`FILE_COLUMNS`: ``seq``, ``file`` (URI),
             ``state``, ``job`` (state of its latest job, or empty), ``error`` (that job's error,
             or empty) and ``events``. Treated as read-only.
+        tags: the run's tags, sorted (``messy``, ``bad``, ``ramp_up``, ...).
     """
 
     run_id: int
@@ -83,6 +84,7 @@ class RunSummary:
     comment: str | None
     provenance: dict[str, Any]
     files: pd.DataFrame
+    tags: tuple[str, ...] = ()
 
     def __eq__(self, other: object) -> bool:
         # Field by field, the files by content: a refresh that finds the run as it was must not
@@ -95,6 +97,163 @@ class RunSummary:
                 (getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
             )
         )
+
+
+@dataclass(frozen=True)
+class VariableInfo:
+    """A variable of a version of an analysis, as declared.
+
+    Attributes:
+        name: the variable's name.
+        unit: its unit (empty: a pure number).
+        meaning: one sentence saying what it is (empty when the version was never declared).
+        expected: the declared band of normal values (low, high), if any.
+        optional: whether a result may lack it.
+    """
+
+    name: str
+    unit: str = ""
+    meaning: str = ""
+    expected: tuple[float, float] | None = None
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class AnalysisVersion:
+    """A version of an analysis that can be followed over runs.
+
+    Attributes:
+        analysis: the analysis's name.
+        version: the version.
+        description: what it measures (empty when never declared).
+        variables: its variables, by name.
+        n_results: the runs that have a result of it.
+        declared: whether its declaration was recorded (else it is known from results only).
+    """
+
+    analysis: str
+    version: int
+    description: str
+    variables: tuple[VariableInfo, ...]
+    n_results: int
+    declared: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.analysis} v{self.version}"
+
+    def variable(self, name: str) -> VariableInfo | None:
+        return next((v for v in self.variables if v.name == name), None)
+
+
+@dataclass(frozen=True)
+class AnalysisVariableValue:
+    """One variable of a run's analysis result, with what its declaration says of it."""
+
+    variable: str
+    value: float
+    error: float | None
+    unit: str
+    meaning: str = ""
+    expected: tuple[float, float] | None = None
+
+    @property
+    def in_band(self) -> bool | None:
+        """Whether the value lies in the expected band (None: no band declared)."""
+        if self.expected is None:
+            return None
+        return self.expected[0] <= self.value <= self.expected[1]
+
+
+#: What a run page says of an analysis from the state of its latest job.
+JOB_STATUS = {
+    "TODO": "waiting",
+    "SUBMITTED": "waiting",
+    "RUNNING": "running",
+    "DONE": "done",
+    "FAILED": "failed",
+    "TOCHECK": "to check",
+}
+
+
+@dataclass(frozen=True)
+class RunAnalysis:
+    """A version of an analysis on one run: its result (if stored) and its latest job (if any).
+
+    Attributes:
+        analysis, version: which analysis.
+        description: what it measures (from its declaration).
+        status: ``done``, ``waiting``, ``running``, ``failed``, ``to check`` (from the latest job)
+            or ``stored`` (a result without a job, such as one imported).
+        values: the result's variables (empty without a result).
+        lineage: what the result was made from (code, analysis and calibration versions, rec
+            method, sampling fraction, events and files used...).
+        data: the result's free data.
+        result_id: the stored result's id (for its figures); None without a result.
+        created_at: when the result was stored (UTC).
+        figures: the names of the result's figures (PNG).
+        job_id: the latest job's id; None without a job.
+        job_state: that job's state (``TODO``, ``FAILED``...).
+        error: the reason a FAILED or TOCHECK job gave (one sentence).
+        traceback: where a FAILED job's analysis raised.
+    """
+
+    analysis: str
+    version: int
+    description: str
+    status: str
+    values: tuple[AnalysisVariableValue, ...] = ()
+    lineage: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    result_id: int | None = None
+    created_at: dt.datetime | None = None
+    figures: tuple[str, ...] = ()
+    job_id: int | None = None
+    job_state: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+
+
+#: Columns of :meth:`Source.trend`.
+TREND_POINT_COLUMNS = ["run_id", "start_time", "variable", "value", "error", "unit"]
+#: Columns of :meth:`Source.backfills`.
+BACKFILL_COLUMNS = [
+    "backfill",
+    "analysis",
+    "version",
+    "runs",
+    "created",
+    "by",
+    "jobs",
+    "finished",
+    "done",
+    "failed",
+    "progress",
+]
+
+
+def _expected(band: Any) -> tuple[float, float] | None:
+    """A declared ``expected`` band as two floats (None when absent or malformed)."""
+    try:
+        low, high = band
+        return float(low), float(high)
+    except (TypeError, ValueError):
+        return None
+
+
+def _variables(declaration: dict[str, Any]) -> tuple[VariableInfo, ...]:
+    declared = declaration.get("variables") or {}
+    return tuple(
+        VariableInfo(
+            name=str(name),
+            unit=str(info.get("unit") or ""),
+            meaning=str(info.get("meaning") or ""),
+            expected=_expected(info.get("expected")),
+            optional=bool(info.get("optional", False)),
+        )
+        for name, info in sorted(declared.items())
+        if isinstance(info, dict)
+    )
 
 
 class Source:
@@ -189,6 +348,7 @@ class Source:
                 comment=run.comment,
                 provenance=merged[0].provenance if merged else {},
                 files=pd.DataFrame(files, columns=FILE_COLUMNS),
+                tags=tuple(queries.run_tags(session, run_id=run_id)),
             )
 
     def run_events(self, run_id: int, max_events: int = 5_000_000) -> pd.DataFrame:
@@ -222,9 +382,13 @@ class Source:
             return io.BytesIO(path.read_bytes())
 
     def run_token(self, run_id: int) -> tuple[object, ...] | None:
-        """Changes whenever anything shown about the run does (see queries.run_change_token)."""
+        """Changes whenever anything shown about the run does (see queries.run_change_token and
+        queries.run_analyses_token)."""
         with transaction(self.database_url) as session:
-            return queries.run_change_token(session, run_id=run_id)
+            token = queries.run_change_token(session, run_id=run_id)
+            if token is None:
+                return None
+            return (*token, queries.run_analyses_token(session, run_id=run_id))
 
     def histograms(self, run_id: int, stage: str) -> list[StoredHistogram]:
         """The run's merged histograms of a stage (what exists so far), by name."""
@@ -289,6 +453,179 @@ class Source:
                 rows.append(_trend_row(run, histogram, quantities))
         return pd.DataFrame(rows, columns=TREND_COLUMNS)
 
+    # --- analyses ---------------------------------------------------------------------------
+
+    def analysis_catalog(self) -> list[AnalysisVersion]:
+        """Every version of an analysis that was declared or has results, by name and version."""
+        with transaction(self.database_url) as session:
+            counts = queries.result_counts(session)
+            catalog = {
+                (d.name, d.version): AnalysisVersion(
+                    analysis=d.name,
+                    version=d.version,
+                    description=str(d.declaration.get("description") or ""),
+                    variables=_variables(d.declaration),
+                    n_results=counts.get((d.name, d.version), 0),
+                    declared=True,
+                )
+                for d in queries.analysis_declarations(session)
+            }
+            for (name, version), n in counts.items():
+                if (name, version) not in catalog:
+                    stored = queries.analysis_variables(session, analysis=name, version=version)
+                    catalog[name, version] = AnalysisVersion(
+                        analysis=name,
+                        version=version,
+                        description="",
+                        variables=tuple(VariableInfo(v, unit) for v, unit in stored.items()),
+                        n_results=n,
+                        declared=False,
+                    )
+        return [catalog[key] for key in sorted(catalog)]
+
+    def trend(
+        self,
+        analysis: str,
+        version: int,
+        variables: list[str],
+        *,
+        run_types: list[str] | None = None,
+        min_run: int | None = None,
+        max_run: int | None = None,
+        since: dt.datetime | None = None,
+        include_tags: list[str] | None = None,
+        exclude_tags: list[str] | None = None,
+        after_run: int | None = None,
+    ) -> pd.DataFrame:
+        """The values of ``variables`` over runs (see queries.analysis_trend for the filters),
+        columns :data:`TREND_POINT_COLUMNS`, by run then variable; one query, read as columns.
+
+        Raises:
+            InvalidValueError: a tag is not a valid tag.
+        """
+        with transaction(self.database_url) as session:
+            columns = queries.analysis_trend_columns(
+                session,
+                analysis=analysis,
+                version=version,
+                variables=variables,
+                run_types=run_types or None,
+                min_run=min_run,
+                max_run=max_run,
+                since=since,
+                include_tags=include_tags or (),
+                exclude_tags=exclude_tags or (),
+                after_run=after_run,
+            )
+        return pd.DataFrame(columns, columns=TREND_POINT_COLUMNS)
+
+    def trend_token(
+        self, analysis: str, version: int, before_run: int | None = None
+    ) -> tuple[object, ...]:
+        """Changes whenever a result of the version on a run before ``before_run`` changes."""
+        with transaction(self.database_url) as session:
+            return queries.analysis_trend_token(
+                session, analysis=analysis, version=version, before_run=before_run
+            )
+
+    def all_tags(self) -> list[str]:
+        """Every run tag in use."""
+        with transaction(self.database_url) as session:
+            return queries.all_tags(session)
+
+    def run_analyses(self, run_id: int) -> list[RunAnalysis]:
+        """Every version of an analysis that has a result or a job on the run, by name and
+        version: the result's variables, lineage and figures, and the state of the latest job
+        (with its reason and traceback when it failed)."""
+        with transaction(self.database_url) as session:
+            results = {
+                (r.analysis, r.version): r
+                for r in queries.analysis_results(session, run_id=run_id, limit=None)
+            }
+            jobs: dict[tuple[str, int], Any] = {}
+            for candidate in queries.analysis_jobs(session, run_id=run_id):  # newest first
+                if candidate.analysis is not None and candidate.analysis_version is not None:
+                    jobs.setdefault((candidate.analysis, candidate.analysis_version), candidate)
+            figures = queries.figure_names(session, result_ids=[r.id for r in results.values()])
+            declarations = {
+                (d.name, d.version): d.declaration
+                for name in sorted({key[0] for key in (*results, *jobs)})
+                for d in queries.analysis_declarations(session, name=name)
+            }
+            analyses = []
+            for key in sorted({*results, *jobs}):
+                result, job = results.get(key), jobs.get(key)
+                declared = {v.name: v for v in _variables(declarations.get(key, {}))}
+                values = tuple(
+                    AnalysisVariableValue(
+                        variable=v.variable,
+                        value=v.value,
+                        error=v.error,
+                        unit=v.unit,
+                        meaning=declared[v.variable].meaning if v.variable in declared else "",
+                        expected=declared[v.variable].expected if v.variable in declared else None,
+                    )
+                    for v in (result.values if result is not None else [])
+                )
+                analyses.append(
+                    RunAnalysis(
+                        analysis=key[0],
+                        version=key[1],
+                        description=str(declarations.get(key, {}).get("description") or ""),
+                        status=JOB_STATUS.get(str(job.state), str(job.state))
+                        if job is not None
+                        else "stored",
+                        values=values,
+                        lineage=dict(result.lineage or {}) if result is not None else None,
+                        data=dict(result.data or {}) if result is not None else None,
+                        result_id=result.id if result is not None else None,
+                        created_at=result.created_at if result is not None else None,
+                        figures=tuple(figures.get(result.id, [])) if result is not None else (),
+                        job_id=job.id if job is not None else None,
+                        job_state=str(job.state) if job is not None else None,
+                        error=job.error if job is not None else None,
+                        traceback=job.traceback if job is not None else None,
+                    )
+                )
+        return analyses
+
+    def analysis_figure(self, result_id: int, name: str) -> bytes:
+        """A figure of an analysis result, as PNG.
+
+        Raises:
+            NotFoundError: no such figure.
+        """
+        with transaction(self.database_url) as session:
+            return queries.analysis_figure(session, result_id=result_id, name=name)
+
+    def backfills(self, limit: int = 10) -> pd.DataFrame:
+        """The latest backfills, newest first, columns :data:`BACKFILL_COLUMNS`: which analysis
+        and runs, when and by whom, its jobs, how many finished (done, failed or to check), done
+        and failed, and ``progress`` (percent finished)."""
+        with transaction(self.database_url) as session:
+            rows = []
+            for p in queries.backfill_progress(session, limit=limit):
+                b, by_state = p.backfill, p.jobs_by_state
+                failed = by_state.get(JobState.FAILED, 0) + by_state.get(JobState.TOCHECK, 0)
+                since = "…" if b.since_run is None else str(b.since_run)
+                until = "…" if b.until_run is None else str(b.until_run)
+                rows.append(
+                    {
+                        "backfill": b.id,
+                        "analysis": b.analysis,
+                        "version": b.version,
+                        "runs": f"{since}–{until} ({b.n_runs:,} runs)",
+                        "created": b.created_at,
+                        "by": b.created_by or "",
+                        "jobs": p.total,
+                        "finished": p.finished,
+                        "done": by_state.get(JobState.DONE, 0),
+                        "failed": failed,
+                        "progress": round(100.0 * p.finished / p.total, 1) if p.total else 0.0,
+                    }
+                )
+        return pd.DataFrame(rows, columns=BACKFILL_COLUMNS)
+
     # --- writes (each records who and when; anonymous visitors only read) ----------------------
 
     def cut_defaults(self, run_type: str) -> dict[str, Any] | None:
@@ -326,6 +663,15 @@ class Source:
     def set_run_comment(self, run_id: int, comment: str, user: str) -> None:
         with transaction(self.database_url) as session:
             queries.set_run_comment(session, run_id=run_id, comment=comment, user=user)
+
+    def change_run_tags(
+        self, run_id: int, user: str, add: list[str] | None = None, remove: list[str] | None = None
+    ) -> list[str]:
+        """Add and remove tags of a run (recorded as a change); the run's tags after."""
+        with transaction(self.database_url) as session:
+            return queries.change_run_tags(
+                session, run_id=run_id, add=add or (), remove=remove or (), user=user
+            )
 
     def retry_job(self, job_id: int, user: str) -> None:
         with transaction(self.database_url) as session:

@@ -15,7 +15,7 @@ import pandas as pd
 import param
 
 from app.cuts import PmtCuts
-from app.source import RUN_COLUMNS, RunSummary, Source, StoredHistogram
+from app.source import BACKFILL_COLUMNS, RUN_COLUMNS, RunSummary, Source, StoredHistogram
 from dqm.errors import DQMError
 from dqm.states import RunStatus
 from dqm.users import may_write
@@ -23,7 +23,7 @@ from dqm.users import may_write
 #: Search modes of the recent-runs page.
 MODES = ("Recent Runs", "Recent Completed", "Recent Days")
 #: Tabs of the run page, as they appear in the URL.
-RUN_TABS = ("base", "calib", "rec", "pmt")
+RUN_TABS = ("base", "calib", "rec", "pmt", "analyses")
 
 
 def parse_run_id(text: str | int | None) -> tuple[int | None, str]:
@@ -128,6 +128,9 @@ class RunState(param.Parameterized):
         default=None, allow_None=True, doc="The cuts saved for the run's type (and by whom)."
     )
     notice = param.String(default="", doc="The outcome of the last change (saved, or why not).")
+    analyses = param.List(
+        default=[], doc="The run's analyses (app.source.RunAnalysis): results and their jobs."
+    )
 
     # What the run looked like when last read (Source.run_token), and its events as read then.
     _token: tuple[object, ...] | None
@@ -159,10 +162,11 @@ class RunState(param.Parameterized):
         self._token = token
         if self.run_id is None:
             self.summary, self.histograms, self.message = None, {}, "Choose a run."
+            self.analyses = []
             return
         summary = self._source.run_summary(self.run_id)
         if summary is None:
-            self.summary, self.histograms = None, {}
+            self.summary, self.histograms, self.analyses = None, {}, []
             self.message = f"There is no run {self.run_id} in the database."
             return
         self.message = ""
@@ -176,6 +180,9 @@ class RunState(param.Parameterized):
         }
         if _signature(histograms) != _signature(self.histograms):
             self.histograms = histograms
+        analyses = self._source.run_analyses(self.run_id)
+        if analyses != self.analyses:
+            self.analyses = analyses
         quantities = self._source.pmt_quantities(self.run_id)
         if quantities is None:
             self.pmt = None
@@ -239,6 +246,29 @@ class RunState(param.Parameterized):
         self.refresh()
         self.notice = "Comment saved."
 
+    def set_tags(self, text: str) -> None:
+        """Make the run's tags those of ``text`` (words separated by commas or blanks), recording
+        what was added and removed (logged-in users only)."""
+        assert self.run_id is not None and self.summary is not None  # the editor is on a run
+        wanted = set(text.replace(",", " ").split())
+        shown = set(self.summary.tags)
+        try:
+            tags = self._source.change_run_tags(
+                self.run_id,
+                user=self.user or "",
+                add=sorted(wanted - shown),
+                remove=sorted(shown - wanted),
+            )
+        except DQMError as exc:
+            self.notice = f"Not saved: {exc}"
+            return
+        self.refresh()
+        self.notice = f"Tags saved: {', '.join(tags) or 'none'}."
+
+    def analysis_figure(self, result_id: int, name: str) -> bytes:
+        """A figure of one of the run's analysis results, as PNG (read when shown)."""
+        return self._source.analysis_figure(result_id, name)
+
     @param.depends("reference_run_id", watch=True, on_init=True)
     def load_reference(self) -> None:
         if self.reference_run_id is None:
@@ -273,6 +303,10 @@ class JobsState(param.Parameterized):
     )
     failures = param.DataFrame(default=pd.DataFrame(), doc="Latest failed jobs, with reasons.")
     changes = param.DataFrame(default=pd.DataFrame(), doc="Latest changes made here.")
+    backfills = param.DataFrame(
+        default=pd.DataFrame(columns=BACKFILL_COLUMNS),
+        doc="The latest backfills with their progress (app.source.BACKFILL_COLUMNS).",
+    )
     notice = param.String(default="", doc="The outcome of the last retry.")
 
     @property
@@ -292,6 +326,9 @@ class JobsState(param.Parameterized):
         self.failures = self._source.recent_failures()
         self.durations = self._source.job_durations()
         self.changes = self._source.recent_changes()
+        backfills = self._source.backfills()
+        if not backfills.equals(self.backfills):
+            self.backfills = backfills
 
     def retry(self, job_id: int) -> None:
         """Put a failed job back to TODO (logged-in users only); :attr:`notice` says how it went."""

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import holoviews as hv
@@ -15,8 +16,8 @@ from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 from holoviews.operation.datashader import rasterize
 
 from app.pmtmap import PmtMap
-from app.source import StoredHistogram, utc
-from app.state import JobsState, RecentRuns, RunState
+from app.source import RunAnalysis, StoredHistogram, utc
+from app.state import RUN_TABS, JobsState, RecentRuns, RunState
 from dqm.pmtclass import DEFAULT_CUTS
 from dqm.runs import COMMENT_MAX_CHARS
 
@@ -50,6 +51,50 @@ def _status_cell() -> HTMLTemplateFormatter:
         template='<div style="background:<%= status_colour %>;color:black;padding:0 4px">'
         "<%= value %></div>"
     )
+
+
+#: Colours of an analysis's state on a run (from its latest job).
+ANALYSIS_STATUS_COLOURS = {
+    "done": "#009E73",
+    "stored": "#009E73",
+    "waiting": "#F0E442",
+    "running": "#56B4E9",
+    "failed": "#D55E00",
+    "to check": "#E69F00",
+}
+
+
+def tag_chips(tags: tuple[str, ...]) -> str:
+    """A run's tags as chips (HTML), or a word saying it has none."""
+    if not tags:
+        return "<span style='color:#666'>No tags.</span>"
+    return " ".join(
+        "<span class='run-tag' style='background:#E8EEF7;border:1px solid #9DB3D6;"
+        f"border-radius:10px;padding:1px 8px;margin-right:4px'>{html.escape(tag)}</span>"
+        for tag in tags
+    )
+
+
+def _lineage_value(value: Any) -> str:
+    """A lineage entry for display: lists as their length and first items."""
+    if isinstance(value, list | tuple):
+        shown = ", ".join(str(v) for v in value[:3])
+        return f"{len(value)}: {shown}{', …' if len(value) > 3 else ''}"
+    return str(value)
+
+
+def variables_table(analysis: RunAnalysis) -> str:
+    """The variables of a run's analysis result as a Markdown table: value ± error and unit,
+    meaning, expected band (values outside it marked)."""
+    lines = ["| variable | value | meaning | expected |", "|---|---|---|---|"]
+    for v in analysis.values:
+        error = f" ± {v.error:.4g}" if v.error is not None else ""
+        value = f"{v.value:.6g}{error} {html.escape(v.unit)}".strip()
+        if v.in_band is False:
+            value = f"**{value}** ⚠"
+        expected = f"{v.expected[0]:g} to {v.expected[1]:g}" if v.expected else ""
+        lines.append(f"| {v.variable} | {value} | {html.escape(v.meaning)} | {expected} |")
+    return "\n".join(lines)
 
 
 class _BuiltOnce(pn.viewable.Viewer):
@@ -243,9 +288,7 @@ class RunPage(_BuiltOnce):
     """A run: Base (status, times, files, provenance), Calib and Rec histograms, PMT info."""
 
     state = param.ClassSelector(class_=RunState, doc="The run shown.")
-    tab: param.Selector[str] = param.Selector(
-        objects=["base", "calib", "rec", "pmt"], default="base", doc="Tab."
-    )
+    tab: param.Selector[str] = param.Selector(objects=list(RUN_TABS), default="base", doc="Tab.")
     log_scale = param.Boolean(default=False, doc="Log scale on the histograms.")
     on_open = param.Callable(default=None, doc="Called with a run id to open another run.")
 
@@ -284,6 +327,7 @@ class RunPage(_BuiltOnce):
                 ),
             ),
             ("PMT info", pn.panel(self._pmt)),
+            ("Analyses", pn.panel(self._analyses)),
             dynamic=True,
             sizing_mode="stretch_width",
         )
@@ -359,7 +403,10 @@ class RunPage(_BuiltOnce):
         table = "\n".join(f"| {k} | {v} |" for k, v in rows)
         lines = "\n".join(f"- **{k}**: {v}" for k, v in s.provenance.items() if k != "input_files")
         return pn.Column(
-            pn.pane.Markdown(f"## Run {s.run_id}\n\n| | |\n|---|---|\n{table}"),
+            pn.pane.Markdown(f"## Run {s.run_id}"),
+            pn.pane.HTML(tag_chips(s.tags), margin=(0, 10)),
+            self._tags_editor(s.tags),
+            pn.pane.Markdown(f"| | |\n|---|---|\n{table}"),
             self._comment_editor(s.comment or ""),
             pn.pane.Markdown("### Files"),
             pn.widgets.Tabulator(
@@ -424,6 +471,81 @@ class RunPage(_BuiltOnce):
         save.on_click(lambda _event: self._state.set_comment(editor.value or ""))
         return pn.Row(editor, save, sizing_mode="stretch_width")
 
+    def _tags_editor(self, tags: tuple[str, ...]) -> pn.viewable.Viewable:
+        if not self._state.can_write:
+            return pn.Column()
+        editor = pn.widgets.TextInput(
+            value=", ".join(tags),
+            label="Tags (words separated by commas)",
+            placeholder="e.g. messy, ramp_up",
+            width=400,
+        )
+        save = pn.widgets.Button(label="Save tags", color="primary", width=140, align="end")
+        save.on_click(lambda _event: self._state.set_tags(editor.value or ""))
+        return pn.Row(editor, save)
+
+    @param.depends("state.analyses")
+    def _analyses(self) -> pn.viewable.Viewable:
+        analyses = self._state.analyses
+        if not analyses:
+            return pn.pane.Markdown(
+                "No analysis has run on this run yet: analyses run when its processing is "
+                "complete (live ones after each merge)."
+            )
+        rows = []
+        for name in dict.fromkeys(a.analysis for a in analyses):  # all versions side by side
+            versions = [a for a in analyses if a.analysis == name]
+            rows.append(
+                pn.Row(
+                    *(self._analysis_card(a) for a in versions),
+                    sizing_mode="stretch_width",
+                )
+            )
+        return pn.Column(*rows, sizing_mode="stretch_width")
+
+    def _analysis_card(self, analysis: RunAnalysis) -> pn.viewable.Viewable:
+        colour = ANALYSIS_STATUS_COLOURS.get(analysis.status, "#DDDDDD")
+        parts: list[pn.viewable.Viewable] = [
+            pn.pane.HTML(
+                f"<span style='background:{colour};padding:2px 6px'>{analysis.status}</span> "
+                f"{html.escape(analysis.description)}",
+            )
+        ]
+        if analysis.error:
+            parts.append(pn.pane.Alert(analysis.error, alert_type="danger"))
+        if analysis.traceback:
+            parts.append(
+                pn.pane.HTML(
+                    "<details><summary>Traceback</summary><pre style='font-size:0.8em'>"
+                    f"{html.escape(analysis.traceback)}</pre></details>"
+                )
+            )
+        if analysis.values:
+            parts.append(pn.pane.Markdown(variables_table(analysis)))
+        if analysis.lineage:
+            lineage = "\n".join(
+                f"- **{html.escape(str(k))}**: {html.escape(_lineage_value(v))}"
+                for k, v in analysis.lineage.items()
+            )
+            parts.append(pn.pane.Markdown(f"**Lineage**\n\n{lineage}"))
+        if analysis.result_id is not None:
+            for figure in analysis.figures:
+                parts.append(
+                    pn.pane.PNG(
+                        self._state.analysis_figure(analysis.result_id, figure),
+                        alt_text=figure,
+                        sizing_mode="scale_width",
+                        max_width=600,
+                    )
+                )
+            stored = f"stored {utc(analysis.created_at)} (UTC)"
+        else:
+            stored = "no result stored"
+        title = f"{analysis.analysis} v{analysis.version} · {stored}"
+        return pn.Card(
+            *parts, title=title, collapsible=False, min_width=380, sizing_mode="stretch_width"
+        )
+
     @param.depends("state.pmt")
     def _pmt(self) -> pn.viewable.Viewable:
         if self._state.pmt is None:
@@ -481,6 +603,8 @@ class JobsView(_BuiltOnce):
                     c: NumberFormatter(format="0.00") for c in ("median_s", "p95_s", "max_s")
                 },
             ),
+            pn.pane.Markdown("### Backfills of analyses"),
+            pn.panel(self._backfills),
             pn.pane.Markdown("### Recent failures"),
             pn.pane.Alert(
                 pn.bind(_text, state.param.notice),
@@ -493,6 +617,23 @@ class JobsView(_BuiltOnce):
                 state.param.changes, show_index=False, disabled=True, sizing_mode="stretch_width"
             ),
             sizing_mode="stretch_width",
+        )
+
+    @param.depends("state.backfills")
+    def _backfills(self) -> pn.viewable.Viewable:
+        backfills = self._state.backfills
+        if backfills.empty:
+            return pn.pane.Markdown("No backfill yet.")
+        frame = backfills.copy()
+        frame["created"] = [utc(v) if pd.notna(v) else "" for v in frame["created"]]
+        return pn.widgets.Tabulator(
+            frame,
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+            formatters={
+                "progress": {"type": "progress", "max": 100, "legend": True, "color": "#009E73"}
+            },
         )
 
     def _failures_table(self) -> pn.widgets.Tabulator:
