@@ -49,3 +49,16 @@ def test_dask_results_identical_to_local(tmp_path: Path) -> None:
                 ha = queries.histogram_rows(a, run_id=run_id, file_id=fa.id)
                 hb = queries.histogram_rows(b, run_id=run_id, file_id=fb.id)
                 assert [h.values for h in ha] == [h.values for h in hb]
+        # the analyses ran on the cluster too, with the same results
+        jobs_b = queries.analysis_jobs(b, run_id=run_id)
+        assert jobs_b and {j.state.value for j in jobs_b} == {"DONE"}
+        values = {
+            name: {
+                (r.analysis, v.variable): v.value
+                for r in queries.analysis_results(s, run_id=run_id)
+                for v in r.values
+                if v.variable != "data_complete_latency_s"  # a time, not a result
+            }
+            for name, s in (("local", a), ("dask", b))
+        }
+        assert values["dask"] == values["local"] and values["local"]
