@@ -41,6 +41,7 @@ from bokeh.transform import transform
 
 from app.source import VariableInfo
 from app.trends import CHOICE, SERIES_COLUMNS, TrendsState
+from dqm.analyses.api import unit_suffix
 
 __all__ = ["TrendsView"]
 
@@ -317,7 +318,7 @@ class TrendsView(pn.viewable.Viewer):
         info = (chosen.variable(plot.variable) if chosen is not None else None) or VariableInfo(
             plot.variable
         )
-        unit = f" {info.unit}" if info.unit else ""
+        unit = unit_suffix(info.unit)
         title = f"{plot.variable}: {info.meaning}" if info.meaning else plot.variable
         if info.expected is not None:
             low, high = info.expected

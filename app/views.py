@@ -18,6 +18,7 @@ from holoviews.operation.datashader import rasterize
 from app.pmtmap import PmtMap
 from app.source import RunAnalysis, StoredHistogram, utc
 from app.state import RUN_TABS, JobsState, RecentRuns, RunState
+from dqm.analyses.api import unit_suffix
 from dqm.pmtclass import DEFAULT_CUTS
 from dqm.runs import COMMENT_MAX_CHARS
 
@@ -89,7 +90,7 @@ def variables_table(analysis: RunAnalysis) -> str:
     lines = ["| variable | value | meaning | expected |", "|---|---|---|---|"]
     for v in analysis.values:
         error = f" ± {v.error:.4g}" if v.error is not None else ""
-        value = f"{v.value:.6g}{error} {html.escape(v.unit)}".strip()
+        value = f"{v.value:.6g}{error}{html.escape(unit_suffix(v.unit))}"
         if v.in_band is False:
             value = f"**{value}** ⚠"
         expected = f"{v.expected[0]:g} to {v.expected[1]:g}" if v.expected else ""

@@ -34,6 +34,7 @@ from dqm import pmtstats
 from dqm.histcodec import AnyHist
 
 __all__ = [
+    "DIMENSIONLESS",
     "CalibrationInfo",
     "EventColumns",
     "FileInfo",
@@ -45,7 +46,17 @@ __all__ = [
     "RunInfo",
     "RunView",
     "Value",
+    "unit_suffix",
 ]
+
+
+#: The unit of a dimensionless variable (a ratio, a count).
+DIMENSIONLESS = "1"
+
+
+def unit_suffix(unit: str | None) -> str:
+    """What follows a number to give its unit: `` MeV``, or nothing for a dimensionless one."""
+    return f" {unit}" if unit and unit != DIMENSIONLESS else ""
 
 
 class MissingInput(LookupError):
@@ -366,7 +377,7 @@ class Value:
     unit: str | None = None
 
     def __str__(self) -> str:
-        unit = f" {self.unit}" if self.unit else ""
+        unit = unit_suffix(self.unit)
         if self.error is None:
             return f"{self.value:.6g}{unit}"
         return f"{self.value:.6g} ± {self.error:.2g}{unit}"
