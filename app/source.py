@@ -497,7 +497,7 @@ class Source:
         exclude_tags: list[str] | None = None,
         after_run: int | None = None,
     ) -> pd.DataFrame:
-        """The values of ``variables`` over runs (see queries.analysis_trend for the filters),
+        """The values of ``variables`` over runs (see queries.analysis_trend_columns for the filters),
         columns :data:`TREND_POINT_COLUMNS`, by run then variable; one query, read as columns.
 
         Raises:

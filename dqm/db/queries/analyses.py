@@ -406,19 +406,6 @@ def result_counts(session: Session) -> dict[tuple[str, int], int]:
     return {(name, version): count for name, version, count in session.execute(query)}
 
 
-@dataclass(frozen=True)
-class TrendPoint:
-    """One value of a variable on one run, with what a trend plot shows about the run."""
-
-    run_id: int
-    start_time: dt.datetime
-    run_type: str
-    variable: str
-    value: float
-    error: float | None
-    unit: str
-
-
 def _trend_query(
     *,
     analysis: str,
@@ -432,13 +419,12 @@ def _trend_query(
     exclude_tags: Sequence[str],
     after_run: int | None,
 ) -> Any:
-    """The one statement of a trend (see :func:`analysis_trend`), by run number then variable:
-    run, start time, run type, variable, value, error, unit."""
+    """The one statement of a trend (see :func:`analysis_trend_columns`), by run number then
+    variable: run, start time, variable, value, error, unit."""
     query = (
         select(
             AnalysisValue.run_id,
             Run.start_time,
-            Run.run_type,
             AnalysisValue.variable,
             AnalysisValue.value,
             AnalysisValue.error,
@@ -475,47 +461,6 @@ def _trend_query(
             .exists()
         )
     return query.order_by(AnalysisValue.run_id, AnalysisValue.variable)
-
-
-def analysis_trend(
-    session: Session,
-    *,
-    analysis: str,
-    version: int,
-    variables: Sequence[str],
-    run_types: Sequence[str] | None = None,
-    min_run: int | None = None,
-    max_run: int | None = None,
-    since: dt.datetime | None = None,
-    include_tags: Sequence[str] = (),
-    exclude_tags: Sequence[str] = (),
-    after_run: int | None = None,
-) -> list[TrendPoint]:
-    """The values of ``variables`` of a version of an analysis over runs, by run number.
-
-    Args:
-        run_types: only runs of these types.
-        min_run, max_run: only runs in this range (inclusive).
-        since: only runs started at or after this time.
-        include_tags: only runs with all of these tags.
-        exclude_tags: no run with any of these tags.
-        after_run: only runs after this one (the new points of a trend already drawn).
-    """
-    if not variables:
-        return []
-    query = _trend_query(
-        analysis=analysis,
-        version=version,
-        variables=variables,
-        run_types=run_types,
-        min_run=min_run,
-        max_run=max_run,
-        since=since,
-        include_tags=include_tags,
-        exclude_tags=exclude_tags,
-        after_run=after_run,
-    )
-    return [TrendPoint(*row) for row in session.execute(query)]
 
 
 # --- backfills -----------------------------------------------------------------------------------
@@ -610,8 +555,16 @@ def analysis_trend_columns(
     exclude_tags: Sequence[str] = (),
     after_run: int | None = None,
 ) -> dict[str, Any]:
-    """What :func:`analysis_trend` selects (same arguments), as columns rather than one object
-    per point: for a trend over thousands of runs drawn at once.
+    """The values of ``variables`` of a version of an analysis over runs, as columns: a trend
+    over thousands of runs is drawn at once.
+
+    Args:
+        run_types: only runs of these types.
+        min_run, max_run: only runs in this range (inclusive).
+        since: only runs started at or after this time.
+        include_tags: only runs with all of these tags.
+        exclude_tags: no run with any of these tags.
+        after_run: only runs after this one (the new points of a trend already drawn).
 
     Returns:
         ``run_id`` (int64), ``start_time`` (datetime64[us]), ``variable`` (str), ``value`` and
@@ -636,7 +589,7 @@ def analysis_trend_columns(
 
     rows = session.execute(query).all()
     # One transposition of the rows, then one array per column.
-    run_id, start_time, _type, variable, value, error, unit = zip(*rows) if rows else ((),) * 7
+    run_id, start_time, variable, value, error, unit = zip(*rows) if rows else ((),) * 6
     return {
         "run_id": np.array(run_id, dtype=np.int64),
         "start_time": pd.to_datetime(list(start_time)).to_numpy("datetime64[us]"),

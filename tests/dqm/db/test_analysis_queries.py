@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import numpy as np
 import pytest
 from sqlalchemy import text
 
@@ -121,10 +122,10 @@ def test_trends_filter_by_type_range_time_and_tags(database: str) -> None:
 
     def runs(**filters):
         with transaction(database) as s:
-            points = queries.analysis_trend(
+            columns = queries.analysis_trend_columns(
                 s, analysis="scale", version=1, variables=["ratio"], **filters
             )
-        return [p.run_id for p in points]
+        return columns["run_id"].tolist()
 
     assert runs() == [101, 102, 103, 104, 105]
     assert runs(run_types=["physics"]) == [101, 102, 103, 104]
@@ -134,14 +135,13 @@ def test_trends_filter_by_type_range_time_and_tags(database: str) -> None:
     assert runs(include_tags=["calm"]) == [103]
     assert runs(after_run=103) == [104, 105]
     with transaction(database) as s:
-        both = queries.analysis_trend(
+        both = queries.analysis_trend_columns(
             s, analysis="scale", version=1, variables=["ratio", "width"], max_run=101
         )
-        assert [(p.variable, p.value, p.error, p.unit) for p in both] == [
-            ("ratio", 1.01, 0.01, "1"),
-            ("width", 2.02, None, "ns"),
-        ]
-        assert both[0].start_time == START + dt.timedelta(hours=1)
+        assert both["variable"].tolist() == ["ratio", "width"]
+        assert both["value"].tolist() == [1.01, 2.02] and both["unit"].tolist() == ["1", "ns"]
+        assert both["error"][0] == 0.01 and np.isnan(both["error"][1])  # no error: NaN
+        assert both["start_time"][0] == np.datetime64(START + dt.timedelta(hours=1), "us")
 
 
 def test_backfill_jobs_wait_behind_every_other_job(database: str) -> None:
