@@ -51,6 +51,7 @@ import numpy as np
 from _benchpath import print_figures
 
 from daqsim import SimulationConfig, parse_fault, simulate_run
+from dqm.analyses.declarations import Declaration, VariableSpec
 from dqm.config import load_settings
 from dqm.db import migrate, queries
 from dqm.db.session import dispose_engines, transaction
@@ -60,25 +61,19 @@ CHROMIUM = "/usr/bin/chromium"
 ANALYSIS, VERSION = "energy_scale", 1
 FIRST_RUN = 100_000
 
-DECLARATION = {
-    "name": ANALYSIS,
-    "version": VERSION,
-    "description": "Position and width of the 2.2 MeV neutron-capture peak.",
-    "function": "bench:energy_scale",
-    "run_types": None,
-    "min_run": None,
-    "max_run": None,
-    "include_tags": [],
-    "exclude_tags": [],
-    "requires": ["events"],
-    "when": "completion",
-    "timeout": 600,
-    "parameters": {},
-    "variables": {
-        "peak_mev": {"unit": "MeV", "meaning": "peak", "expected": [2.1, 2.3], "optional": False},
-        "resolution": {"unit": "%", "meaning": "width", "expected": None, "optional": False},
+#: The analysis whose results fill the database, recorded as the loader records a declaration.
+DECLARATION = Declaration(
+    name=ANALYSIS,
+    version=VERSION,
+    description="Position and width of the 2.2 MeV neutron-capture peak.",
+    function="dqm.analyses.builtin.energy:energy_scale",
+    requires=("event_table",),
+    timeout_s=600,
+    variables={
+        "peak_mev": VariableSpec("peak_mev", "MeV", "peak", (2.1, 2.3)),
+        "resolution": VariableSpec("resolution", "%", "width"),
     },
-}
+).to_json()
 
 
 def peak_mev(k: int) -> float:

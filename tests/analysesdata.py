@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from dqm.analyses.declarations import Declaration, VariableSpec
 from dqm.db import queries
 from dqm.db.models import JobState, RunStatus
 from dqm.db.session import transaction
@@ -19,35 +20,19 @@ PNG = bytes.fromhex(
     "1f15c4890000000d49444154789c6360f8cf000000030101005f0f8a6b0000000049454e44ae426082"
 )
 
-ENERGY_SCALE = {
-    "name": "energy_scale",
-    "version": 1,
-    "description": "Position of the 2.2 MeV neutron-capture peak.",
-    "function": "dqm.analyses.builtin:energy_scale",
-    "run_types": None,
-    "min_run": None,
-    "max_run": None,
-    "include_tags": [],
-    "exclude_tags": [],
-    "requires": ["events"],
-    "when": "completion",
-    "timeout": 600,
-    "parameters": {},
-    "variables": {
-        "peak_mev": {
-            "unit": "MeV",
-            "meaning": "fitted peak position",
-            "expected": [2.1, 2.3],
-            "optional": False,
-        },
-        "resolution": {
-            "unit": "%",
-            "meaning": "relative width of the peak",
-            "expected": None,
-            "optional": True,
-        },
+#: The declaration the tests record, as the loader records one (Declaration.to_json).
+ENERGY_SCALE = Declaration(
+    name="energy_scale",
+    version=1,
+    description="Position of the 2.2 MeV neutron-capture peak.",
+    function="dqm.analyses.builtin.energy:energy_scale",
+    requires=("event_table",),
+    timeout_s=600,
+    variables={
+        "peak_mev": VariableSpec("peak_mev", "MeV", "fitted peak position", (2.1, 2.3)),
+        "resolution": VariableSpec("resolution", "%", "relative width of the peak", optional=True),
     },
-}
+).to_json()
 
 
 def start_of(run_id: int, now: dt.datetime) -> dt.datetime:

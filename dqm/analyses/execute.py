@@ -106,7 +106,8 @@ def _time_limit(seconds: float) -> Iterator[None]:
 
 
 def _jsonable(value: Any, where: str) -> Any:
-    """``value`` with numpy arrays and scalars turned into lists and numbers; refused if not JSON."""
+    """``value`` with numpy arrays and scalars turned into lists and numbers (refused if not
+    JSON)."""
     if isinstance(value, np.ndarray):
         value = value.tolist()
     elif isinstance(value, np.generic):

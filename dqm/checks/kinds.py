@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dqm.analyses.api import unit_suffix
 from dqm.checks.quality import Quality
 from dqm.checks.shapes import compare_shapes
 
@@ -82,6 +83,12 @@ def _judge_bands(value: float, warning: Band, bad: Band) -> Quality:
     if value not in warning:
         return Quality.WARNING
     return Quality.GOOD
+
+
+def _weights(counts: npt.ArrayLike, min_entries: float) -> tuple[np.ndarray, Outcome | None]:
+    """A histogram's contents as float64, and TooFew if they hold fewer than ``min_entries``."""
+    weights = np.asarray(counts, dtype=np.float64)
+    return weights, _too_few(float(weights.sum()), min_entries, "entries")
 
 
 def _too_few(have: float, need: float, what: str) -> Outcome | None:
@@ -167,21 +174,19 @@ def histogram_mean_in_range(
     unit: str = "",
 ) -> Outcome:
     """A histogram's mean (of its bin centres, weighted by the contents) inside the bands."""
-    weights = np.asarray(counts, dtype=np.float64)
-    n = float(weights.sum())
-    too_few = _too_few(n, min_entries, "entries")
+    weights, too_few = _weights(counts, min_entries)
     if too_few is not None:
         return too_few
+    n = float(weights.sum())
     x = np.asarray(centers, dtype=np.float64)
     mean = float(np.sum(weights * x) / n)
     spread = float(np.sqrt(np.sum(weights * (x - mean) ** 2) / n))
     error = spread / math.sqrt(n)
     quality = _judge_bands(mean, warning, bad)
-    suffix = f" {unit}" if unit else ""
     return Outcome(
         quality,
-        f"mean {mean:.4g} ± {error:.2g}{suffix} over {n:,.0f} entries; Good in {warning}, Bad "
-        f"outside {bad}.",
+        f"mean {mean:.4g} ± {error:.2g}{unit_suffix(unit)} over {n:,.0f} entries; Good in "
+        f"{warning}, Bad outside {bad}.",
         statistics=n,
         details={"mean": mean, "error": error},
     )
@@ -198,11 +203,10 @@ def contents_in_range(
     min_entries: float = 100,
 ) -> Outcome:
     """The fraction of a histogram's entries whose bin centres lie outside ``[low, high]``."""
-    weights = np.asarray(counts, dtype=np.float64)
-    n = float(weights.sum())
-    too_few = _too_few(n, min_entries, "entries")
+    weights, too_few = _weights(counts, min_entries)
     if too_few is not None:
         return too_few
+    n = float(weights.sum())
     x = np.asarray(centers, dtype=np.float64)
     outside = float(weights[(x < low) | (x > high)].sum()) / n
     if outside > bad_fraction:
@@ -233,8 +237,8 @@ def variable_in_band(
     if value is None or not math.isfinite(value):
         return Outcome(Quality.UNKNOWN, f"{variable} was not measured for this run.")
     quality = _judge_bands(value, warning, bad)
-    suffix = f" {unit}" if unit and unit != "1" else ""
-    measured = f"{value:.5g}" + (f" ± {error:.2g}" if error is not None else "") + suffix
+    spread = f" ± {error:.2g}" if error is not None else ""
+    measured = f"{value:.5g}{spread}{unit_suffix(unit)}"
     return Outcome(
         quality,
         f"{variable} = {measured}; Good in {warning}, Bad outside {bad}.",
@@ -268,7 +272,6 @@ def variable_vs_history(
     median = float(np.median(past))
     spread = 1.4826 * float(np.median(np.abs(past - median)))
     sigma = math.hypot(spread, error or 0.0)
-    suffix = f" {unit}" if unit and unit != "1" else ""
     if sigma == 0:
         deviation = 0.0 if value == median else math.inf
     else:
@@ -281,9 +284,9 @@ def variable_vs_history(
         quality = Quality.GOOD
     return Outcome(
         quality,
-        f"{variable} = {value:.5g}{suffix} is {deviation:.2g} σ from the median {median:.5g} of "
-        f"the last {len(past)} Good runs (σ = {sigma:.2g}); Warning above {warning_sigma:g} σ, "
-        f"Bad above {bad_sigma:g} σ.",
+        f"{variable} = {value:.5g}{unit_suffix(unit)} is {deviation:.2g} σ from the median "
+        f"{median:.5g} of the last {len(past)} Good runs (σ = {sigma:.2g}); Warning above "
+        f"{warning_sigma:g} σ, Bad above {bad_sigma:g} σ.",
         statistics=len(past),
         details={"median": median, "sigma": sigma, "deviation_sigma": deviation},
     )

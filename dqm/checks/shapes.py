@@ -82,7 +82,8 @@ def compare_shapes(
     n1, n2 = _counts(counts, "histogram"), _counts(reference, "reference")
     if n1.shape != n2.shape:
         raise ValueError(
-            f"the histogram has {n1.size} bins and its reference {n2.size}: they cannot be compared."
+            f"the histogram has {n1.size} bins and its reference {n2.size}: they cannot be "
+            "compared."
         )
     total1, total2 = float(n1.sum()), float(n2.sum())
     if total1 <= 0 or total2 <= 0:
