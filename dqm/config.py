@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from dqm.errors import ConfigError
 from dqm.paths import PROJECT_ROOT
 
-__all__ = ["PROJECT_ROOT", "Settings", "load_settings", "mask_url"]
+__all__ = ["PROJECT_ROOT", "AlarmSettings", "Settings", "load_settings", "mask_url"]
 
 #: Environment variable naming the TOML configuration file.
 CONFIG_FILE_ENV = "DQM_CONFIG"
@@ -54,6 +54,45 @@ KEYS: dict[str, tuple[str, str]] = {
         "DQM_ANALYSES_FILE",
         "TOML file of the operator's analyses, declared beside the built-in ones",
     ),
+    "checks_file": (
+        "DQM_CHECKS_FILE",
+        "TOML file of the operator's checks, declared beside the built-in ones",
+    ),
+    "smtp_url": (
+        "DQM_SMTP_URL",
+        "SMTP server for alarm e-mails: smtp://host:port, smtps:// or smtp+starttls://",
+    ),
+    "alarm_sender": ("DQM_ALARM_SENDER", "From address of alarm e-mails"),
+    "alarm_recipients": (
+        "DQM_ALARM_RECIPIENTS",
+        "shifters' addresses for alarm e-mails (comma-separated)",
+    ),
+    "alarm_expert_recipients": (
+        "DQM_ALARM_EXPERT_RECIPIENTS",
+        "experts' addresses, who also get alarms not acknowledged within escalate_after",
+    ),
+    "webhook_url": ("DQM_WEBHOOK_URL", "URL alarms are POSTed to as JSON with a text field"),
+    "expert_webhook_url": (
+        "DQM_EXPERT_WEBHOOK_URL",
+        "URL escalated alarms are POSTed to (default: webhook_url)",
+    ),
+    "remind_after": (
+        "DQM_REMIND_AFTER",
+        "an unacknowledged alarm is notified again this often (seconds, or 10min, 1h)",
+    ),
+    "escalate_after": (
+        "DQM_ESCALATE_AFTER",
+        "an alarm unacknowledged this long goes to the experts as well",
+    ),
+    "warning_streak": (
+        "DQM_WARNING_STREAK",
+        "a check Warning in this many consecutive runs of a type opens an alarm",
+    ),
+    "stall_after": (
+        "DQM_STALL_AFTER",
+        "a run taking data with files waiting and none done for this long opens an alarm",
+    ),
+    "dashboard_url": ("DQM_DASHBOARD_URL", "the dashboard's address, for links in notifications"),
 }
 
 #: Database backends and the drivers the DQM is tested with.
@@ -75,6 +114,38 @@ DEFAULT_REC_METHOD = "tlh"
 
 
 @dataclass(frozen=True)
+class AlarmSettings:
+    """Where alarms are sent, and when they are repeated.
+
+    Attributes:
+        smtp_url: SMTP server for e-mails (None: no e-mail).
+        sender: From address of the e-mails.
+        recipients: the shifters' addresses.
+        expert_recipients: the experts' addresses (escalated alarms).
+        webhook_url: where alarms are POSTed as JSON (None: no webhook).
+        expert_webhook_url: where escalated alarms are POSTed (None: ``webhook_url``).
+        remind_after_s: an unacknowledged alarm is notified again this often, seconds.
+        escalate_after_s: an alarm unacknowledged this long goes to the experts, seconds.
+        warning_streak: Warning in this many consecutive runs of a type opens an alarm.
+        stall_after_s: a run taking data with files waiting and none done for this long opens an
+            alarm, seconds.
+        dashboard_url: the dashboard's address, for links.
+    """
+
+    smtp_url: str | None = None
+    sender: str = "dqm@localhost"
+    recipients: tuple[str, ...] = ()
+    expert_recipients: tuple[str, ...] = ()
+    webhook_url: str | None = None
+    expert_webhook_url: str | None = None
+    remind_after_s: float = 600.0
+    escalate_after_s: float = 1800.0
+    warning_streak: int = 3
+    stall_after_s: float = 900.0
+    dashboard_url: str = "http://127.0.0.1:5006"
+
+
+@dataclass(frozen=True)
 class Settings:
     """The effective configuration.
 
@@ -87,6 +158,8 @@ class Settings:
         raw_roots: directories raw files may come from; a file outside all of them is refused.
         analyses_file: the operator's analysis declarations (None: only the built-in ones and
             those of installed packages).
+        checks_file: the operator's check declarations (None: only the built-in ones).
+        alarms: where alarms go and when they are repeated.
         config_file: the TOML file that was read, if any.
         sources: for each key, where its value came from (``default``, the file path, or the
             environment variable).
@@ -98,6 +171,8 @@ class Settings:
     data_dir: Path
     raw_roots: tuple[Path, ...]
     analyses_file: Path | None = None
+    checks_file: Path | None = None
+    alarms: AlarmSettings = field(default_factory=AlarmSettings)
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -120,6 +195,20 @@ class Settings:
             "data_dir": str(self.data_dir),
             "raw_roots": os.pathsep.join(str(p) for p in self.raw_roots),
             "analyses_file": str(self.analyses_file) if self.analyses_file else "",
+            "checks_file": str(self.checks_file) if self.checks_file else "",
+            "smtp_url": mask_url(self.alarms.smtp_url) if self.alarms.smtp_url else "",
+            "alarm_sender": self.alarms.sender,
+            "alarm_recipients": ",".join(self.alarms.recipients),
+            "alarm_expert_recipients": ",".join(self.alarms.expert_recipients),
+            "webhook_url": mask_url(self.alarms.webhook_url) if self.alarms.webhook_url else "",
+            "expert_webhook_url": mask_url(self.alarms.expert_webhook_url)
+            if self.alarms.expert_webhook_url
+            else "",
+            "remind_after": f"{self.alarms.remind_after_s:g} s",
+            "escalate_after": f"{self.alarms.escalate_after_s:g} s",
+            "warning_streak": str(self.alarms.warning_streak),
+            "stall_after": f"{self.alarms.stall_after_s:g} s",
+            "dashboard_url": self.alarms.dashboard_url,
             "config_file": str(self.config_file) if self.config_file else "",
         }
 
@@ -288,6 +377,8 @@ def load_settings(
         raw_roots = _as_paths(*raw["raw_roots"])
 
     analyses_file = _as_path(*raw["analyses_file"]) if "analyses_file" in raw else None
+    checks_file = _as_path(*raw["checks_file"]) if "checks_file" in raw else None
+    alarms = _alarm_settings(raw)
 
     database_url = check_database_url(
         *_url_value(raw, "database_url", f"sqlite:///{data_dir / 'dqm.sqlite'}")
@@ -304,9 +395,77 @@ def load_settings(
         data_dir=data_dir,
         raw_roots=raw_roots,
         analyses_file=analyses_file,
+        checks_file=checks_file,
+        alarms=alarms,
         config_file=path,
         sources=sources,
     )
+
+
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(s|sec|min|m|h)?\s*", re.IGNORECASE)
+_UNIT_S = {None: 1.0, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
+_ADDRESS = re.compile(r"[^@\s,]+@[^@\s,]+")
+
+
+def _duration(value: object, source: str) -> float:
+    """Seconds from a number or a text such as ``90``, ``90s``, ``10min``, ``1.5h``."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.fullmatch(value) if isinstance(value, str) else None
+        if match is None:
+            raise ConfigError(
+                f"{source}: expected a duration such as 600, 90s, 10min or 1h, got {value!r}."
+            )
+        seconds = float(match[1]) * _UNIT_S[match[2].lower() if match[2] else None]
+    if not 0 < seconds < 10 * 86_400:
+        raise ConfigError(f"{source}: a duration must be above 0 and below 10 days, got {value!r}.")
+    return seconds
+
+
+def _addresses(value: object, source: str) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ConfigError(f"{source}: expected e-mail addresses, comma-separated, got {value!r}.")
+    addresses = tuple(i.strip() for i in items if i.strip())
+    bad = [a for a in addresses if not _ADDRESS.fullmatch(a)]
+    if bad:
+        raise ConfigError(f"{source}: {bad[0]!r} is not an e-mail address.")
+    return addresses
+
+
+def _alarm_settings(raw: Mapping[str, tuple[object, Path, str]]) -> AlarmSettings:
+    values: dict[str, object] = {}
+    for key in ("smtp_url", "webhook_url", "expert_webhook_url", "dashboard_url", "alarm_sender"):
+        if key in raw:
+            value, _base, source = raw[key]
+            if not isinstance(value, str) or not value.strip():
+                raise ConfigError(f"{source}: expected a non-empty string, got {value!r}.")
+            values[key.removeprefix("alarm_")] = value.strip()
+    if "sender" in values:
+        _addresses(values["sender"], raw["alarm_sender"][2])
+    for key in ("alarm_recipients", "alarm_expert_recipients"):
+        if key in raw:
+            values[key.removeprefix("alarm_")] = _addresses(raw[key][0], raw[key][2])
+    for key in ("remind_after", "escalate_after", "stall_after"):
+        if key in raw:
+            values[f"{key}_s"] = _duration(raw[key][0], raw[key][2])
+    if "warning_streak" in raw:
+        value, _base, source = raw["warning_streak"]
+        try:
+            streak = int(str(value))
+        except ValueError:
+            streak = 0
+        if isinstance(value, bool) or not 1 <= streak <= 100:
+            raise ConfigError(f"{source}: expected a number of runs from 1 to 100, got {value!r}.")
+        values["warning_streak"] = streak
+    settings = AlarmSettings(**values)  # type: ignore[arg-type]
+    if settings.smtp_url and not settings.recipients:
+        source = raw["smtp_url"][2]
+        raise ConfigError(
+            f"{source}: e-mail needs recipients too (alarm_recipients or DQM_ALARM_RECIPIENTS)."
+        )
+    return settings
 
 
 def _queue_name(value: object, source: str) -> str:

@@ -11,6 +11,7 @@ import enum
 from dqm.errors import InvalidValueError
 
 __all__ = [
+    "AlarmState",
     "FileState",
     "JobState",
     "MessageOutcome",
@@ -49,6 +50,15 @@ class JobState(enum.StrEnum):
     DONE = "DONE"
     FAILED = "FAILED"
     TOCHECK = "TOCHECK"  # data never arrived, or the job stayed silent too long
+
+
+class AlarmState(enum.StrEnum):
+    """Life of an alarm: opened by a check, acknowledged by a shifter, resolved by the check turning
+    Good again or closed by an expert (docs/architecture.md, "Alarms")."""
+
+    OPEN = "OPEN"
+    ACKNOWLEDGED = "ACKNOWLEDGED"
+    RESOLVED = "RESOLVED"
 
 
 class MessageOutcome(enum.StrEnum):

@@ -33,7 +33,8 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
-from dqm.states import FileState, JobState, MessageOutcome, RunStatus
+from dqm.checks.quality import Quality
+from dqm.states import AlarmState, FileState, JobState, MessageOutcome, RunStatus
 from dqm.times import utcnow
 
 NAMING_CONVENTION = {
@@ -84,6 +85,7 @@ class Run(Base):
         Index("ix_runs_status_end_time", "status", "end_time"),
         Index("ix_runs_start_time", "start_time"),
         Index("ix_runs_run_type", "run_type"),
+        Index("ix_runs_run_type_quality", "run_type", "quality"),
     )
 
     run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -103,6 +105,8 @@ class Run(Base):
     source_z_mm: Mapped[float | None] = mapped_column(Float, nullable=True)
     trigger_rate_hz: Mapped[float | None] = mapped_column(Float, nullable=True)
     software_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the worst quality of the run's checks at their last evaluation (None: not judged yet)
+    quality: Mapped[Quality | None] = mapped_column(EnumString(Quality, 16), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -423,3 +427,124 @@ class AnalysisFigure(Base):
     )
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     png: Mapped[bytes] = mapped_column(Blob)
+
+
+class CheckDeclarationRow(Base):
+    """A version of a check as it was declared, recorded when a job server or a command loads it."""
+
+    __tablename__ = "checks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    declaration: Mapped[dict[str, Any]] = mapped_column(JSON)
+    origin: Mapped[str] = mapped_column(String(512))
+    first_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_seen: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class CheckResult(Base):
+    """The last judgement of one version of a check on one run: exactly one per (check, version,
+    run), replaced at each evaluation (after each merge, at the run's end, on a rerun)."""
+
+    __tablename__ = "check_results"
+    __table_args__ = (
+        UniqueConstraint("check_name", "version", "run_id"),
+        Index("ix_check_results_run_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    check_name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    stage: Mapped[str] = mapped_column(String(16))
+    quality: Mapped[Quality] = mapped_column(EnumString(Quality, 16))
+    sentence: Mapped[str] = mapped_column(Text)
+    reference_run: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    statistics: Mapped[float | None] = mapped_column(Double, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    evaluated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True
+    )
+
+
+class RunStageQuality(Base):
+    """A run's quality per stage (calib, rec, pmt, analyses, processing): the worst of the stage's
+    checks at their last evaluation."""
+
+    __tablename__ = "run_stage_quality"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+    stage: Mapped[str] = mapped_column(String(16), primary_key=True)
+    quality: Mapped[Quality] = mapped_column(EnumString(Quality, 16))
+
+
+class ReferencePin(Base):
+    """A reference chosen by hand: for every run of a type (``run_id`` None) or for one run. The
+    latest pin of a scope wins; a pin without ``reference_run`` gives the automatic choice back."""
+
+    __tablename__ = "reference_pins"
+    __table_args__ = (Index("ix_reference_pins_scope", "run_type", "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reference_run: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    user: Mapped[str] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class Alarm(Base):
+    """An alarm: one per (check, run) or per stalled run, however often the check is re-evaluated.
+
+    ``key`` is ``check:NAME:RUN`` or ``stall:RUN``."""
+
+    __tablename__ = "alarms"
+    __table_args__ = (
+        UniqueConstraint("key"),
+        Index("ix_alarms_state", "state"),
+        Index("ix_alarms_run_id", "run_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(160))
+    kind: Mapped[str] = mapped_column(String(16))  # check, streak, stall
+    check_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    run_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    severity: Mapped[Quality] = mapped_column(EnumString(Quality, 16))
+    state: Mapped[AlarmState] = mapped_column(EnumString(AlarmState, 16))
+    sentence: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    acknowledged_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    acknowledged_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    resolved_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # reminders: when the shifters were last told, how often, and when the experts were
+    notified_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    notifications: Mapped[int] = mapped_column(Integer, default=0)
+    escalated_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+
+    events: Mapped[list[AlarmEvent]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="AlarmEvent.id"
+    )
+
+
+class AlarmEvent(Base):
+    """One thing that happened to an alarm: opened, reopened, acknowledged, resolved, closed,
+    notified, escalated; with who and when."""
+
+    __tablename__ = "alarm_events"
+    __table_args__ = (Index("ix_alarm_events_alarm_id", "alarm_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alarm_id: Mapped[int] = mapped_column(ForeignKey("alarms.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(16))
+    state: Mapped[AlarmState] = mapped_column(EnumString(AlarmState, 16))
+    user: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    comment: Mapped[str] = mapped_column(Text, default="")
