@@ -20,6 +20,10 @@ from collections.abc import Iterable
 
 from dqm.states import FileState, JobState, RunStatus
 
+#: The kind of the job that evaluates a run's checks: it judges the run and never holds its status
+#: (checks run again once a run is All Completed).
+CHECKS_JOB_KIND = "checks"
+
 #: Job states in which work is still to come.
 PENDING_JOB_STATES = frozenset({JobState.TODO, JobState.SUBMITTED, JobState.RUNNING})
 #: Job states that end work without success.

@@ -23,7 +23,7 @@ from dqm.db.models import (
     RunTag,
 )
 from dqm.errors import InvalidValueError, NotFoundError
-from dqm.runstatus import derive_run_status
+from dqm.runstatus import CHECKS_JOB_KIND, derive_run_status
 from dqm.states import RunStatus, parse_run_status
 from dqm.times import utcnow
 
@@ -274,9 +274,11 @@ def refresh_run_status(session: Session, *, run_id: int) -> RunStatus:
     """Derive the run's status from its files and jobs and store it (in the caller's transaction)."""
     run = get_run(session, run_id=run_id)
     file_states = list(session.scalars(select(File.state).where(File.run_id == run_id)))
-    # A backfill's analysis jobs run over finished runs: they do not reopen them.
+    # A backfill's analysis jobs run over finished runs, and checks judge a run: neither reopens it.
     jobs = session.execute(
-        select(Job.state, Job.analysis).where(Job.run_id == run_id, Job.backfill_id.is_(None))
+        select(Job.state, Job.analysis).where(
+            Job.run_id == run_id, Job.backfill_id.is_(None), Job.kind != CHECKS_JOB_KIND
+        )
     ).all()
     status = derive_run_status(
         ended=run.end_time is not None,
