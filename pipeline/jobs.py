@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from dqm import __version__, rawformat
 from dqm.analyses.declarations import Catalog
+from dqm.checks.declarations import CheckCatalog
 from dqm.config import DEFAULT_REC_METHOD, Settings
 from dqm.db import queries
 from dqm.db.models import File, Job, Run
@@ -45,6 +46,7 @@ class Context:
     file_jobs: int = 1  # processes over the chunks of one file
     backend: str | None = None  # joblib backend for them (None: loky; "dask" on a Dask cluster)
     catalog: Catalog | None = None  # the analyses declared (None: no analysis runs)
+    checks: CheckCatalog | None = None  # the checks declared (None: no check runs)
 
 
 @dataclass(frozen=True)

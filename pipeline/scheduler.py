@@ -36,7 +36,7 @@ from dqm.db.queries import Retry, transition_job
 from dqm.errors import DQMError, first_line
 from dqm.states import FileState, JobState
 from dqm.times import utcnow
-from pipeline import analyses, jobs
+from pipeline import analyses, checks, jobs
 from pipeline.executors import Executor
 from pipeline.failpoints import failpoint
 from pipeline.stages.reading import FileNotReady
@@ -313,6 +313,7 @@ class Scheduler:
                 jobs.create_jobs(session, "file_done", run, file, self.context)
             elif job.kind == jobs.MERGE_RUN.name:
                 analyses.after_merge(session, job.run_id, self.context)
+                checks.after_merge(session, job.run_id, self.context)
         elif isinstance(error, FileNotReady):
             # Not the job's fault: it waits for its data, as before its submission.
             transition_job(
@@ -359,6 +360,8 @@ class Scheduler:
                     note=f"retry in {delay:.0f} s after",
                     traceback=trace,
                 )
+        if job.kind == analyses.ANALYSIS.name and job.state not in (*jobs.ACTIVE_STATES, JobState.TODO):
+            checks.after_analysis(session, job.run_id, self.context)
         queries.refresh_run_status(session, run_id=job.run_id)
 
     # --- housekeeping ----------------------------------------------------------------------------
@@ -455,6 +458,8 @@ class Scheduler:
                     transition_job(session, job=job, state=JobState.TOCHECK, reason=reason, now=now)
                 else:
                     continue
+                if job.kind == analyses.ANALYSIS.name:
+                    checks.after_analysis(session, job.run_id, self.context)
                 queries.refresh_run_status(session, run_id=job.run_id)
                 late.append(job.id)
         for job_id in late:

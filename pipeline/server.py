@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 
 from dqm.analyses.declarations import Catalog, load_catalog
 from dqm.analyses.records import record_catalog
+from dqm.checks.declarations import CheckCatalog, load_checks
+from dqm.checks.records import record_checks
 from dqm.config import Settings, mask_url
 from dqm.db.session import make_engine, transaction
 from dqm.errors import DatabaseError, first_line
@@ -84,26 +86,34 @@ class JobServer:
         executor: Executor,
         options: ServerOptions | None = None,
         catalog: Catalog | None = None,
+        checks: CheckCatalog | None = None,
     ) -> None:
         """Raises:
-        DeclarationError: an analysis declaration is wrong, or its version went backwards
-            against the database.
+        DeclarationError: an analysis or check declaration is wrong, or its version went
+            backwards against the database.
         """
         self.settings = settings
         self.executor = executor
         self.options = options or ServerOptions()
         self.server_id = server_identity()
         self.catalog = catalog if catalog is not None else load_catalog(settings.analyses_file)
+        self.checks = (
+            checks
+            if checks is not None
+            else load_checks(settings.checks_file, analyses=self.catalog)
+        )
         context = jobs.Context(
             settings=settings,
             server_id=self.server_id,
             file_jobs=self.options.file_jobs,
             backend="dask" if getattr(executor, "name", None) == "dask" else None,
             catalog=self.catalog,
+            checks=self.checks,
         )
         self.engine = make_engine(settings.database_url, pool_pre_ping=True)
         with transaction(self.engine) as session:
             record_catalog(session, self.catalog)
+            record_checks(session, self.checks)
         self.consumer = MessageConsumer(settings, context, self._transaction)
         self.scheduler = Scheduler(executor, self.options, context, self._transaction)
         self.stopping = threading.Event()

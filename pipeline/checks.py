@@ -1,0 +1,86 @@
+"""Checks jobs: one evaluation of every check that applies to a run, queued
+
+- after each merge of the run (while it takes data its checks are TooFew at first, then judge as
+  its statistics grow);
+- once its analyses are done (the checks of analysis variables read them);
+- by ``dqm checks rerun`` (a check's definition changed version).
+
+A run's pending TODO checks job is reused, and one is out at a time (a run-level job). The inputs
+are read in the job server (:func:`dqm.checks.runinputs.build_check_inputs`), the checks are
+evaluated in a worker (:func:`dqm.checks.evaluate.evaluate_task`, pure), and the results, the run's
+quality and the alarms they open or resolve are stored in the transaction that marks the job DONE.
+A check that raises gives Unknown for itself only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from dqm.checks.evaluate import CheckOutcome, CheckTask, evaluate_task
+from dqm.checks.records import queue_checks, store_outcomes
+from dqm.checks.runinputs import build_check_inputs
+from dqm.db import queries
+from dqm.db.models import Job
+from dqm.runstatus import CHECKS_JOB_KIND, PENDING_JOB_STATES
+from pipeline import jobs
+
+log = logging.getLogger("dqm.checks")
+
+__all__ = ["CHECKS", "after_analysis", "after_merge"]
+
+
+def _prepare(session: Session, job: Job, context: jobs.Context) -> CheckTask | list[CheckOutcome]:
+    run = queries.get_run(session, run_id=job.run_id)
+    catalog = context.checks
+    declarations = catalog.for_run(run.run_type) if catalog is not None else []
+    inputs, _choice = build_check_inputs(session, run_id=job.run_id, declarations=declarations)
+    return CheckTask(run_id=job.run_id, declarations=tuple(declarations), inputs=inputs)
+
+
+def _complete(
+    session: Session, job: Job, outcomes: list[CheckOutcome], context: jobs.Context
+) -> None:
+    quality, _changes = store_outcomes(
+        session,
+        run_id=job.run_id,
+        outcomes=outcomes,
+        warning_streak=context.settings.alarms.warning_streak,
+        job_id=job.id,
+    )
+    log.info("run %d: %d checks evaluated, quality %s", job.run_id, len(outcomes), quality)
+
+
+CHECKS = jobs.register(
+    jobs.JobKind(
+        name=CHECKS_JOB_KIND,
+        description="evaluate the checks of a run, store its quality and open or resolve alarms",
+        triggers=frozenset(),  # queued after merges, after analyses and by `dqm checks rerun`
+        per_file=False,
+        execute=evaluate_task,
+        prepare=_prepare,
+        complete=_complete,
+    )
+)
+
+
+def after_merge(session: Session, run_id: int, context: jobs.Context) -> Job | None:
+    """Queue the run's checks after a merge (in the caller's transaction)."""
+    if context.checks is None or not len(context.checks):
+        return None
+    return queue_checks(session, run_id=run_id, code_version=context.code_version)
+
+
+def after_analysis(session: Session, run_id: int, context: jobs.Context) -> Job | None:
+    """Queue the run's checks once none of its analyses is pending any more."""
+    if context.checks is None or not len(context.checks):
+        return None
+    pending = [
+        job
+        for job in queries.analysis_jobs(session, run_id=run_id)
+        if job.state in PENDING_JOB_STATES
+    ]
+    if pending:
+        return None
+    return queue_checks(session, run_id=run_id, code_version=context.code_version)
