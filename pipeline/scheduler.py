@@ -360,7 +360,10 @@ class Scheduler:
                     note=f"retry in {delay:.0f} s after",
                     traceback=trace,
                 )
-        if job.kind == analyses.ANALYSIS.name and job.state not in (*jobs.ACTIVE_STATES, JobState.TODO):
+        if job.kind == analyses.ANALYSIS.name and job.state not in (
+            *jobs.ACTIVE_STATES,
+            JobState.TODO,
+        ):
             checks.after_analysis(session, job.run_id, self.context)
         queries.refresh_run_status(session, run_id=job.run_id)
 

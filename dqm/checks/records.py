@@ -102,9 +102,7 @@ def store_outcomes(
                     limit=warning_streak - 1,
                 )
             ]
-        action, severity, streak = decide(
-            o.outcome.quality, earlier, warning_streak=warning_streak
-        )
+        action, severity, streak = decide(o.outcome.quality, earlier, warning_streak=warning_streak)
         key = alarm_key(o.name, run_id)
         if action == AlarmAction.OPEN and severity is not None:
             streak_text = (
@@ -146,15 +144,11 @@ def store_outcomes(
     return quality, changes
 
 
-def queue_checks(
-    session: Session, *, run_id: int, code_version: str | None = None
-) -> Job | None:
+def queue_checks(session: Session, *, run_id: int, code_version: str | None = None) -> Job | None:
     """Queue an evaluation of a run's checks (a TODO one already waiting is reused: it will read
     whatever is there when it runs). Returns the new job, or None if one was waiting."""
     waiting = queries.open_checks_job(session, run_id=run_id)
     if waiting is not None:
         waiting.not_before = None
         return None
-    return queries.add_job(
-        session, kind=CHECKS_JOB_KIND, run_id=run_id, code_version=code_version
-    )
+    return queries.add_job(session, kind=CHECKS_JOB_KIND, run_id=run_id, code_version=code_version)

@@ -66,9 +66,7 @@ def build_check_inputs(
         earlier = queries.clean_runs(
             session, run_type=run.run_type, before_run=run_id, limit=n_history
         )
-        history = queries.history_values(
-            session, run_ids=[r.run_id for r in earlier], keys=keys
-        )
+        history = queries.history_values(session, run_ids=[r.run_id for r in earlier], keys=keys)
     inputs = CheckInputs(
         run=view,
         reference=reference_view,

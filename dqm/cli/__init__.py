@@ -12,6 +12,8 @@ Modules:
     database: ``dqm config`` and ``dqm init-db``.
     runs: ``dqm runs``, ``dqm run add|set|show|tag|untag|delete`` and ``dqm export``.
     analyses: ``dqm analyses list|run|results|backfill``.
+    checks: ``dqm checks list|rerun|backtest``, ``dqm quality``, ``dqm reference`` and
+        ``dqm alarms [show|ack|close]``.
     jobs: ``dqm jobs``, ``dqm retry`` and ``dqm messages``.
     notify: ``dqm notify run-start|file-ready|run-end``.
     __main__: ``python -m dqm.cli``, the same as ``dqm``.
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 # Each command module adds its commands to the group as it is imported.
-from dqm.cli import analyses, database, jobs, notify, runs  # noqa: F401
+from dqm.cli import analyses, checks, database, jobs, notify, runs  # noqa: F401
 from dqm.cli.base import (
     COMMAND_GROUP,
     EXIT_BAD_INPUT,
