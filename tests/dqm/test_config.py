@@ -77,6 +77,11 @@ def test_passwords_are_masked() -> None:
         ({"DQM_BROKER_URL": "kafka://h:9092"}, "broker transport 'kafka' is not supported"),
         ({"DQM_BROKER_URL": "amqp://u:pw@h:99999//"}, "not a broker URL"),
         ({"DQM_BROKER_URL": "amqp://"}, "names no host"),
+        ({"DQM_REMIND_AFTER": "soon"}, "DQM_REMIND_AFTER: expected a duration such as 600"),
+        ({"DQM_ESCALATE_AFTER": "0"}, "above 0 and below 10 days"),
+        ({"DQM_ALARM_RECIPIENTS": "a@b.c, nobody"}, "'nobody' is not an e-mail address"),
+        ({"DQM_SMTP_URL": "smtp://mail:25"}, "e-mail needs recipients too"),
+        ({"DQM_WARNING_STREAK": "many"}, "a number of runs from 1 to 100"),
     ],
 )
 def test_malformed_values_are_one_clear_error(env: dict[str, str], message: str) -> None:
@@ -101,3 +106,24 @@ def test_bad_files_are_one_clear_error(tmp_path: Path) -> None:
     wrong_type.write_text("raw_roots = 3\n")
     with pytest.raises(ConfigError, match="expected a list of directories"):
         load_settings(wrong_type, env={})
+
+
+def test_alarm_settings_from_file_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "dqm.toml"
+    config.write_text(
+        'checks_file = "my_checks.toml"\nalarm_recipients = ["shift@example.org"]\n'
+        'remind_after = "5min"\nescalate_after = 3600\nwarning_streak = 2\n'
+    )
+    settings = load_settings(
+        config, env={"DQM_SMTP_URL": "smtp://u:pw@mail:25", "DQM_STALL_AFTER": "1.5h"}
+    )
+    assert settings.checks_file == tmp_path / "my_checks.toml"
+    alarms = settings.alarms
+    assert alarms.recipients == ("shift@example.org",)
+    assert (alarms.remind_after_s, alarms.escalate_after_s, alarms.stall_after_s) == (
+        300.0,
+        3600.0,
+        5400.0,
+    )
+    assert alarms.warning_streak == 2 and alarms.smtp_url == "smtp://u:pw@mail:25"
+    assert settings.masked()["smtp_url"] == "smtp://u:***@mail:25"
