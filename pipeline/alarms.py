@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
+from dqm.notify import Dispatcher, Notification
 from sqlalchemy.orm import Session
 
 from dqm.alarms import stall_key
@@ -22,7 +23,6 @@ from dqm.config import AlarmSettings
 from dqm.db import queries
 from dqm.db.models import Alarm
 from dqm.errors import first_line
-from dqm.notify import Dispatcher, Notification
 from dqm.states import AlarmState
 from dqm.times import format_time, utcnow
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import logging
 
+from dqm.checks.evaluate import CheckInputs, CheckOutcome, CheckTask, evaluate_task
 from sqlalchemy.orm import Session
 
-from dqm.checks.evaluate import CheckOutcome, CheckTask, evaluate_task
-from dqm.checks.records import queue_checks, store_outcomes
+from dqm.analyses.runview import build_run_view
+from dqm.checks.records import queue_checks, store_outcomes, with_saved_versions
 from dqm.checks.runinputs import build_check_inputs
 from dqm.db import queries
 from dqm.db.models import Job
@@ -31,10 +32,16 @@ log = logging.getLogger("dqm.checks")
 __all__ = ["CHECKS", "after_analysis", "after_merge"]
 
 
-def _prepare(session: Session, job: Job, context: jobs.Context) -> CheckTask | list[CheckOutcome]:
+def _prepare(session: Session, job: Job, context: jobs.Context) -> CheckTask:
     run = queries.get_run(session, run_id=job.run_id)
-    catalog = context.checks
-    declarations = catalog.for_run(run.run_type) if catalog is not None else []
+    if context.checks is None:
+        return CheckTask(
+            run_id=job.run_id,
+            declarations=(),
+            inputs=CheckInputs(run=build_run_view(session, run_id=job.run_id, events=False)),
+        )
+    catalog = with_saved_versions(session, context.checks)  # a version saved meanwhile holds
+    declarations = catalog.for_run(run.run_type)
     inputs, _choice = build_check_inputs(session, run_id=job.run_id, declarations=declarations)
     return CheckTask(run_id=job.run_id, declarations=tuple(declarations), inputs=inputs)
 

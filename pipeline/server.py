@@ -17,12 +17,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from dqm.checks.declarations import CheckCatalog, load_checks
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from dqm.analyses.declarations import Catalog, load_catalog
 from dqm.analyses.records import record_catalog
-from dqm.checks.declarations import CheckCatalog, load_checks
 from dqm.checks.records import record_checks
 from dqm.config import Settings, mask_url
 from dqm.db.session import make_engine, transaction
@@ -113,7 +113,7 @@ class JobServer:
         self.engine = make_engine(settings.database_url, pool_pre_ping=True)
         with transaction(self.engine) as session:
             record_catalog(session, self.catalog)
-            record_checks(session, self.checks)
+            self.checks = record_checks(session, self.checks)
         self.consumer = MessageConsumer(settings, context, self._transaction)
         self.scheduler = Scheduler(executor, self.options, context, self._transaction)
         self.stopping = threading.Event()

@@ -6,32 +6,44 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
 from dqm.alarms import AlarmAction, alarm_key, decide
-from dqm.checks.declarations import CheckCatalog, check_versions
+from dqm.checks.declarations import CheckCatalog, CheckDeclaration, check_versions
 from dqm.checks.evaluate import CheckOutcome
 from dqm.checks.quality import Quality
 from dqm.db import queries
 from dqm.db.models import Job
 from dqm.runstatus import CHECKS_JOB_KIND
-from dqm.times import utcnow
+from dqm.times import format_time, utcnow
 
-__all__ = ["AlarmChange", "queue_checks", "record_checks", "store_outcomes"]
+__all__ = [
+    "SAVED_BY",
+    "AlarmChange",
+    "queue_checks",
+    "record_checks",
+    "save_check_version",
+    "store_outcomes",
+    "with_saved_versions",
+]
 
 log = logging.getLogger("dqm.checks")
 
 
-def record_checks(session: Session, catalog: CheckCatalog) -> None:
-    """Record the declared checks in the database (refusing a version that went backwards).
+def record_checks(session: Session, catalog: CheckCatalog) -> CheckCatalog:
+    """Record the declared checks in the database (refusing a version that went backwards), and
+    return the catalog in force: with the versions saved by hand (:func:`with_saved_versions`).
 
     Raises:
         DeclarationError: a check's version is below one the database knows.
     """
-    check_versions(catalog, queries.highest_check_versions(session))
-    for declaration in catalog:
+    effective = with_saved_versions(session, catalog)
+    check_versions(effective, queries.highest_check_versions(session))
+    for declaration in effective:
+        if declaration.origin.startswith(SAVED_BY):
+            continue  # recorded when it was saved
         queries.record_check_declaration(
             session,
             name=declaration.name,
@@ -39,6 +51,7 @@ def record_checks(session: Session, catalog: CheckCatalog) -> None:
             declaration=declaration.to_json(),
             origin=declaration.origin,
         )
+    return effective
 
 
 @dataclass(frozen=True)
@@ -152,3 +165,78 @@ def queue_checks(session: Session, *, run_id: int, code_version: str | None = No
         waiting.not_before = None
         return None
     return queries.add_job(session, kind=CHECKS_JOB_KIND, run_id=run_id, code_version=code_version)
+
+
+#: How the origin of a version saved from the dashboard or the command line begins.
+SAVED_BY = "saved by "
+
+
+def save_check_version(
+    session: Session,
+    *,
+    current: CheckDeclaration,
+    proposed: CheckDeclaration,
+    user: str,
+    comment: str = "",
+    now: dt.datetime | None = None,
+) -> CheckDeclaration:
+    """Save a check's proposed definition as its new version (above every version the database
+    knows), recorded in ``changes``; it holds from the checks' next evaluation on, and beats the
+    files' declarations of a lower version.
+
+    Raises:
+        InvalidValueError: ``user`` may not write.
+    """
+    now = now or utcnow()
+    version = max(queries.highest_check_versions(session).get(current.name, 0), current.version) + 1
+    saved = replace(
+        proposed, version=version, origin=f"{SAVED_BY}{user[:48]} at {format_time(now)}"
+    )
+    changed = {
+        key: value
+        for key, value in saved.parameters.items()
+        if current.parameters.get(key) != value
+    }
+    queries.record_change(
+        session,
+        user=user,
+        action="check_version",
+        target=current.name,
+        detail={
+            "from_version": current.version,
+            "version": version,
+            "changed": changed,
+            "comment": comment,
+        },
+    )
+    queries.record_check_declaration(
+        session,
+        name=saved.name,
+        version=saved.version,
+        declaration=saved.to_json(),
+        origin=saved.origin,
+        now=now,
+    )
+    return saved
+
+
+def with_saved_versions(session: Session, catalog: CheckCatalog) -> CheckCatalog:
+    """The catalog with the versions saved from the dashboard or the command line in place of the
+    declared ones they supersede (a saved version above the declared one wins; a file that
+    declares a version as high or higher wins back)."""
+    saved: dict[str, CheckDeclaration] = {}
+    for row in queries.check_declarations(session):
+        if not row.origin.startswith(SAVED_BY) or row.name not in catalog:
+            continue
+        declared = catalog.get(row.name)
+        if row.version <= declared.version:
+            continue
+        parameters = dict(declared.parameters)
+        parameters.update(row.declaration.get("parameters", {}))
+        if row.name not in saved or saved[row.name].version < row.version:
+            saved[row.name] = replace(
+                declared, version=row.version, parameters=parameters, origin=row.origin
+            )
+    if not saved:
+        return catalog
+    return replace(catalog, checks={**catalog.checks, **saved})

@@ -1,6 +1,6 @@
 """Checks, run quality, references and alarms on the command line:
 
-- ``dqm checks list|rerun|backtest``;
+- ``dqm checks list|rerun|backtest|save``;
 - ``dqm quality RUN [--json]``;
 - ``dqm reference RUN [--pin REF | --type-pin TYPE REF | --unpin]``;
 - ``dqm alarms [--open] [--json]``, ``dqm alarms show ID``, ``dqm alarms ack ID --comment …``,
@@ -23,7 +23,7 @@ from dqm.analyses.declarations import load_catalog
 from dqm.checks.backtest import backtest, backtest_runs
 from dqm.checks.declarations import CheckCatalog, load_checks
 from dqm.checks.quality import Quality, parse_quality
-from dqm.checks.records import queue_checks
+from dqm.checks.records import queue_checks, save_check_version, with_saved_versions
 from dqm.checks.references import choose_reference
 from dqm.cli.base import CliContext, cli, pass_cli_ctx, print_table
 from dqm.db import queries
@@ -147,9 +147,10 @@ def checks_backtest(
 ) -> None:
     """Judge past runs under check NAME as it is and as it would be with the --set parameters,
     and list the runs whose quality would change. Nothing is saved."""
-    current = _checks(cli_ctx).get(name)
-    proposed = current.with_settings(_settings(settings))
+    declared = _checks(cli_ctx)
     with transaction(cli_ctx.database()) as session:
+        current = with_saved_versions(session, declared).get(name)
+        proposed = current.with_settings(_settings(settings))
         run_ids = backtest_runs(
             session,
             run_types=sorted(current.run_types) if current.run_types else None,
@@ -213,6 +214,34 @@ def checks_backtest(
         f"{len(changed)} of {len(rows)} runs would change"
         + (f": {', '.join(str(r.run_id) for r in changed)}." if changed else ".")
     )
+
+
+@checks_group.command("save")
+@click.argument("name")
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    required=True,
+    help="A parameter of the new version (repeat for several).",
+)
+@click.option("--comment", default="", help="Why (recorded in the changes).")
+@pass_cli_ctx
+def checks_save(cli_ctx: CliContext, name: str, settings: tuple[str, ...], comment: str) -> None:
+    """Save check NAME with the --set parameters as its new version (back-test it first): the job
+    server evaluates it from the next evaluation on; `dqm checks rerun` judges past runs again."""
+    declared = _checks(cli_ctx)
+    with transaction(cli_ctx.database()) as session:
+        current = with_saved_versions(session, declared).get(name)
+        saved = save_check_version(
+            session,
+            current=current,
+            proposed=current.with_settings(_settings(settings)),
+            user=cli_ctx.user,
+            comment=comment,
+        )
+    click.echo(f"check {name} version {saved.version} saved ({saved.origin}).")
 
 
 # --- quality and references ----------------------------------------------------------------------
