@@ -11,10 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 
-from dqm.notify import Dispatcher, Notification
 from sqlalchemy.orm import Session
 
 from dqm.alarms import stall_key
@@ -23,6 +22,7 @@ from dqm.config import AlarmSettings
 from dqm.db import queries
 from dqm.db.models import Alarm
 from dqm.errors import first_line
+from dqm.notify import Channel, Dispatcher, Notification
 from dqm.states import AlarmState
 from dqm.times import format_time, utcnow
 
@@ -67,8 +67,8 @@ class AlarmWatcher:
     Args:
         settings: when to remind, escalate and call a run stalled; the dashboard's address.
         transaction: opens a unit of work on the database.
-        dispatcher: the channels' dispatcher (None: nothing is sent, the alarms are only shown on
-            the dashboard and by ``dqm alarms``).
+        channels: where notices go (none: nothing is sent, the alarms are only shown on the
+            dashboard and by ``dqm alarms``).
         poll_s: how often to look.
     """
 
@@ -76,26 +76,36 @@ class AlarmWatcher:
         self,
         settings: AlarmSettings,
         transaction: Callable[[], AbstractContextManager[Session]],
-        dispatcher: Dispatcher | None,
+        channels: Sequence[Channel] = (),
         poll_s: float = 2.0,
     ) -> None:
         self.settings = settings
         self.transaction = transaction
-        self.dispatcher = dispatcher
+        self.channels = list(channels)
         self.poll_s = poll_s
+        self.dispatcher: Dispatcher | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="dqm-alarms", daemon=True)
+        self._thread: threading.Thread | None = None
         self._failing = False
 
     def start(self) -> None:
+        """Start looking (and the channels' threads), until :meth:`stop`."""
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
+        if self.channels:
+            self.dispatcher = Dispatcher(self.channels)
+        self._thread = threading.Thread(target=self._loop, name="dqm-alarms", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
+        """Stop looking and sending (notices still queued are dropped, and counted in the log)."""
         self._stop.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(timeout)
         if self.dispatcher is not None:
             self.dispatcher.stop(timeout)
+            self.dispatcher = None
 
     def _loop(self) -> None:
         while not self._stop.is_set():

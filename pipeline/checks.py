@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import logging
 
-from dqm.checks.evaluate import CheckInputs, CheckOutcome, CheckTask, evaluate_task
 from sqlalchemy.orm import Session
 
 from dqm.analyses.runview import build_run_view
+from dqm.checks.evaluate import CheckInputs, CheckOutcome, CheckTask, evaluate_task
 from dqm.checks.records import queue_checks, store_outcomes, with_saved_versions
 from dqm.checks.runinputs import build_check_inputs
 from dqm.db import queries

@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dqm.checks.declarations import CheckCatalog
 from sqlalchemy.orm import Session
 
 from dqm import __version__, rawformat
 from dqm.analyses.declarations import Catalog
+from dqm.checks.declarations import CheckCatalog
 from dqm.config import DEFAULT_REC_METHOD, Settings
 from dqm.db import queries
 from dqm.db.models import File, Job, Run

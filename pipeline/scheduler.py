@@ -61,6 +61,7 @@ class ServerOptions:
     outage_retry_s: float = 5.0  # how often to try a database or broker that went away
     shutdown_grace_s: float = 30.0  # on SIGTERM, wait this long for running jobs
     file_jobs: int = 1  # processes over the chunks of one file (for few, large files)
+    alarm_poll_s: float = 2.0  # how often the alarm watcher looks for stalls and due notices
 
 
 def server_identity() -> str:

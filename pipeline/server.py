@@ -17,17 +17,19 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from dqm.checks.declarations import CheckCatalog, load_checks
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from dqm.analyses.declarations import Catalog, load_catalog
 from dqm.analyses.records import record_catalog
+from dqm.checks.declarations import CheckCatalog, load_checks
 from dqm.checks.records import record_checks
 from dqm.config import Settings, mask_url
 from dqm.db.session import make_engine, transaction
 from dqm.errors import DatabaseError, first_line
+from dqm.notify import parse_channels
 from pipeline import jobs
+from pipeline.alarms import AlarmWatcher
 from pipeline.consumer import BrokerUnavailable, MessageConsumer
 from pipeline.executors import Executor, WorkerLost
 from pipeline.scheduler import Scheduler, ServerOptions, server_identity
@@ -114,6 +116,21 @@ class JobServer:
         with transaction(self.engine) as session:
             record_catalog(session, self.catalog)
             self.checks = record_checks(session, self.checks)
+        alarms = settings.alarms
+        channels = parse_channels(
+            smtp_url=alarms.smtp_url,
+            sender=alarms.sender,
+            recipients=alarms.recipients,
+            expert_recipients=alarms.expert_recipients,
+            webhook_url=alarms.webhook_url,
+            expert_webhook_url=alarms.expert_webhook_url,
+        )
+        self.watcher = AlarmWatcher(
+            alarms,
+            self._transaction,
+            channels,
+            poll_s=self.options.alarm_poll_s,
+        )
         self.consumer = MessageConsumer(settings, context, self._transaction)
         self.scheduler = Scheduler(executor, self.options, context, self._transaction)
         self.stopping = threading.Event()
@@ -142,6 +159,7 @@ class JobServer:
             self.executor.name,
             self.options.max_jobs,
         )
+        self.watcher.start()
         try:
             while not self.stopping.is_set():
                 busy = self.step()
@@ -204,6 +222,7 @@ class JobServer:
         return recorded
 
     def _shutdown(self) -> None:
+        self.watcher.stop()
         self.consumer.close()
         try:
             self.scheduler.finish(self.options.shutdown_grace_s)

@@ -231,6 +231,7 @@ class FileInfo:
         n_events: events announced (or read).
         state: announced, processing, done, failed, missing.
         arrived_at: when file_ready was received (naive UTC).
+        done_at: when its processing was done (naive UTC), None if it is not.
     """
 
     seq: int
@@ -239,6 +240,7 @@ class FileInfo:
     n_events: int | None
     state: str
     arrived_at: dt.datetime | None = None
+    done_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

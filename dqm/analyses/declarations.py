@@ -258,22 +258,27 @@ class Catalog:
 # --- parsing -------------------------------------------------------------------------------------
 
 
-def _fail(origin: str, entry: str | None, message: str) -> DeclarationError:
-    where = f"{origin}: [analyses.{entry}]" if entry else origin
+def _fail(
+    origin: str, entry: str | None, message: str, table: str = "analyses"
+) -> DeclarationError:
+    """The error for a fault of ``[table.entry]`` in ``origin`` (the file, or an entry point)."""
+    where = f"{origin}: [{table}.{entry}]" if entry else origin
     return DeclarationError(f"{where}: {message}")
 
 
-def _integer(value: Any, what: str, origin: str, name: str, minimum: int = 0) -> int:
+def _integer(
+    value: Any, what: str, origin: str, name: str, minimum: int = 0, table: str = "analyses"
+) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise _fail(
-            origin, name, f"{what} must be an integer of at least {minimum}, not {value!r}."
+            origin, name, f"{what} must be an integer of at least {minimum}, not {value!r}.", table
         )
     return value
 
 
-def _words(value: Any, what: str, origin: str, name: str) -> list[str]:
+def _words(value: Any, what: str, origin: str, name: str, table: str = "analyses") -> list[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise _fail(origin, name, f"{what} must be a list of strings, not {value!r}.")
+        raise _fail(origin, name, f"{what} must be a list of strings, not {value!r}.", table)
     return list(value)
 
 
@@ -514,6 +519,15 @@ def read_file(path: Path, *, import_functions: bool = True) -> list[Declaration]
     Raises:
         DeclarationError: the file cannot be read, is not TOML, or a declaration is wrong.
     """
+    return parse_declarations(read_toml(path), str(path), import_functions=import_functions)
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """A declarations file's content.
+
+    Raises:
+        DeclarationError: the file is missing, unreadable or not TOML (one sentence naming it).
+    """
     try:
         text = path.read_bytes().decode("utf-8")
     except FileNotFoundError:
@@ -521,10 +535,9 @@ def read_file(path: Path, *, import_functions: bool = True) -> list[Declaration]
     except (OSError, UnicodeDecodeError) as exc:
         raise _fail(str(path), None, f"cannot be read ({exc}).") from None
     try:
-        content = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _fail(str(path), None, f"is not valid TOML ({exc}).") from None
-    return parse_declarations(content, str(path), import_functions=import_functions)
 
 
 def builtin_file() -> Path:

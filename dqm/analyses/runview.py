@@ -6,6 +6,7 @@ analysis by hand): both read the same view the same way.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
@@ -154,10 +155,13 @@ def build_run_view(
     )
     files = queries.files_of_run(session, run_id=run_id)
     file_jobs: dict[str, int] = {}
+    done_at: dict[int, dt.datetime] = {}
     data_complete_at = None
     for job in queries.list_jobs(session, run_id=run_id, limit=None):
         if job.kind == _FILE_JOB_KIND:
             file_jobs[job.state.value] = file_jobs.get(job.state.value, 0) + 1
+            if job.state == JobState.DONE and job.file_id is not None and job.finished_at:
+                done_at[job.file_id] = job.finished_at
         elif (
             job.kind == _MERGE_JOB_KIND
             and job.state == JobState.DONE
@@ -183,6 +187,7 @@ def build_run_view(
                 n_events=f.n_events,
                 state=f.state.value,
                 arrived_at=f.arrived_at,
+                done_at=done_at.get(f.id),
             )
             for f in files
         ),

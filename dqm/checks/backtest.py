@@ -55,7 +55,7 @@ def backtest(
     proposed: CheckDeclaration | None = None,
     proposed_cuts: HitRateCuts | None = None,
     run_ids: Sequence[int],
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], object] | None = None,
 ) -> list[BacktestRow]:
     """Judge each run under the current and the proposed definition of a check.
 

@@ -10,6 +10,10 @@ rested on. Too few statistics give TooFew, never Good; a missing reference gives
 - :func:`contents_in_range`: the fraction of a histogram's entries outside [low, high].
 - :func:`variable_in_band`: an analysis variable inside a Warning band and a Bad band.
 - :func:`variable_vs_history`: an analysis variable within k σ of the median of earlier Good runs.
+- :func:`pmt_classes`: dead, hot and noisy PMTs, and those newly so against the reference.
+- :func:`sectors_vs_reference`: a per-PMT quantity by sector against the reference (a gain drift,
+  a time shift in part of the detector).
+- :func:`processing`: failed files, jobs to check, slow files.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from dqm.analyses.api import unit_suffix
-from dqm.checks.quality import Quality
+from dqm.checks.quality import SEVERITY, Quality
 from dqm.checks.shapes import compare_shapes
 
 __all__ = [
@@ -32,6 +36,9 @@ __all__ = [
     "contents_in_range",
     "histogram_mean_in_range",
     "histogram_vs_reference",
+    "pmt_classes",
+    "processing",
+    "sectors_vs_reference",
     "variable_in_band",
     "variable_vs_history",
 ]
@@ -289,4 +296,238 @@ def variable_vs_history(
         f"{warning_sigma:g} σ, Bad above {bad_sigma:g} σ.",
         statistics=len(past),
         details={"median": median, "sigma": sigma, "deviation_sigma": deviation},
+    )
+
+
+def _level(value: float, warning: float, bad: float) -> Quality:
+    """Bad above ``bad``, Warning above ``warning``, else Good (counts: above, not at)."""
+    if value > bad:
+        return Quality.BAD
+    if value > warning:
+        return Quality.WARNING
+    return Quality.GOOD
+
+
+def _ids(mask: npt.NDArray[np.bool_], limit: int = 200) -> list[int]:
+    return [int(i) for i in np.flatnonzero(mask)[:limit]]
+
+
+def pmt_classes(
+    classes: Mapping[str, npt.NDArray[np.bool_]],
+    reference: Mapping[str, npt.NDArray[np.bool_]] | None,
+    *,
+    reference_run: int | None,
+    n_events: float,
+    limits: Mapping[str, float],
+    cuts: str,
+    min_events: float = 1000,
+) -> Outcome:
+    """Counts of dead, hot and noisy PMTs, and of those newly so against the reference run.
+
+    Args:
+        classes: for ``dead``, ``hot`` and ``noisy``, which PMTs of the run are so.
+        reference: the same for the reference run, classified under the same cuts (None: no
+            reference; the counts are judged alone).
+        reference_run: the reference's run number.
+        n_events: the events the classification rests on (below ``min_events``: TooFew).
+        limits: ``dead_warning``, ``dead_bad``, ``new_dead_warning``... (above: Warning, Bad).
+        cuts: the cuts used, in words, for the sentence.
+    """
+    too_few = _too_few(n_events, min_events, "events")
+    if too_few is not None:
+        return too_few
+    worst_quality, parts, reasons = Quality.GOOD, [], []
+    details: dict[str, Any] = {"cuts": cuts}
+    for name in ("dead", "hot", "noisy"):
+        mask = classes[name]
+        count = int(mask.sum())
+        details[f"n_{name}"] = count
+        details[f"{name}_ids"] = _ids(mask)
+        quality = _level(count, limits[f"{name}_warning"], limits[f"{name}_bad"])
+        text = f"{count} {name}"
+        if reference is not None:
+            new = mask & ~reference[name]
+            n_new = int(new.sum())
+            details[f"n_new_{name}"] = n_new
+            details[f"new_{name}_ids"] = _ids(new)
+            new_quality = _level(n_new, limits[f"new_{name}_warning"], limits[f"new_{name}_bad"])
+            if n_new:
+                shown = ", ".join(str(i) for i in _ids(new, 8)) + (", …" if n_new > 8 else "")
+                text += f" ({n_new} new: {shown})"
+            if SEVERITY[new_quality] > SEVERITY[quality]:
+                quality = new_quality
+        if quality != Quality.GOOD:
+            reasons.append(name)
+        if SEVERITY[quality] > SEVERITY[worst_quality]:
+            worst_quality = quality
+        parts.append(text)
+    against = (
+        f" against run {reference_run}"
+        if reference is not None
+        else " (no reference run: new ones not judged)"
+    )
+    limit_text = (
+        f"Bad above {limits['dead_bad']:g} dead, {limits['hot_bad']:g} hot, "
+        f"{limits['noisy_bad']:g} noisy"
+        + (
+            f" or {limits['new_dead_bad']:g}, {limits['new_hot_bad']:g}, "
+            f"{limits['new_noisy_bad']:g} new ones"
+            if reference is not None
+            else ""
+        )
+    )
+    details["reasons"] = reasons
+    return Outcome(
+        worst_quality,
+        f"{', '.join(parts)} PMTs in {n_events:,.0f} events{against}; {limit_text}.",
+        statistics=n_events,
+        reference_run=reference_run if reference is not None else None,
+        details=details,
+    )
+
+
+def sectors_vs_reference(
+    values: npt.ArrayLike,
+    reference: npt.ArrayLike | None,
+    sector: npt.ArrayLike,
+    *,
+    reference_run: int | None,
+    quantity: str,
+    relative: bool,
+    n_events: float,
+    min_sigma: float,
+    warning_effect: float,
+    bad_effect: float,
+    min_events: float = 1000,
+    unit: str = "",
+) -> Outcome:
+    """Each sector's per-PMT mean of a quantity against the reference run's, the other sectors
+    aside: the change of each PMT (ratio to, or shift from, its value in the reference), averaged
+    over the sector, minus the median over the sectors (so that a change of the whole detector
+    does not count here), with its error from the spread of the sector's PMTs.
+
+    A sector is Warning or Bad when its change is both significant (``min_sigma`` errors) and
+    large (``warning_effect``, ``bad_effect``: a fraction for ratios, the unit for shifts): the
+    effect, not the significance, sets the level, so the check says the same at any sampling.
+
+    Args:
+        values, reference: the quantity per PMT (NaN: not measured) in the run and the reference.
+        sector: each PMT's sector (an integer from 0; -1: in none).
+        n_events: the run's events (below ``min_events``: TooFew).
+    """
+    too_few = _too_few(n_events, min_events, "events")
+    if too_few is not None:
+        return too_few
+    if reference is None or reference_run is None:
+        return Outcome(Quality.UNKNOWN, "no reference run to compare with.", statistics=n_events)
+    run = np.asarray(values, dtype=np.float64)
+    ref = np.asarray(reference, dtype=np.float64)
+    sectors = np.asarray(sector)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = run / ref - 1.0 if relative else run - ref
+    used = np.isfinite(change) & (sectors >= 0) & (ref != 0 if relative else True)
+    n_sectors = int(sectors.max()) + 1
+    counts = np.bincount(sectors[used], minlength=n_sectors).astype(np.float64)
+    sums = np.bincount(sectors[used], weights=change[used], minlength=n_sectors)
+    squares = np.bincount(sectors[used], weights=change[used] ** 2, minlength=n_sectors)
+    filled = counts >= 10
+    if filled.sum() < 3:
+        return Outcome(
+            Quality.UNKNOWN,
+            f"too few PMTs with {quantity} in both runs to compare sectors.",
+            statistics=n_events,
+            reference_run=reference_run,
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = sums / counts
+        error = np.sqrt(np.maximum(squares / counts - mean**2, 0.0) / np.maximum(counts - 1, 1))
+    centre = float(np.median(mean[filled]))
+    effect = np.where(filled, mean - centre, 0.0)
+    significance = np.where(filled & (error > 0), np.abs(effect) / np.where(error > 0, error, 1), 0)
+    significant = significance >= min_sigma
+    size = np.abs(effect)
+    worst_sector = int(np.argmax(np.where(significant, size, -1.0)))
+    if not significant.any():
+        worst_sector = int(np.argmax(size))
+    scale, suffix = (100.0, "%") if relative else (1.0, unit_suffix(unit).strip() or "")
+    shown = effect[worst_sector] * scale
+    quality = Quality.GOOD
+    if significant[worst_sector] and size[worst_sector] >= bad_effect:
+        quality = Quality.BAD
+    elif significant[worst_sector] and size[worst_sector] >= warning_effect:
+        quality = Quality.WARNING
+    flagged = [int(s) for s in np.flatnonzero(significant & (size >= warning_effect))]
+    what = "changed by" if relative else "moved by"
+    return Outcome(
+        quality,
+        f"{quantity} of sector {worst_sector} {what} {shown:+.3g}{suffix} against run "
+        f"{reference_run}, the other sectors aside ({significance[worst_sector]:.1f} σ); "
+        f"{len(flagged)} of {int(filled.sum())} sectors off; Warning from "
+        f"{warning_effect * scale:g}{suffix}, Bad from {bad_effect * scale:g}{suffix} "
+        f"(at {min_sigma:g} σ).",
+        statistics=n_events,
+        reference_run=reference_run,
+        details={
+            "quantity": quantity,
+            "sectors": flagged,
+            "worst_sector": worst_sector,
+            "effect": float(effect[worst_sector]),
+            "significance": float(significance[worst_sector]),
+            "sector_effects": [float(e) for e in effect],
+        },
+    )
+
+
+def processing(
+    *,
+    n_files: int,
+    failed: int,
+    tocheck: int,
+    latency_s: Sequence[float],
+    failed_warning: int,
+    failed_bad: int,
+    tocheck_warning: int,
+    tocheck_bad: int,
+    latency_warning_s: float,
+    latency_bad_s: float,
+) -> Outcome:
+    """Failed files, jobs to check, and the slowest file's time from arrival to results."""
+    if n_files == 0:
+        return Outcome(Quality.TOOFEW, "no file of the run was announced yet.", statistics=0)
+    slowest = max(latency_s, default=0.0)
+    levels = [
+        Quality.BAD
+        if failed >= max(failed_bad, 1)
+        else Quality.WARNING
+        if failed >= max(failed_warning, 1)
+        else Quality.GOOD,
+        Quality.BAD
+        if tocheck >= max(tocheck_bad, 1)
+        else Quality.WARNING
+        if tocheck >= max(tocheck_warning, 1)
+        else Quality.GOOD,
+        Quality.BAD
+        if slowest > latency_bad_s
+        else Quality.WARNING
+        if slowest > latency_warning_s
+        else Quality.GOOD,
+    ]
+    quality = max(levels, key=SEVERITY.__getitem__)
+    done = len(latency_s)
+    return Outcome(
+        quality,
+        f"{failed} failed and {tocheck} to check of {n_files} files; {done} done, the slowest "
+        f"{slowest:,.0f} s after its arrival; Bad from {failed_bad} failed, {tocheck_bad} to "
+        f"check or {latency_bad_s:g} s.",
+        statistics=n_files,
+        details={
+            "failed": failed,
+            "tocheck": tocheck,
+            "slowest_s": slowest,
+            "reasons": [
+                name
+                for name, level in zip(("failed", "tocheck", "latency"), levels, strict=True)
+                if level != Quality.GOOD
+            ],
+        },
     )
