@@ -8,7 +8,13 @@ sums and the run's event count and live time:
 - **mean charge**: charge per hit in photo-electrons (``charge_sum / hit_count``);
 - **mean hit time**: calibrated hit time per hit in ns (``time_sum / hit_count``), dark hits included;
 - **dark rate**: hits in the pre-trigger window per second of that window
-  (``dark_count / livetime``), in Hz.
+  (``dark_count / livetime``), in Hz;
+- **signal charge** and **signal time**: charge per hit (PE) and calibrated time (ns) of the hits
+  in the signal window of central low-energy events only (``signal_charge_sum / signal_hits``,
+  ``signal_time_sum / signal_hits``). Such events light
+  every PMT evenly, with single photo-electrons and about the same time of flight, and neither the
+  few high-energy events of a run nor those near the edge can pull a region of the detector: these
+  follow a PMT's gain and time offset, run after run.
 
 A quantity whose denominator is zero (a PMT without hits, a run without events) is 0.
 """
@@ -29,8 +35,18 @@ __all__ = [
 ]
 
 #: The per-PMT sums stored for every file and run (float64, one value a PMT): hits, events in which
-#: the PMT fired, charge (PE), hit time (ns) and pre-trigger dark hits.
-PMT_ARRAYS = ("hit_count", "fired_events", "charge_sum", "time_sum", "dark_count")
+#: the PMT fired, charge (PE), hit time (ns), pre-trigger dark hits; and the hits in the signal
+#: window of central low-energy events, their charge (PE) and calibrated time (ns).
+PMT_ARRAYS = (
+    "hit_count",
+    "fired_events",
+    "charge_sum",
+    "time_sum",
+    "dark_count",
+    "signal_hits",
+    "signal_charge_sum",
+    "signal_time_sum",
+)
 
 #: The derived quantities, by name, with their meaning.
 DERIVED = {
@@ -38,6 +54,8 @@ DERIVED = {
     "mean_charge_pe": "mean charge per hit [PE]",
     "mean_time_ns": "mean calibrated hit time [ns]",
     "dark_rate_hz": "dark-noise rate from the pre-trigger window [Hz]",
+    "signal_charge_pe": "mean charge per signal hit of central low-energy events [PE]",
+    "signal_time_ns": "mean calibrated time of those hits [ns]",
 }
 
 
@@ -75,4 +93,6 @@ def derived_pmt_quantities(
         "mean_charge_pe": per_hit_mean(arrays["charge_sum"], hits),
         "mean_time_ns": per_hit_mean(arrays["time_sum"], hits),
         "dark_rate_hz": dark_rate_hz(arrays["dark_count"], livetime_ns),
+        "signal_charge_pe": per_hit_mean(arrays["signal_charge_sum"], arrays["signal_hits"]),
+        "signal_time_ns": per_hit_mean(arrays["signal_time_sum"], arrays["signal_hits"]),
     }

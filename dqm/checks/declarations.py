@@ -360,14 +360,27 @@ KINDS: dict[str, KindSpec] = {
             {
                 "quantity": _P(
                     "str",
-                    "mean_charge_pe",
-                    choices=("mean_charge_pe", "mean_time_ns", "hit_rate"),
+                    "signal_charge_pe",
+                    choices=(
+                        "signal_charge_pe",
+                        "signal_time_ns",
+                        "mean_charge_pe",
+                        "mean_time_ns",
+                        "hit_rate",
+                    ),
                     meaning="the per-PMT quantity compared",
                 ),
                 "relative": _P(
                     "str", "yes", choices=("yes", "no"), meaning="compare ratios (yes) or shifts"
                 ),
                 "n_phi": _P("int", 12, minimum=1, maximum=72, meaning="sectors in φ"),
+                "dipole": _P(
+                    "str",
+                    "yes",
+                    choices=("yes", "no"),
+                    meaning="judge each sector against a dipole in φ of the others (yes) or "
+                    "their median (no)",
+                ),
                 "n_theta": _P("int", 6, minimum=1, maximum=36, meaning="sectors in θ"),
                 "min_sigma": _P("float", 5.0, minimum=0.0, meaning="significance needed"),
                 "warning_effect": _P(

@@ -282,7 +282,14 @@ def _sectors(n_phi: int, n_theta: int) -> npt.NDArray[np.int64]:
     return sectors
 
 
-_UNITS = {"mean_charge_pe": "PE", "mean_time_ns": "ns", "hit_rate": "1"}
+#: The per-PMT quantities a sector check may compare: the sum that counts toward each, its unit.
+SECTOR_QUANTITIES = {
+    "signal_charge_pe": ("signal_hits", "PE"),
+    "signal_time_ns": ("signal_hits", "ns"),
+    "mean_charge_pe": ("hit_count", "PE"),
+    "mean_time_ns": ("hit_count", "ns"),
+    "hit_rate": ("fired_events", "1"),
+}
 
 
 def _sectors_vs_reference(declaration: CheckDeclaration, inputs: CheckInputs) -> Outcome:
@@ -291,14 +298,15 @@ def _sectors_vs_reference(declaration: CheckDeclaration, inputs: CheckInputs) ->
     if pmt is None:
         raise _NothingYet(f"run {inputs.run.run_id} has no per-PMT statistics yet.")
     quantity = p["quantity"]
+    counted, unit = SECTOR_QUANTITIES[quantity]
     ref_view = inputs.reference
     reference = None
-    good = health(pmt, inputs.pmt_cuts).good
+    good = health(pmt, inputs.pmt_cuts).good & (pmt.sums[counted] > 0)
     if ref_view is not None and ref_view.pmt is not None:
         ref_pmt = ref_view.pmt
-        good = good & health(ref_pmt, inputs.pmt_cuts).good & (ref_pmt.sums["hit_count"] > 0)
-        reference = np.asarray(getattr(ref_pmt, quantity), dtype=np.float64)
-    values = np.where(good & (pmt.sums["hit_count"] > 0), getattr(pmt, quantity), np.nan)
+        good = good & health(ref_pmt, inputs.pmt_cuts).good & (ref_pmt.sums[counted] > 0)
+        reference = np.asarray(ref_pmt.derived()[quantity], dtype=np.float64)
+    values = np.where(good, pmt.derived()[quantity], np.nan)
     return kinds.sectors_vs_reference(
         values,
         reference,
@@ -311,7 +319,8 @@ def _sectors_vs_reference(declaration: CheckDeclaration, inputs: CheckInputs) ->
         warning_effect=p["warning_effect"],
         bad_effect=p["bad_effect"],
         min_events=p["min_events"],
-        unit=_UNITS[quantity],
+        unit=unit,
+        dipole_phi=p["n_phi"] if p["dipole"] == "yes" else 0,
     )
 
 

@@ -400,11 +400,18 @@ def sectors_vs_reference(
     bad_effect: float,
     min_events: float = 1000,
     unit: str = "",
+    dipole_phi: int = 0,
 ) -> Outcome:
     """Each sector's per-PMT mean of a quantity against the reference run's, the other sectors
     aside: the change of each PMT (ratio to, or shift from, its value in the reference), averaged
-    over the sector, minus the median over the sectors (so that a change of the whole detector
-    does not count here), with its error from the spread of the sector's PMTs.
+    over the sector, minus what the other sectors make of it (so that a change of the whole
+    detector does not count here), with its error from the spread of the sector's PMTs.
+
+    What the other sectors make of it is their median; with ``dipole_phi`` (the sectors are that
+    many slices in φ, then bands in θ), a constant plus a dipole in φ fitted to each band's
+    sectors, the sector itself left out: events gathered on one side of the detector in one run
+    (its vertices fluctuate) change the light and the times of flight smoothly around it, which a
+    dipole takes away and a broken sector does not.
 
     A sector is Warning or Bad when its change is both significant (``min_sigma`` errors) and
     large (``warning_effect``, ``bad_effect``: a fraction for ratios, the unit for shifts): the
@@ -441,8 +448,7 @@ def sectors_vs_reference(
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = sums / counts
         error = np.sqrt(np.maximum(squares / counts - mean**2, 0.0) / np.maximum(counts - 1, 1))
-    centre = float(np.median(mean[filled]))
-    effect = np.where(filled, mean - centre, 0.0)
+    effect = np.where(filled, mean - _smooth(mean, filled, dipole_phi), 0.0)
     significance = np.where(filled & (error > 0), np.abs(effect) / np.where(error > 0, error, 1), 0)
     significant = significance >= min_sigma
     size = np.abs(effect)
@@ -476,6 +482,31 @@ def sectors_vs_reference(
             "sector_effects": [float(e) for e in effect],
         },
     )
+
+
+def _smooth(
+    mean: npt.NDArray[np.float64], filled: npt.NDArray[np.bool_], dipole_phi: int
+) -> npt.NDArray[np.float64]:
+    """What each sector's change would be from the other sectors: their median, or a constant
+    and a dipole in φ fitted to the other sectors of its θ band (leave-one-out)."""
+    if dipole_phi < 4:
+        return np.full(mean.shape, float(np.median(mean[filled])))
+    expected = np.full(mean.shape, np.nan)
+    n_bands = len(mean) // dipole_phi
+    phi = (np.arange(dipole_phi) + 0.5) / dipole_phi * 2 * np.pi
+    design = np.column_stack([np.ones(dipole_phi), np.cos(phi), np.sin(phi)])
+    for band in range(n_bands):
+        rows = slice(band * dipole_phi, (band + 1) * dipole_phi)
+        values, use = mean[rows], filled[rows]
+        for k in range(dipole_phi):
+            others = use.copy()
+            others[k] = False
+            if others.sum() < 4:
+                expected[rows.start + k] = np.median(values[use]) if use.any() else np.nan
+                continue
+            coef, *_ = np.linalg.lstsq(design[others], values[others], rcond=None)
+            expected[rows.start + k] = float(design[k] @ coef)
+    return expected
 
 
 def processing(

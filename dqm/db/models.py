@@ -261,6 +261,11 @@ class PmtStats(Base):
     charge_sum: Mapped[bytes] = mapped_column(Blob)  # summed charge (PE)
     time_sum: Mapped[bytes] = mapped_column(Blob)  # summed hit time (ns)
     dark_count: Mapped[bytes] = mapped_column(Blob)  # hits outside the signal time window
+    # the signal hits of central low-energy events, their charge and calibrated time
+    # (None in rows stored before they were kept: read as zeros)
+    signal_hits: Mapped[bytes | None] = mapped_column(Blob, nullable=True)
+    signal_charge_sum: Mapped[bytes | None] = mapped_column(Blob, nullable=True)
+    signal_time_sum: Mapped[bytes | None] = mapped_column(Blob, nullable=True)
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 

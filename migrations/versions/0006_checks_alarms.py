@@ -1,6 +1,6 @@
 """Checks, run quality, references and alarms: the declared checks, their last result per (check,
 version, run), the quality of each run per stage and as a whole, the references pinned by hand,
-and the alarms with their history.
+the alarms with their history; and three per-PMT sums more (the signal hits of low-energy events).
 
 Revision ID: 0006
 Revises: 0005
@@ -13,6 +13,11 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
+
+BLOB = sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+#: Per-PMT sums of the signal hits of low-energy events (gain and timing by region, for checks).
+SIGNAL_ARRAYS = ("signal_hits", "signal_charge_sum", "signal_time_sum")
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -24,6 +29,8 @@ def upgrade() -> None:
     # plain ALTER TABLE (no batch copy of runs, which the view analysis_results_view reads)
     op.add_column("runs", sa.Column("quality", sa.String(16), nullable=True))
     op.create_index("ix_runs_run_type_quality", "runs", ["run_type", "quality"])
+    for name in SIGNAL_ARRAYS:
+        op.add_column("pmt_stats", sa.Column(name, BLOB, nullable=True))
 
     op.create_table(
         "checks",
@@ -149,5 +156,8 @@ def downgrade() -> None:
     op.drop_table("run_stage_quality")
     op.drop_table("check_results")
     op.drop_table("checks")
+    with op.batch_alter_table("pmt_stats") as batch:
+        for name in SIGNAL_ARRAYS:
+            batch.drop_column(name)
     op.drop_index("ix_runs_run_type_quality", table_name="runs")
     op.drop_column("runs", "quality")

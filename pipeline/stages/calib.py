@@ -94,6 +94,13 @@ def calib_histograms() -> dict[str, AnyHist]:
     }
 
 
+#: Events with less charge than this (PE, dark noise included: about 3 MeV) whose charge centroid
+#: lies within CENTRAL_CENTROID_MM of the centre (about a tenth of the events) light the PMTs evenly:
+#: their signal hits give each PMT's gain and timing (see dqm.pmtstats).
+LOW_ENERGY_MAX_PE = 6000.0
+CENTRAL_CENTROID_MM = 6000.0
+
+
 #: Titles of the Calib histograms.
 TITLES = {
     "charge_pe": "Charge per hit",
@@ -118,6 +125,8 @@ def _calibrate_chunk(
     position: np.ndarray,
     pretrigger_ns: float,
     signal_window_ns: float,
+    low_energy_max_pe: float,
+    central_mm: float,
     per_pmt: np.ndarray,
     counts: tuple[np.ndarray, np.ndarray, np.ndarray],
     binning: np.ndarray,
@@ -127,8 +136,10 @@ def _calibrate_chunk(
     Returns the charge (PE) and calibrated time of every hit and, per event: the total charge, the
     charge in the signal window (``signal_window_ns`` from the first hit after the pre-trigger
     window) and the charge-weighted sum of the positions of the PMTs in it (3). Adds to
-    ``per_pmt`` (N, 8) the hits, events fired, charge, time and pre-trigger hits of every PMT
-    (column 5 is scratch), and the charge, hit time and first-hit residual of every hit to the
+    ``per_pmt`` (N, 9) the hits, events fired, charge, time and pre-trigger hits of every PMT, and
+    the hits in the signal window of central events (charge centroid within ``central_mm`` of the
+    centre) below ``low_energy_max_pe``, their charge and their calibrated time (the last column
+    is scratch), and the charge, hit time and first-hit residual of every hit to the
     three ``counts`` (``binning``: their starts and bins per unit, one row each).
 
     Raises:
@@ -141,7 +152,8 @@ def _calibrate_chunk(
     total = np.zeros(nhits.size, dtype=np.float64)
     signal = np.zeros(nhits.size, dtype=np.float64)
     moment = np.zeros((nhits.size, 3), dtype=np.float64)
-    per_pmt[:, 5] = -1.0  # the last event in which each PMT fired
+    last = per_pmt.shape[1] - 1
+    per_pmt[:, last] = -1.0  # scratch: the last event in which each PMT fired
     start = 0
     for e in range(nhits.size):
         stop = start + nhits[e]
@@ -158,8 +170,8 @@ def _calibrate_chunk(
             event_total += q
 
             per_pmt[p, 0] += 1.0
-            if per_pmt[p, 5] != e:
-                per_pmt[p, 5] = e
+            if per_pmt[p, last] != e:
+                per_pmt[p, last] = e
                 per_pmt[p, 1] += 1.0
             per_pmt[p, 2] += q
             per_pmt[p, 3] += t
@@ -171,6 +183,7 @@ def _calibrate_chunk(
                 first = t
         total[e] = event_total
         if first < np.inf:
+            low_energy = event_total < low_energy_max_pe
             sx = sy = sz = sq = 0.0
             for i in range(start, stop):
                 t = time[i]
@@ -185,6 +198,16 @@ def _calibrate_chunk(
                         sy += q * position[p, 1]
                         sz += q * position[p, 2]
             signal[e] = sq
+            # A central low-energy event lights the PMTs evenly, with single photo-electrons and
+            # about the same time of flight: its signal hits measure each PMT's gain and timing.
+            if low_energy and sq > 0 and sx * sx + sy * sy + sz * sz < (central_mm * sq) ** 2:
+                for i in range(start, stop):
+                    t = time[i]
+                    if t >= pretrigger_ns and t - first <= signal_window_ns:
+                        p = pmt[i]
+                        per_pmt[p, 5] += 1.0
+                        per_pmt[p, 6] += pe[i]
+                        per_pmt[p, 7] += t
             moment[e, 0] = sx
             moment[e, 1] = sy
             moment[e, 2] = sz
@@ -210,7 +233,7 @@ def calibrate_chunk(
 ) -> CalibratedChunk:
     """Calibrate a chunk's hits, fill the Calib histograms and add to the per-PMT sums."""
     n_pmts = len(constants.gain)
-    per_pmt = np.zeros((n_pmts, 8))
+    per_pmt = np.zeros((n_pmts, len(PMT_ARRAYS) + 1))
     charge, charge_lo, charge_scale = counts_for(histograms["charge_pe"])
     times, time_lo, time_scale = counts_for(histograms["hit_time"])
     residuals, residual_lo, residual_scale = counts_for(histograms["first_hit_residual"])
@@ -228,6 +251,8 @@ def calibrate_chunk(
             reco.pmt_positions(),
             detector.PRETRIGGER_WINDOW_NS,
             reco.SIGNAL_WINDOW_NS,
+            LOW_ENERGY_MAX_PE,
+            CENTRAL_CENTROID_MM,
             per_pmt,
             (charge, times, residuals),
             binning,

@@ -177,8 +177,13 @@ def pmt_stats_of_files(
 
 
 def pmt_arrays(row: PmtStats) -> dict[str, np.ndarray]:
-    """The per-PMT arrays of a stored row, by name (see :data:`PMT_ARRAYS`)."""
-    return {name: array_from_bytes(getattr(row, name)) for name in PMT_ARRAYS}
+    """The per-PMT arrays of a stored row, by name (see :data:`PMT_ARRAYS`); an array the row
+    predates (stored before it was kept) reads as zeros."""
+    return {
+        name: array_from_bytes(blob) if blob is not None else np.zeros(row.n_pmts)
+        for name in PMT_ARRAYS
+        for blob in (getattr(row, name),)
+    }
 
 
 def save_event_table(
