@@ -23,6 +23,10 @@ Modules:
     runstatus: the status of a run, derived from its messages, files and jobs.
     rootexport: a run's histograms and PMT statistics written to a ROOT file (``dqm export``).
     db: the database: models, sessions, query functions (a package) and migrations.
+    analyses: offline-monitoring analyses: their contract, declarations, execution, built-ins.
+    checks: automatic checks: qualities, declarations, judgements, references, back-testing.
+    alarms: when a check's result opens or resolves an alarm, and who is told when.
+    notify: where alarms are sent (e-mail, webhook), off the caller's thread.
     cli: the ``dqm`` command line (a package: one module per group of commands).
 """
 
