@@ -132,8 +132,7 @@ BAD = [
         "parameter warning is missing",
     ),
     (
-        "version = 1\nkind = 'pmt_sectors_vs_reference'\n[checks.c.parameters]\n"
-        "quantity = 'gain'",
+        "version = 1\nkind = 'pmt_sectors_vs_reference'\n[checks.c.parameters]\nquantity = 'gain'",
         "parameter quantity must be 'signal_charge_pe' or",
     ),
 ]

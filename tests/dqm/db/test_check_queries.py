@@ -120,7 +120,9 @@ def test_pins_win_are_recorded_and_can_be_lifted(database: str) -> None:
         add_runs(s, [301], run_type="laser")
         for run_id in (101, 102, 103):
             queries.save_check_results(s, run_id=run_id, results=[result("c", "Good")])
-        queries.pin_reference(s, user="expert", reference_run=101, run_type="physics", comment="best")
+        queries.pin_reference(
+            s, user="expert", reference_run=101, run_type="physics", comment="best"
+        )
         choice = choose_reference(s, run_id=104)
         assert (choice.run_id, choice.pinned) == (101, True)
         assert "pinned for physics runs by expert" in choice.reason and "(best)" in choice.reason
@@ -149,8 +151,15 @@ def test_one_alarm_per_check_and_run_through_its_life(database: str) -> None:
         add_runs(s, [101])
         key = alarm_key("shape", 101)
         alarm, happened = queries.raise_alarm(
-            s, key=key, kind="check", severity=Quality.BAD, sentence="bad", check_name="shape",
-            run_id=101, run_type="physics", now=now,
+            s,
+            key=key,
+            kind="check",
+            severity=Quality.BAD,
+            sentence="bad",
+            check_name="shape",
+            run_id=101,
+            run_type="physics",
+            now=now,
         )
         assert happened == "opened" and alarm.state == AlarmState.OPEN
         again, happened = queries.raise_alarm(
@@ -164,7 +173,9 @@ def test_one_alarm_per_check_and_run_through_its_life(database: str) -> None:
         with pytest.raises(InvalidValueError, match="log in"):
             queries.acknowledge_alarm(s, alarm_id=alarm_id, user=None, comment="looked")
     with transaction(database) as s:
-        queries.acknowledge_alarm(s, alarm_id=alarm_id, user="ana", comment="HV trip, called expert")
+        queries.acknowledge_alarm(
+            s, alarm_id=alarm_id, user="ana", comment="HV trip, called expert"
+        )
         with pytest.raises(InvalidValueError, match="acknowledged already by ana"):
             queries.acknowledge_alarm(s, alarm_id=alarm_id, user="bo", comment="me too")
         assert queries.alarm_counts(s).n_open == 0
@@ -200,7 +211,9 @@ def test_reminders_escalation_and_a_worsening_acknowledged_alarm(database: str) 
         assert [(a.id, who) for a, who in due] == [(alarm.id, "shifter")]
         queries.mark_notified(s, alarm_id=alarm.id, audience="shifter", now=now)
         later = now + dt.timedelta(minutes=5)
-        assert queries.due_notifications(s, now=later, remind_after_s=600, escalate_after_s=1800) == []
+        assert (
+            queries.due_notifications(s, now=later, remind_after_s=600, escalate_after_s=1800) == []
+        )
         later = now + dt.timedelta(minutes=31)
         due = queries.due_notifications(s, now=later, remind_after_s=600, escalate_after_s=1800)
         assert sorted(who for _a, who in due) == ["expert", "shifter"]
@@ -208,9 +221,12 @@ def test_reminders_escalation_and_a_worsening_acknowledged_alarm(database: str) 
             queries.mark_notified(s, alarm_id=alarm.id, audience=who, now=later)
         assert queries.get_alarm(s, alarm_id=alarm.id).notifications == 2
         queries.acknowledge_alarm(s, alarm_id=alarm.id, user="ana", comment="watching")
-        assert queries.due_notifications(
-            s, now=later + dt.timedelta(hours=1), remind_after_s=600, escalate_after_s=1800
-        ) == []
+        assert (
+            queries.due_notifications(
+                s, now=later + dt.timedelta(hours=1), remind_after_s=600, escalate_after_s=1800
+            )
+            == []
+        )
         # a Warning turning Bad reopens an acknowledged alarm, and it is told again at once
         alarm, happened = queries.raise_alarm(
             s, key="check:c:101", kind="check", severity=Quality.BAD, sentence="b", now=later
