@@ -30,7 +30,7 @@ from pipeline.stages.calib import CalibConstants
 from pipeline.stages.reading import RawFile
 
 sys.path.insert(0, str(Path(__file__).parents[1]))
-from notifyservers import http_receiver, smtp_server  # noqa: E402
+from notifyservers import http_receiver, smtp_server
 
 
 def wait_for(condition, timeout_s: float = 20.0) -> None:

@@ -84,23 +84,31 @@ BAD = [
         "a processing check has no parameter 'limit'; its parameters are failed_warning",
     ),
     (
-        "version = 1\nkind = 'histogram_vs_reference'\nhistogram = 'calib/charge_pe'\n"
-        "[checks.c.parameters]\nwarning_p = 1e-6\nbad_p = 1e-3",
+        (
+            "version = 1\nkind = 'histogram_vs_reference'\nhistogram = 'calib/charge_pe'\n"
+            "[checks.c.parameters]\nwarning_p = 1e-6\nbad_p = 1e-3"
+        ),
         r"bad_p \(0.001\) must not be above warning_p \(1e-06\)",
     ),
     (
-        "version = 1\nkind = 'variable_in_band'\nvariable = 'energy_scale/k40_ratio'\n"
-        "[checks.c.parameters]\nwarning = [0.9, 1.1]\nbad = [0.95, 1.05]",
+        (
+            "version = 1\nkind = 'variable_in_band'\nvariable = 'energy_scale/k40_ratio'\n"
+            "[checks.c.parameters]\nwarning = [0.9, 1.1]\nbad = [0.95, 1.05]"
+        ),
         r"the warning band \[0.9, 1.1\] must lie inside the bad band",
     ),
     (
-        "version = 1\nkind = 'variable_in_band'\nvariable = 'energy_scale/k41_ratio'\n"
-        "[checks.c.parameters]\nwarning = [0.9, 1.1]\nbad = [0.8, 1.2]",
+        (
+            "version = 1\nkind = 'variable_in_band'\nvariable = 'energy_scale/k41_ratio'\n"
+            "[checks.c.parameters]\nwarning = [0.9, 1.1]\nbad = [0.8, 1.2]"
+        ),
         "analysis energy_scale has no variable 'k41_ratio'; its variables are",
     ),
     (
-        "version = 1\nkind = 'variable_in_band'\nvariable = 'energy/k40_ratio'\n"
-        "[checks.c.parameters]\nwarning = [0.9, 1.1]\nbad = [0.8, 1.2]",
+        (
+            "version = 1\nkind = 'variable_in_band'\nvariable = 'energy/k40_ratio'\n"
+            "[checks.c.parameters]\nwarning = [0.9, 1.1]\nbad = [0.8, 1.2]"
+        ),
         "no analysis 'energy' is declared",
     ),
     (
@@ -117,18 +125,24 @@ BAD = [
     ),
     ("version = 1\nkind = 'processing'\nrun_types = ['cosmics']", "run type 'cosmics' is not one"),
     (
-        "version = 1\nkind = 'contents_in_range'\nhistogram = 'rec/r3'\n"
-        "[checks.c.parameters]\nlow = 1.0\nhigh = 0.5",
+        (
+            "version = 1\nkind = 'contents_in_range'\nhistogram = 'rec/r3'\n"
+            "[checks.c.parameters]\nlow = 1.0\nhigh = 0.5"
+        ),
         r"low \(1\) must not be above high \(0.5\)",
     ),
     (
-        "version = 1\nkind = 'contents_in_range'\nhistogram = 'rec/r3'\n[checks.c.parameters]\n"
-        "low = 0\nhigh = 1\nwarning_fraction = 0.2\nbad_fraction = 1.5",
+        (
+            "version = 1\nkind = 'contents_in_range'\nhistogram = 'rec/r3'\n[checks.c.parameters]\n"
+            "low = 0\nhigh = 1\nwarning_fraction = 0.2\nbad_fraction = 1.5"
+        ),
         "parameter bad_fraction must be at most 1",
     ),
     (
-        "version = 1\nkind = 'histogram_mean_in_range'\nhistogram = 'rec/energy'\n"
-        "[checks.c.parameters]\nbad = [0, 9]",
+        (
+            "version = 1\nkind = 'histogram_mean_in_range'\nhistogram = 'rec/energy'\n"
+            "[checks.c.parameters]\nbad = [0, 9]"
+        ),
         "parameter warning is missing",
     ),
     (
