@@ -88,7 +88,8 @@ def _parse_value(kind: str, key: str, text: str) -> Any:
     if isinstance(default, tuple):
         low, sep, high = text.partition("..")
         try:
-            return (float(low), float(high)) if sep else None
+            if sep:
+                return (float(low), float(high))
         except ValueError:
             pass
         raise InvalidValueError(f"{where} is not a range such as 0..30 (degrees).")

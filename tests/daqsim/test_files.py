@@ -205,3 +205,19 @@ def test_unwritable_directory(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["simulate", "9", "-q"], env={"DQM_DATA_DIR": str(blocker)})
     assert result.exit_code == 2
     assert result.output.startswith(f"error: cannot write to {blocker}")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("gain_drift:phi=0:30", r"phi='0:30' is not a range such as 0\.\.30"),
+        ("time_shift:theta=a..b", r"theta='a..b' is not a range"),
+        ("dead:n=many", "n='many' is not an integer"),
+        ("smoke", "unknown fault 'smoke'"),
+    ],
+)
+def test_a_bad_fault_is_one_sentence(text: str, message: str) -> None:
+    from daqsim import parse_fault
+
+    with pytest.raises(InvalidValueError, match=message):
+        parse_fault(text)
