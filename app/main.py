@@ -19,15 +19,22 @@ from urllib.parse import parse_qsl, urlencode
 import panel as pn
 import param
 
+from app.alarmsview import AlarmBanner, AlarmsView
 from app.source import Source
-from app.state import RUN_TABS, JobsState, RecentRuns, RunState, parse_run_id
+from app.state import RUN_TABS, AlarmsState, JobsState, RecentRuns, RunState, parse_run_id
 from app.trends import CHOICE, URL_PARAMETERS, TrendsState
 from app.trendsview import TrendsView
 from app.views import JobsView, RecentRunsView, RunPage
 from dqm.users import may_write
 
-PAGES = ("runs", "run", "trends", "jobs")
-TITLES = {"runs": "Recent runs", "run": "Run", "trends": "Trends", "jobs": "Jobs"}
+PAGES = ("runs", "run", "trends", "jobs", "alarms")
+TITLES = {
+    "runs": "Recent runs",
+    "run": "Run",
+    "trends": "Trends",
+    "jobs": "Jobs",
+    "alarms": "Alarms",
+}
 
 
 #: Every app object alive in this process (one per browser session under a server).
@@ -50,10 +57,10 @@ class DQMApp(pn.viewable.Viewer):
     Trends of the analyses and Jobs."""
 
     source = param.ClassSelector(class_=Source, doc="The database read by every page.")
-    page = param.String(default="runs", doc="The page shown (runs, run, trends, jobs).")
+    page = param.String(default="runs", doc="The page shown (runs, run, trends, jobs, alarms).")
     run = param.String(default="", doc="The run of the Run page, as given in the URL.")
     tab = param.String(
-        default="base", doc="The tab of the Run page (base, calib, rec, pmt, analyses)."
+        default="base", doc="The tab of the Run page (base, calib, rec, pmt, analyses, checks)."
     )
     trend = param.Dict(
         default={}, doc="The choice of the Trends page, as URL parameters (app.trends)."
@@ -73,6 +80,10 @@ class DQMApp(pn.viewable.Viewer):
         self.runs_state = RecentRuns(source=self.source)
         self.run_state = RunState(source=self.source, user=self.user)
         self.jobs_state = JobsState(source=self.source, user=self.user)
+        self.alarms_state = AlarmsState(source=self.source, user=self.user)
+        self.alarms_state.refresh_counts()
+        self._banner = AlarmBanner(state=self.alarms_state)
+        self._alarms_view = AlarmsView(state=self.alarms_state)
         self._main = pn.Column(sizing_mode="stretch_width")
         self._message = pn.pane.Alert(alert_type="warning", visible=False)
         # One component per page, built once and shown again as the URL changes.
@@ -133,11 +144,14 @@ class DQMApp(pn.viewable.Viewer):
         elif page == "jobs":
             self.jobs_state.refresh()
             content = self._jobs_view
+        elif page == "alarms":
+            self.alarms_state.refresh()
+            content = self._alarms_view
         else:
             content = self._runs_view
         if content is not self.view:  # another tab of the same run changes nothing here
             self.view = content
-            self._main[:] = [self._message, content]
+            self._main[:] = [self._banner, self._message, content]
 
     def _open_trends(self) -> list[str]:
         """Show the trend that :attr:`trend` says (the page's state made on its first visit);
@@ -159,8 +173,12 @@ class DQMApp(pn.viewable.Viewer):
             self.trend = self.trends_state.arguments()
 
     def refresh(self) -> None:
-        """Read the database again for the page shown (periodic)."""
-        if self.page == "trends" and self.trends_state is not None:
+        """Read the database again for the page shown, and the alarms' count (periodic)."""
+        changed = self.alarms_state.refresh_counts()
+        if self.page == "alarms":
+            if changed:
+                self.alarms_state.refresh()
+        elif self.page == "trends" and self.trends_state is not None:
             self.trends_state.refresh()
         elif self.page == "run" and self.run_state.run_id is not None:
             self.run_state.refresh()

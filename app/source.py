@@ -18,17 +18,53 @@ import numpy as np
 import pandas as pd
 
 from dqm import detector
+from dqm.checks.quality import SEVERITY, Quality
+from dqm.checks.references import choose_reference
 from dqm.db import queries
 from dqm.db.models import Run
 from dqm.db.session import engine_for, transaction
 from dqm.histcodec import AnyHist
 from dqm.pmtclass import classify
 from dqm.pmtstats import derived_pmt_quantities
-from dqm.states import FileState, JobState, RunStatus
+from dqm.states import AlarmState, FileState, JobState, RunStatus
 from dqm.times import format_time
 
 #: Columns of the recent-runs table.
-RUN_COLUMNS = ["run_id", "run_type", "status", "start_time", "end_time", "n_events", "n_files"]
+RUN_COLUMNS = [
+    "run_id",
+    "run_type",
+    "status",
+    "quality",
+    "start_time",
+    "end_time",
+    "n_events",
+    "n_files",
+]
+#: Columns of :attr:`RunChecks.checks`.
+CHECK_COLUMNS = [
+    "stage",
+    "check",
+    "version",
+    "quality",
+    "sentence",
+    "looks_at",
+    "reference_run",
+    "statistics",
+    "evaluated",
+]
+#: Columns of :meth:`Source.alarms`.
+ALARM_COLUMNS = [
+    "id",
+    "state",
+    "severity",
+    "run",
+    "check",
+    "sentence",
+    "opened",
+    "acknowledged_by",
+    "resolved_by",
+    "notifications",
+]
 #: Columns of :attr:`RunSummary.files`.
 FILE_COLUMNS = ["seq", "file", "state", "job", "error", "events"]
 
@@ -96,6 +132,40 @@ class RunSummary:
             for mine, theirs in (
                 (getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
             )
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class RunChecks:
+    """A run's quality and its checks' results, as the run page shows them.
+
+    Attributes:
+        quality: the run's quality (None: not judged yet).
+        stages: each stage's quality (calib, rec, pmt, analyses, processing).
+        checks: one row per check, columns :data:`CHECK_COLUMNS`; ``looks_at`` is
+            ``stage/name`` of a histogram, ``analysis/variable``, or empty.
+        frames: the quality of the worst check looking at each histogram (``calib/charge_pe``).
+        reference_run: the run's reference (None: none).
+        reference_reason: why it is the reference, in one sentence.
+    """
+
+    quality: str | None
+    stages: dict[str, str]
+    checks: pd.DataFrame
+    frames: dict[str, str]
+    reference_run: int | None
+    reference_reason: str
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunChecks):
+            return NotImplemented
+        return (
+            self.quality == other.quality
+            and self.stages == other.stages
+            and self.frames == other.frames
+            and self.reference_run == other.reference_run
+            and self.reference_reason == other.reference_reason
+            and self.checks.equals(other.checks)
         )
 
 
@@ -276,9 +346,11 @@ class Source:
         statuses: list[str] | None = None,
         run_types: list[str] | None = None,
         run_id: int | None = None,
+        qualities: list[str] | None = None,
     ) -> pd.DataFrame:
         """The runs of a search mode (``Recent Runs``: the last ``limit``; ``Recent Completed``:
-        the last ``limit`` finished; ``Recent Days``: the last ``days`` days), filtered."""
+        the last ``limit`` finished; ``Recent Days``: the last ``days`` days), filtered (by
+        quality too: ``Not judged`` for runs without one)."""
         with transaction(self.database_url) as session:
             if run_id is not None:
                 run = queries.find_run(session, run_id=run_id)
@@ -291,12 +363,14 @@ class Source:
                     completed=mode == "Recent Completed",
                     status=statuses or None,
                     run_type=run_types or None,
+                    quality=qualities or None,
                 )
             rows = [
                 {
                     "run_id": r.run_id,
                     "run_type": r.run_type,
                     "status": str(r.status),
+                    "quality": str(r.quality) if r.quality is not None else "",
                     "start_time": r.start_time,
                     "end_time": r.end_time,
                     "n_events": r.n_events,
@@ -388,7 +462,11 @@ class Source:
             token = queries.run_change_token(session, run_id=run_id)
             if token is None:
                 return None
-            return (*token, queries.run_analyses_token(session, run_id=run_id))
+            return (
+                *token,
+                queries.run_analyses_token(session, run_id=run_id),
+                queries.checks_token(session, run_id=run_id),
+            )
 
     def histograms(self, run_id: int, stage: str) -> list[StoredHistogram]:
         """The run's merged histograms of a stage (what exists so far), by name."""
@@ -405,16 +483,159 @@ class Source:
             ]
 
     def reference_run(self, run_id: int) -> int | None:
-        """The default reference of a run: the latest All Completed run of the same type."""
+        """The reference of a run, as its checks choose it (dqm.checks.references)."""
+        with transaction(self.database_url) as session:
+            if queries.find_run(session, run_id=run_id) is None:
+                return None
+            return choose_reference(session, run_id=run_id).run_id
+
+    def run_checks(self, run_id: int) -> RunChecks | None:
+        """The run's quality, per stage, and its checks (the latest version of each); None if
+        there is no such run."""
         with transaction(self.database_url) as session:
             run = queries.find_run(session, run_id=run_id)
             if run is None:
                 return None
-            candidates = queries.recent_runs(
-                session, limit=2, status=RunStatus.ALL_COMPLETED, run_type=run.run_type
+            latest: dict[str, Any] = {}
+            for row in queries.check_results(session, run_id=run_id):
+                if row.check_name not in latest or latest[row.check_name].version < row.version:
+                    latest[row.check_name] = row
+            declared = {r.name: r.declaration for r in queries.check_declarations(session)}
+            rows: list[dict[str, Any]] = []
+            frames: dict[str, str] = {}
+            for row in sorted(latest.values(), key=lambda r: (r.stage, r.check_name)):
+                details = dict(row.details or {})
+                looks_at = details.get("histogram") or ""
+                if not looks_at:
+                    declaration = declared.get(row.check_name) or {}
+                    looks_at = declaration.get("variable") or declaration.get("histogram") or ""
+                if details.get("histogram"):
+                    shown = frames.get(looks_at)
+                    if shown is None or SEVERITY[Quality(shown)] < SEVERITY[row.quality]:
+                        frames[looks_at] = str(row.quality)
+                rows.append(
+                    {
+                        "stage": row.stage,
+                        "check": row.check_name,
+                        "version": row.version,
+                        "quality": str(row.quality),
+                        "sentence": row.sentence,
+                        "looks_at": looks_at,
+                        "reference_run": row.reference_run,
+                        "statistics": row.statistics,
+                        "evaluated": row.evaluated_at,
+                    }
+                )
+            stages = queries.run_stage_qualities(session, run_ids=[run_id]).get(run_id, {})
+            choice = choose_reference(session, run_id=run_id)
+            return RunChecks(
+                quality=str(run.quality) if run.quality is not None else None,
+                stages={stage: str(q) for stage, q in stages.items()},
+                checks=pd.DataFrame(rows, columns=CHECK_COLUMNS),
+                frames=frames,
+                reference_run=choice.run_id,
+                reference_reason=choice.reason,
             )
-            others = [r.run_id for r in candidates if r.run_id != run_id]
-            return others[0] if others else None
+
+    def pin_reference(
+        self, run_id: int, reference_run: int | None, *, user: str, for_type: bool, comment: str
+    ) -> None:
+        """Pin a reference for this run (or, ``for_type``, for every run of its type); None lifts
+        the pin. Recorded in the changes.
+
+        Raises:
+            InvalidValueError, NotFoundError: one sentence saying why not.
+        """
+        with transaction(self.database_url) as session:
+            run = queries.get_run(session, run_id=run_id)
+            queries.pin_reference(
+                session,
+                user=user,
+                reference_run=reference_run,
+                run_type=run.run_type if for_type else None,
+                run_id=None if for_type else run_id,
+                comment=comment,
+            )
+
+    # --- alarms ---------------------------------------------------------------------------------
+
+    def alarms(
+        self,
+        *,
+        states: list[str] | None = None,
+        severity: str | None = None,
+        run_id: int | None = None,
+        limit: int = 100,
+    ) -> pd.DataFrame:
+        """Alarms, newest first, columns :data:`ALARM_COLUMNS`."""
+        with transaction(self.database_url) as session:
+            alarms = queries.list_alarms(
+                session,
+                states=[AlarmState(s) for s in states] if states else None,
+                severity=Quality(severity) if severity else None,
+                run_id=run_id,
+                limit=limit,
+            )
+            rows = [
+                {
+                    "id": a.id,
+                    "state": str(a.state),
+                    "severity": str(a.severity),
+                    "run": a.run_id,
+                    "check": a.check_name or a.kind,
+                    "sentence": a.sentence,
+                    "opened": a.opened_at,
+                    "acknowledged_by": a.acknowledged_by or "",
+                    "resolved_by": a.resolved_by or ("the check" if a.resolved_at else ""),
+                    "notifications": a.notifications,
+                }
+                for a in alarms
+            ]
+        return pd.DataFrame(rows, columns=ALARM_COLUMNS)
+
+    def alarm_history(self, alarm_id: int) -> pd.DataFrame:
+        """An alarm's transitions and notices, oldest first: at, action, state, user, comment."""
+        with transaction(self.database_url) as session:
+            alarm = queries.get_alarm(session, alarm_id=alarm_id)
+            rows = [
+                {
+                    "at": e.at,
+                    "action": e.action,
+                    "state": str(e.state),
+                    "user": e.user or "",
+                    "comment": e.comment,
+                }
+                for e in alarm.events
+            ]
+        return pd.DataFrame(rows, columns=["at", "action", "state", "user", "comment"])
+
+    def alarm_counts(self) -> dict[str, dict[str, int]]:
+        """Alarms not resolved: ``{"open": {severity: n}, "acknowledged": {...}}``."""
+        with transaction(self.database_url) as session:
+            counts = queries.alarm_counts(session)
+        return {"open": dict(counts.open), "acknowledged": dict(counts.acknowledged)}
+
+    def alarms_token(self) -> tuple[object, ...]:
+        with transaction(self.database_url) as session:
+            return queries.alarms_token(session)
+
+    def acknowledge_alarm(self, alarm_id: int, *, user: str, comment: str) -> None:
+        """Acknowledge an open alarm (a login and a comment needed; recorded with who and when).
+
+        Raises:
+            InvalidValueError, NotFoundError: one sentence saying why not.
+        """
+        with transaction(self.database_url) as session:
+            queries.acknowledge_alarm(session, alarm_id=alarm_id, user=user, comment=comment)
+
+    def close_alarm(self, alarm_id: int, *, user: str, comment: str) -> None:
+        """Close an alarm by hand, with a comment (recorded with who and when).
+
+        Raises:
+            InvalidValueError, NotFoundError: one sentence saying why not.
+        """
+        with transaction(self.database_url) as session:
+            queries.close_alarm(session, alarm_id=alarm_id, user=user, comment=comment)
 
     def pmt_quantities(self, run_id: int) -> dict[str, np.ndarray] | None:
         """Hit rate, mean charge, mean time and dark rate of every PMT of a run (None: no PMT

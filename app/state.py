@@ -15,15 +15,27 @@ import pandas as pd
 import param
 
 from app.cuts import PmtCuts
-from app.source import BACKFILL_COLUMNS, RUN_COLUMNS, RunSummary, Source, StoredHistogram
+from app.source import (
+    ALARM_COLUMNS,
+    BACKFILL_COLUMNS,
+    RUN_COLUMNS,
+    RunChecks,
+    RunSummary,
+    Source,
+    StoredHistogram,
+)
+from dqm.checks.quality import Quality
+from dqm.db.queries import NOT_JUDGED
 from dqm.errors import DQMError
-from dqm.states import RunStatus
+from dqm.states import AlarmState, RunStatus
 from dqm.users import may_write
 
 #: Search modes of the recent-runs page.
 MODES = ("Recent Runs", "Recent Completed", "Recent Days")
 #: Tabs of the run page, as they appear in the URL.
-RUN_TABS = ("base", "calib", "rec", "pmt", "analyses")
+RUN_TABS = ("base", "calib", "rec", "pmt", "analyses", "checks")
+#: The qualities the recent runs can be filtered on.
+QUALITY_FILTER = (*[q.value for q in Quality], NOT_JUDGED)
 
 
 def parse_run_id(text: str | int | None) -> tuple[int | None, str]:
@@ -61,6 +73,9 @@ class RecentRuns(param.Parameterized):
         default=[], objects=[s.value for s in RunStatus], doc="Only these statuses (all if empty)."
     )
     run_types = param.ListSelector(default=[], objects=[], doc="Only these run types.")
+    qualities = param.ListSelector(
+        default=[], objects=list(QUALITY_FILTER), doc="Only runs of these qualities (all if empty)."
+    )
     search = param.String(default="", doc="A run number to look for.")
     runs = param.DataFrame(default=pd.DataFrame(columns=RUN_COLUMNS), doc="The runs found.")
     message = param.String(default="", doc="Why nothing is shown, or what was wrong.")
@@ -76,7 +91,9 @@ class RecentRuns(param.Parameterized):
         assert self.source is not None, "RecentRuns is read from a Source"
         return self.source
 
-    @param.depends("mode", "n_runs", "days", "statuses", "run_types", "search", watch=True)
+    @param.depends(
+        "mode", "n_runs", "days", "statuses", "run_types", "qualities", "search", watch=True
+    )
     def refresh(self) -> None:
         """Read the runs again (also called periodically by the served app)."""
         run_id, problem = parse_run_id(self.search)
@@ -92,6 +109,7 @@ class RecentRuns(param.Parameterized):
                 statuses=list(self.statuses),
                 run_types=list(self.run_types),
                 run_id=run_id,
+                qualities=list(self.qualities),
             )
         except DQMError as exc:
             self.message = str(exc)
@@ -131,6 +149,9 @@ class RunState(param.Parameterized):
     analyses = param.List(
         default=[], doc="The run's analyses (app.source.RunAnalysis): results and their jobs."
     )
+    checks = param.ClassSelector(
+        class_=RunChecks, allow_None=True, doc="The run's quality and its checks' results."
+    )
 
     # What the run looked like when last read (Source.run_token), and its events as read then.
     _token: tuple[object, ...] | None
@@ -162,11 +183,11 @@ class RunState(param.Parameterized):
         self._token = token
         if self.run_id is None:
             self.summary, self.histograms, self.message = None, {}, "Choose a run."
-            self.analyses = []
+            self.analyses, self.checks = [], None
             return
         summary = self._source.run_summary(self.run_id)
         if summary is None:
-            self.summary, self.histograms, self.analyses = None, {}, []
+            self.summary, self.histograms, self.analyses, self.checks = None, {}, [], None
             self.message = f"There is no run {self.run_id} in the database."
             return
         self.message = ""
@@ -183,6 +204,9 @@ class RunState(param.Parameterized):
         analyses = self._source.run_analyses(self.run_id)
         if analyses != self.analyses:
             self.analyses = analyses
+        checks = self._source.run_checks(self.run_id)
+        if checks != self.checks:
+            self.checks = checks
         quantities = self._source.pmt_quantities(self.run_id)
         if quantities is None:
             self.pmt = None
@@ -265,6 +289,32 @@ class RunState(param.Parameterized):
         self.refresh()
         self.notice = f"Tags saved: {', '.join(tags) or 'none'}."
 
+    def pin_reference(self, reference: str, *, for_type: bool, comment: str = "") -> None:
+        """Pin a reference run for this run (a shifter) or for its run type (an expert); an empty
+        ``reference`` lifts the pin. :attr:`notice` says how it went."""
+        assert self.run_id is not None  # the form is on a run's page
+        reference_id, problem = parse_run_id(reference)
+        if problem:
+            self.notice = f"Not pinned: {problem}"
+            return
+        try:
+            self._source.pin_reference(
+                self.run_id, reference_id, user=self.user or "", for_type=for_type, comment=comment
+            )
+        except DQMError as exc:
+            self.notice = f"Not pinned: {exc}"
+            return
+        self._token = None
+        self.refresh()
+        scope = (
+            f"{self.summary.run_type} runs" if for_type and self.summary else f"run {self.run_id}"
+        )
+        self.notice = (
+            f"Reference of {scope}: run {reference_id}; the checks use it from their next evaluation."
+            if reference_id is not None
+            else f"Pin of {scope} lifted: the automatic choice holds again."
+        )
+
     def analysis_figure(self, result_id: int, name: str) -> bytes:
         """A figure of one of the run's analysis results, as PNG (read when shown)."""
         return self._source.analysis_figure(result_id, name)
@@ -339,3 +389,117 @@ class JobsState(param.Parameterized):
             return
         self.refresh()
         self.notice = f"Job {job_id} is back to TODO: the job server will run it again."
+
+
+class AlarmsState(param.Parameterized):
+    """The alarms: the count not acknowledged (the banner on every page) and the Alarms page's
+    table with its filters, an alarm's history, and acknowledging or closing one.
+
+    :meth:`refresh_counts` is cheap (one token query when nothing changed) and runs on every
+    page; :meth:`refresh` reads the table, when the Alarms page is shown.
+    """
+
+    source = param.ClassSelector(class_=Source, doc="Where the alarms are read from.")
+    user = param.String(
+        default=None, allow_None=True, doc="The logged-in user; None or 'guest': read only."
+    )
+    states = param.ListSelector(
+        default=[AlarmState.OPEN.value, AlarmState.ACKNOWLEDGED.value],
+        objects=[s.value for s in AlarmState],
+        doc="Only alarms in these states (all if empty).",
+    )
+    severity: param.Selector[str] = param.Selector(
+        objects=["", Quality.BAD.value, Quality.WARNING.value],
+        default="",
+        doc="Only this severity.",
+    )
+    run = param.String(default="", doc="Only the alarms of this run.")
+    alarms = param.DataFrame(
+        default=pd.DataFrame(columns=ALARM_COLUMNS), doc="The alarms shown, newest first."
+    )
+    selected = param.Integer(default=None, allow_None=True, doc="The alarm whose history is shown.")
+    history = param.DataFrame(default=pd.DataFrame(), doc="The selected alarm's history.")
+    open_counts = param.Dict(default={}, doc="Alarms open (not acknowledged), by severity.")
+    acknowledged_counts = param.Dict(default={}, doc="Alarms acknowledged, by severity.")
+    message = param.String(default="", doc="Why nothing is shown.")
+    notice = param.String(default="", doc="The outcome of the last acknowledgement or closing.")
+
+    _token: tuple[object, ...] | None = None
+
+    @property
+    def n_open(self) -> int:
+        return sum(self.open_counts.values())
+
+    @property
+    def can_write(self) -> bool:
+        return may_write(self.user)
+
+    @property
+    def _source(self) -> Source:
+        assert self.source is not None, "AlarmsState is read from a Source"
+        return self.source
+
+    def refresh_counts(self) -> bool:
+        """Read the counts again if any alarm changed; returns whether one did."""
+        token = self._source.alarms_token()
+        if token == self._token:
+            return False
+        self._token = token
+        counts = self._source.alarm_counts()
+        if counts["open"] != self.open_counts:
+            self.open_counts = counts["open"]
+        if counts["acknowledged"] != self.acknowledged_counts:
+            self.acknowledged_counts = counts["acknowledged"]
+        return True
+
+    @param.depends("states", "severity", "run", watch=True)
+    def refresh(self) -> None:
+        """Read the table (and the selected alarm's history) again."""
+        self.refresh_counts()
+        run_id, problem = parse_run_id(self.run)
+        if problem:
+            self.message = problem
+            self.alarms = self.alarms.iloc[0:0]
+            return
+        alarms = self._source.alarms(
+            states=list(self.states) or None,
+            severity=self.severity or None,
+            run_id=run_id,
+        )
+        if not alarms.equals(self.alarms):
+            self.alarms = alarms
+        self.message = "" if len(alarms) else "No alarm matches these filters."
+        self.show(self.selected)
+
+    def show(self, alarm_id: int | None) -> None:
+        """Show an alarm's history."""
+        self.selected = alarm_id
+        if alarm_id is None:
+            self.history = pd.DataFrame()
+            return
+        try:
+            self.history = self._source.alarm_history(alarm_id)
+        except DQMError as exc:
+            self.notice = str(exc)
+            self.selected, self.history = None, pd.DataFrame()
+
+    def acknowledge(self, alarm_id: int | None, comment: str) -> None:
+        """Acknowledge an alarm (a login and a comment needed)."""
+        self._act("acknowledged", self._source.acknowledge_alarm, alarm_id, comment)
+
+    def close(self, alarm_id: int | None, comment: str) -> None:
+        """Close an alarm by hand, with a comment."""
+        self._act("closed", self._source.close_alarm, alarm_id, comment)
+
+    def _act(self, done: str, action: Any, alarm_id: int | None, comment: str) -> None:
+        if alarm_id is None:
+            self.notice = "Choose an alarm in the table first."
+            return
+        try:
+            action(alarm_id, user=self.user or "", comment=comment)
+        except DQMError as exc:
+            self.notice = f"Alarm {alarm_id} not {done}: {exc}"
+            return
+        self.selected = alarm_id
+        self.refresh()
+        self.notice = f"Alarm {alarm_id} {done}."

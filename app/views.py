@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 from typing import Any
 
@@ -16,7 +17,7 @@ from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 from holoviews.operation.datashader import rasterize
 
 from app.pmtmap import PmtMap
-from app.source import RunAnalysis, StoredHistogram, utc
+from app.source import RunAnalysis, RunChecks, StoredHistogram, utc
 from app.state import RUN_TABS, JobsState, RecentRuns, RunState
 from dqm.analyses.api import unit_suffix
 from dqm.pmtclass import DEFAULT_CUTS
@@ -30,6 +31,47 @@ STATUS_COLOURS = {
     "All Completed": "#009E73",
     "Failed": "#D55E00",
 }
+
+
+#: Colours of the qualities (colour-blind-safe; TooFew and Unknown grey and purple, never green).
+QUALITY_COLOURS = {
+    "Good": "#009E73",
+    "Warning": "#E69F00",
+    "Bad": "#D55E00",
+    "TooFew": "#BBBBBB",
+    "Unknown": "#CC79A7",
+}
+#: The stages' names on the run page.
+STAGE_TITLES = {
+    "calib": "Calib",
+    "rec": "Rec",
+    "pmt": "PMT",
+    "analyses": "Analyses",
+    "processing": "Processing",
+}
+#: The tab that shows each stage.
+STAGE_TABS = {
+    "calib": "calib",
+    "rec": "rec",
+    "pmt": "pmt",
+    "analyses": "analyses",
+    "processing": "base",
+}
+
+
+def quality_badge(quality: str | None, label: str = "") -> str:
+    """A quality as a coloured badge with its word (HTML): never colour alone."""
+    if not quality:
+        return (
+            "<span class='quality-badge quality-none' style='border:1px solid #999;"
+            f"padding:1px 6px;border-radius:4px'>{html.escape(label)}not judged</span>"
+        )
+    colour = QUALITY_COLOURS.get(quality, "#DDDDDD")
+    return (
+        f"<span class='quality-badge quality-{html.escape(quality.lower())}' "
+        f"style='background:{colour};color:black;padding:1px 6px;border-radius:4px'>"
+        f"{html.escape(label)}{html.escape(quality)}</span>"
+    )
 
 
 #: Height of a row of the runs table, and of its header and footer together, in pixels (Panel's
@@ -50,6 +92,14 @@ def _status_cell() -> HTMLTemplateFormatter:
     keep every session's table, and everything it refers to, alive for ever."""
     return HTMLTemplateFormatter(
         template='<div style="background:<%= status_colour %>;color:black;padding:0 4px">'
+        "<%= value %></div>"
+    )
+
+
+def _quality_cell() -> HTMLTemplateFormatter:
+    """The quality cell: the quality on its colour (a hidden column); a new one per table."""
+    return HTMLTemplateFormatter(
+        template='<div style="background:<%= quality_colour %>;color:black;padding:0 4px">'
         "<%= value %></div>"
     )
 
@@ -134,10 +184,11 @@ class RecentRunsView(_BuiltOnce):
             pagination="local",
             page_size=25,
             selectable=False,
-            hidden_columns=["status_colour"],
+            hidden_columns=["status_colour", "quality_colour"],
             formatters={
                 "Run": NumberFormatter(format="0"),
                 "Status": _status_cell(),
+                "Quality": _quality_cell(),
             },
         )
         self._keep_height()
@@ -154,6 +205,7 @@ class RecentRunsView(_BuiltOnce):
         filters = pn.Row(
             pn.widgets.MultiChoice.from_param(state.param.statuses, label="Status", width=380),
             pn.widgets.MultiChoice.from_param(state.param.run_types, label="Run type", width=300),
+            pn.widgets.MultiChoice.from_param(state.param.qualities, label="Quality", width=300),
         )
         message = pn.pane.Alert(
             pn.bind(_text, state.param.message),
@@ -165,6 +217,7 @@ class RecentRunsView(_BuiltOnce):
     def _frame(self) -> pd.DataFrame:
         runs = self._state.runs.copy()
         runs["status_colour"] = [STATUS_COLOURS.get(str(v), "#FFFFFF") for v in runs["status"]]
+        runs["quality_colour"] = [QUALITY_COLOURS.get(str(v), "#FFFFFF") for v in runs["quality"]]
         for column in ("start_time", "end_time"):
             runs[column] = [utc(v) if pd.notna(v) else "" for v in runs[column]]
         return runs.rename(
@@ -172,6 +225,7 @@ class RecentRunsView(_BuiltOnce):
                 "run_id": "Run",
                 "run_type": "Type",
                 "status": "Status",
+                "quality": "Quality",
                 "start_time": "Start (UTC)",
                 "end_time": "End (UTC)",
                 "n_events": "Events",
@@ -254,6 +308,29 @@ def histogram_plot(
     return overlay
 
 
+def framed(pane: pn.viewable.Viewable, quality: str | None) -> pn.viewable.Viewable:
+    """A plot framed in the colour of the check that looks at it (no frame: no check), as CMS and
+    Belle II colour their canvases; the class ``check-<quality>`` says it to a test or a style."""
+    if not quality:
+        return pane
+    colour = QUALITY_COLOURS.get(quality, "#999")
+    return pn.Column(
+        pane,
+        styles={"border": f"4px solid {colour}", "border-radius": "4px"},
+        css_classes=[f"check-{quality.lower()}"],
+        sizing_mode="stretch_width",
+    )
+
+
+def _target_link(run_id: int | None, target: str) -> str:
+    """What a check looks at, as a link to where the run page shows it."""
+    if not target:
+        return ""
+    first = target.split("/", 1)[0]
+    tab = first if first in ("calib", "rec") else "analyses"
+    return f"<a href='?page=run&run={run_id}&tab={tab}'>{html.escape(target)}</a>"
+
+
 #: Axis labels of the event columns (app.source.Source.run_events).
 EVENT_LABELS = {
     "x_m": "x [m]",
@@ -312,6 +389,7 @@ class RunPage(_BuiltOnce):
                         self.param.log_scale,
                         state.param.histograms,
                         state.param.reference,
+                        state.param.checks,
                     )
                 ),
             ),
@@ -324,11 +402,13 @@ class RunPage(_BuiltOnce):
                         self.param.log_scale,
                         state.param.histograms,
                         state.param.reference,
+                        state.param.checks,
                     )
                 ),
             ),
             ("PMT info", pn.panel(self._pmt)),
             ("Analyses", pn.panel(self._analyses)),
+            ("Checks", pn.panel(self._checks)),
             dynamic=True,
             sizing_mode="stretch_width",
         )
@@ -361,7 +441,125 @@ class RunPage(_BuiltOnce):
             alert_type="info",
             visible=pn.bind(bool, state.param.notice),
         )
-        return pn.Column(message, notice, toolbar, self._tabs, sizing_mode="stretch_width")
+        return pn.Column(
+            message,
+            notice,
+            pn.panel(self._quality_header),
+            toolbar,
+            self._tabs,
+            sizing_mode="stretch_width",
+        )
+
+    @param.depends("state.checks", "state.run_id")
+    def _quality_header(self) -> pn.viewable.Viewable:
+        """The run's quality, and each stage's as a badge that opens its tab."""
+        checks = self._state.checks
+        quality = checks.quality if checks is not None else None
+        parts: list[pn.viewable.Viewable] = [
+            pn.pane.HTML(
+                f"<b>Run {self._state.run_id}</b> · quality {quality_badge(quality)}",
+                css_classes=["run-quality"],
+                margin=(8, 10),
+            )
+        ]
+        for stage, quality in checks.stages.items() if checks is not None else []:
+            button = pn.widgets.Button(
+                label=f"{STAGE_TITLES.get(stage, stage)}: {quality}",
+                stylesheets=[
+                    f":host .bk-btn {{ background: {QUALITY_COLOURS.get(quality, '#DDD')}; }}"
+                ],
+                css_classes=["stage-badge", f"stage-{stage}"],
+                width=150,
+                margin=(4, 4),
+            )
+            button.on_click(functools.partial(self._open_tab, STAGE_TABS.get(stage, "checks")))
+            parts.append(button)
+        return pn.Row(*parts, sizing_mode="stretch_width")
+
+    def _open_tab(self, tab: str, _event: Any) -> None:
+        self.tab = tab
+
+    @param.depends("state.checks")
+    def _checks(self) -> pn.viewable.Viewable:
+        checks = self._state.checks
+        if checks is None or checks.checks.empty:
+            return pn.pane.Markdown(
+                "No check has judged this run yet: its checks run after each merge of its files "
+                "and again once its analyses are done."
+            )
+        run_id = self._state.run_id
+        frame = checks.checks.copy()
+        frame["quality_colour"] = [QUALITY_COLOURS.get(q, "#FFF") for q in frame["quality"]]
+        frame["looks_at"] = [_target_link(run_id, t) for t in frame["looks_at"]]
+        frame["reference_run"] = [
+            f"<a href='?page=run&run={r}&tab=checks'>{int(r)}</a>" if pd.notna(r) else ""
+            for r in frame["reference_run"]
+        ]
+        frame["evaluated"] = [utc(v) if pd.notna(v) else "" for v in frame["evaluated"]]
+        frame["sentence"] = [html.escape(v) for v in frame["sentence"]]
+        table = pn.widgets.Tabulator(
+            frame.rename(
+                columns={
+                    "stage": "Stage",
+                    "check": "Check",
+                    "version": "v",
+                    "quality": "Quality",
+                    "sentence": "Why",
+                    "looks_at": "Looks at",
+                    "reference_run": "Reference",
+                    "statistics": "Statistics",
+                    "evaluated": "Evaluated (UTC)",
+                }
+            ),
+            show_index=False,
+            disabled=True,
+            sizing_mode="stretch_width",
+            hidden_columns=["quality_colour"],
+            formatters={
+                "Quality": _quality_cell(),
+                "Looks at": HTMLTemplateFormatter(template="<%= value %>"),
+                "Reference": HTMLTemplateFormatter(template="<%= value %>"),
+                "Why": HTMLTemplateFormatter(
+                    template='<div style="white-space:normal"><%= value %></div>'
+                ),
+                "Statistics": NumberFormatter(format="0,0"),
+            },
+            widths={"Why": 520},
+            css_classes=["checks-table"],
+        )
+        reference = (
+            f"**Reference:** run {checks.reference_run}. {html.escape(checks.reference_reason)}"
+            if checks.reference_run is not None
+            else f"**Reference:** none. {html.escape(checks.reference_reason)}"
+        )
+        return pn.Column(
+            pn.pane.Markdown(reference),
+            self._reference_editor(),
+            table,
+            sizing_mode="stretch_width",
+        )
+
+    def _reference_editor(self) -> pn.viewable.Viewable:
+        if not self._state.can_write:
+            return pn.Column()
+        run_type = self._state.summary.run_type if self._state.summary else ""
+        reference = pn.widgets.TextInput(
+            label="Reference run (empty: lift the pin)", placeholder="e.g. 10003", width=220
+        )
+        comment = pn.widgets.TextInput(label="Why", placeholder="e.g. before the HV change")
+        for_run = pn.widgets.Button(label="Pin for this run", width=160, align="end")
+        for_type = pn.widgets.Button(label=f"Pin for all {run_type} runs", width=200, align="end")
+        for_run.on_click(
+            lambda _e: self._state.pin_reference(
+                reference.value or "", for_type=False, comment=comment.value or ""
+            )
+        )
+        for_type.on_click(
+            lambda _e: self._state.pin_reference(
+                reference.value or "", for_type=True, comment=comment.value or ""
+            )
+        )
+        return pn.Row(reference, comment, for_run, for_type, sizing_mode="stretch_width")
 
     def _root_file(self) -> Any:
         return self._state.root_file()
@@ -423,6 +621,7 @@ class RunPage(_BuiltOnce):
         log: bool,
         histograms: dict[str, list[StoredHistogram]],
         reference: dict[str, dict[str, StoredHistogram]],
+        checks: RunChecks | None = None,
     ) -> pn.viewable.Viewable:
         stored = histograms.get(stage, [])
         if not stored:
@@ -430,8 +629,14 @@ class RunPage(_BuiltOnce):
                 "No histograms yet: they appear as the run's files are processed."
             )
         refs = reference.get(stage, {})
+        frames = checks.frames if checks is not None else {}
         plots = [
-            pn.pane.HoloViews(histogram_plot(h, refs.get(h.name), log), sizing_mode="stretch_width")
+            framed(
+                pn.pane.HoloViews(
+                    histogram_plot(h, refs.get(h.name), log), sizing_mode="stretch_width"
+                ),
+                frames.get(f"{stage}/{h.name}"),
+            )
             for h in stored
         ]
         grid = pn.GridBox(*plots, ncols=2, sizing_mode="stretch_width")
@@ -658,4 +863,12 @@ class JobsView(_BuiltOnce):
         return "  ·  ".join(f"**{state}** {n:,}" for state, n in counts.items()) or "No jobs."
 
 
-__all__ = ["JobsView", "RecentRunsView", "RunPage", "histogram_plot"]
+__all__ = [
+    "QUALITY_COLOURS",
+    "JobsView",
+    "RecentRunsView",
+    "RunPage",
+    "framed",
+    "histogram_plot",
+    "quality_badge",
+]

@@ -42,6 +42,8 @@ class CheckInputs:
         analysis_values: the run's analysis variables, by (analysis, variable).
         history: the same variables in earlier Good runs of the type, newest first.
         pmt_cuts: the run type's PMT cuts.
+        analyses_done: the analyses with a result for the run (a variable they left out was not
+            measurable in it: TooFew, where a variable of an analysis not done yet is Unknown).
     """
 
     run: RunView
@@ -50,6 +52,7 @@ class CheckInputs:
     analysis_values: Mapping[tuple[str, str], Value] = field(default_factory=dict)
     history: Mapping[tuple[str, str], Sequence[float]] = field(default_factory=dict)
     pmt_cuts: HitRateCuts = DEFAULT_CUTS
+    analyses_done: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -198,8 +201,23 @@ def _variable(declaration: CheckDeclaration, inputs: CheckInputs) -> tuple[str, 
     return "/".join(declaration.variable), inputs.analysis_values.get(declaration.variable)
 
 
+def _not_measured(declaration: CheckDeclaration, inputs: CheckInputs) -> Outcome | None:
+    """TooFew when the variable's analysis ran on the run but could not measure it."""
+    assert declaration.variable is not None
+    analysis, _variable_name = declaration.variable
+    if declaration.variable in inputs.analysis_values or analysis not in inputs.analyses_done:
+        return None
+    return Outcome(
+        Quality.TOOFEW,
+        f"{'/'.join(declaration.variable)} could not be measured in this run (the analysis "
+        "left it out: too few data for it).",
+    )
+
+
 def _in_band(declaration: CheckDeclaration, inputs: CheckInputs) -> Outcome:
     p = declaration.parameters
+    if (too_few := _not_measured(declaration, inputs)) is not None:
+        return too_few
     name, value = _variable(declaration, inputs)
     return kinds.variable_in_band(
         None if value is None else value.value,
@@ -213,6 +231,8 @@ def _in_band(declaration: CheckDeclaration, inputs: CheckInputs) -> Outcome:
 
 def _vs_history(declaration: CheckDeclaration, inputs: CheckInputs) -> Outcome:
     p = declaration.parameters
+    if (too_few := _not_measured(declaration, inputs)) is not None:
+        return too_few
     name, value = _variable(declaration, inputs)
     assert declaration.variable is not None
     history = list(inputs.history.get(declaration.variable, ()))[: p["runs"]]

@@ -74,5 +74,6 @@ def build_check_inputs(
         analysis_values=values,
         history=history,
         pmt_cuts=pmt_cuts(session, run_type=run.run_type),
+        analyses_done=frozenset(queries.analyses_with_results(session, run_id=run_id)),
     )
     return inputs, choice

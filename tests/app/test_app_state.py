@@ -11,8 +11,9 @@ import pytest
 
 from app.main import DQMApp
 from app.source import Source
-from app.state import JobsState, RecentRuns, RunState, parse_run_id
+from app.state import AlarmsState, JobsState, RecentRuns, RunState, parse_run_id
 from dqm import detector, pmtstats
+from dqm.checks.quality import Quality
 from dqm.db import migrate, queries
 from dqm.db.models import FileState, JobState, RunStatus
 from dqm.db.session import transaction
@@ -76,6 +77,31 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> Source:
                 queries.save_pmt_stats(
                     s, run_id=run_id, file_id=None, n_events=1000, livetime_ns=1e6, arrays=arrays
                 )
+        # Checks judged the completed runs: 102's energy shape is Bad, with its alarm.
+        good = queries.NewCheckResult("pmt_classes", 1, "pmt", Quality.GOOD, "0 new dead")
+        for run_id in (100, 101):
+            queries.save_check_results(s, run_id=run_id, results=[good])
+        bad = queries.NewCheckResult(
+            "rec_energy_shape",
+            1,
+            "rec",
+            Quality.BAD,
+            "χ²/ndf = 9 against run 100 (p = 1e-20); Bad below p = 1e-08.",
+            reference_run=100,
+            statistics=5000.0,
+            details={"histogram": "rec/energy"},
+        )
+        queries.save_check_results(s, run_id=102, results=[good, bad])
+        queries.raise_alarm(
+            s,
+            key="check:rec_energy_shape:102",
+            kind="check",
+            severity=Quality.BAD,
+            sentence="run 102, check rec_energy_shape: χ²/ndf = 9",
+            check_name="rec_energy_shape",
+            run_id=102,
+            run_type="physics",
+        )
     return Source(url)
 
 
@@ -282,3 +308,73 @@ def test_navigation_updates_the_page_shown_and_never_builds_it_again(source: Sou
     app.param.update(page="run", run="102")
     app.page = "runs"
     assert app.view is runs and runs.__panel__() is runs_layout
+
+
+def test_quality_in_the_runs_the_checks_tab_and_the_frames(source: Source) -> None:
+    runs = RecentRuns(source=source)
+    assert dict(zip(runs.runs["run_id"], runs.runs["quality"], strict=True)) == {
+        103: "",
+        102: "Bad",
+        101: "Good",
+        100: "Good",
+    }
+    runs.qualities = ["Bad"]
+    assert list(runs.runs["run_id"]) == [102]
+    runs.qualities = ["Good", "Not judged"]
+    assert list(runs.runs["run_id"]) == [103, 101, 100]
+    state = RunState(source=source, run_id=102)
+    checks = state.checks
+    assert checks is not None and checks.quality == "Bad"
+    assert checks.stages == {"pmt": "Good", "rec": "Bad"}
+    assert checks.frames == {"rec/energy": "Bad"}  # the histogram the Bad check looks at
+    assert list(checks.checks["check"]) == ["pmt_classes", "rec_energy_shape"]
+    assert checks.checks["looks_at"].iloc[1] == "rec/energy"
+    assert checks.reference_run == 100 and "latest completed physics run" in checks.reference_reason
+    # pinning: refused without a login, recorded with one
+    state.pin_reference("100", for_type=False)
+    assert state.notice.startswith("Not pinned: log in")
+    writer = RunState(source=source, run_id=102, user="ana")
+    writer.pin_reference("10x", for_type=False)
+    assert "is not a run number" in writer.notice
+    writer.pin_reference("101", for_type=False)
+    assert writer.notice == (
+        "Not pinned: run 101 is a laser run; the reference of physics runs must be one too."
+    )
+    writer.pin_reference("100", for_type=False, comment="a test")
+    assert writer.notice.startswith("Reference of run 102: run 100")
+    assert "pinned for run 102 by ana" in writer.checks.reference_reason
+    writer.pin_reference("", for_type=False)
+    assert "lifted" in writer.notice and "latest completed" in writer.checks.reference_reason
+
+
+def test_alarms_banner_page_acknowledge_and_close(source: Source) -> None:
+    anonymous = AlarmsState(source=source)
+    anonymous.refresh()
+    assert anonymous.open_counts == {"Bad": 1} and anonymous.n_open == 1
+    (alarm_id,) = list(anonymous.alarms["id"])
+    anonymous.acknowledge(alarm_id, "looked at it")
+    assert (
+        anonymous.notice
+        == f"Alarm {alarm_id} not acknowledged: log in to change anything: anonymous visitors only read."
+    )
+    shifter = AlarmsState(source=source, user="ana")
+    shifter.refresh()
+    shifter.acknowledge(None, "x")
+    assert shifter.notice == "Choose an alarm in the table first."
+    shifter.acknowledge(alarm_id, "  ")
+    assert "needs a comment" in shifter.notice
+    shifter.acknowledge(alarm_id, "energy scale being checked by the calibration expert")
+    assert shifter.notice == f"Alarm {alarm_id} acknowledged."
+    assert shifter.n_open == 0 and shifter.acknowledged_counts == {"Bad": 1}
+    assert list(shifter.history["action"]) == ["opened", "acknowledged"]
+    assert anonymous.refresh_counts() and anonymous.n_open == 0  # the banner follows
+    assert not anonymous.refresh_counts()  # nothing changed: one token query
+    shifter.states = ["RESOLVED"]
+    assert shifter.alarms.empty and shifter.message == "No alarm matches these filters."
+    shifter.states = []
+    shifter.run = "abc"
+    assert "is not a run number" in shifter.message
+    shifter.run = "102"
+    shifter.close(alarm_id, "known: the source run was mislabelled")
+    assert shifter.alarms["state"].tolist() == ["RESOLVED"]
+    assert shifter.alarms["resolved_by"].tolist() == ["ana"]

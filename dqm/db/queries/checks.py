@@ -29,17 +29,18 @@ from dqm.errors import InvalidValueError, NotFoundError
 from dqm.runstatus import CHECKS_JOB_KIND
 from dqm.states import JobState, RunStatus
 from dqm.times import utcnow
+from dqm.users import require_writer
 
 __all__ = [
     "CHECKS_JOB_KIND",
     "CLEAN_QUALITIES",
     "NewCheckResult",
+    "analyses_with_results",
     "check_declarations",
     "check_result_history",
     "check_results",
     "checks_token",
     "clean_runs",
-    "has_analysis_results",
     "highest_check_versions",
     "history_values",
     "latest_analysis_values",
@@ -368,11 +369,12 @@ def history_values(
     return found
 
 
-def has_analysis_results(session: Session, *, run_id: int) -> bool:
-    """Whether any analysis stored a result for the run."""
-    return (
-        session.scalar(select(AnalysisResult.id).where(AnalysisResult.run_id == run_id).limit(1))
-        is not None
+def analyses_with_results(session: Session, *, run_id: int) -> set[str]:
+    """The analyses (any version) with a result for the run."""
+    return set(
+        session.scalars(
+            select(AnalysisResult.analysis).where(AnalysisResult.run_id == run_id).distinct()
+        )
     )
 
 
@@ -418,6 +420,7 @@ def pin_reference(
             itself, or ``user`` may not write.
         NotFoundError: no such run or reference run.
     """
+    require_writer(user)
     if (run_type is None) == (run_id is None):
         raise InvalidValueError("pin a reference either for a run type or for one run.")
     if run_id is not None:

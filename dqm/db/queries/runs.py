@@ -198,6 +198,10 @@ def delete_run(session: Session, *, run_id: int) -> None:
     session.expunge_all()
 
 
+#: How the recent runs' quality filter names runs that no check has judged yet.
+NOT_JUDGED = "Not judged"
+
+
 def recent_runs(
     session: Session,
     *,
@@ -206,6 +210,7 @@ def recent_runs(
     status: RunStatus | str | Iterable[RunStatus | str] | None = None,
     run_type: str | Iterable[str] | None = None,
     completed: bool = False,
+    quality: Iterable[str] | None = None,
     now: dt.datetime | None = None,
 ) -> list[Run]:
     """Recent runs, the running ones first, then by end time, newest first.
@@ -217,6 +222,7 @@ def recent_runs(
         status: only runs in this status (or these statuses).
         run_type: only runs of this type (or these types).
         completed: only runs whose processing has finished (All Completed or Failed).
+        quality: only runs of these qualities (``Not judged``: runs without one).
         now: the reference time for ``days`` (default: the current UTC time).
     """
     query = select(Run)
@@ -235,6 +241,13 @@ def recent_runs(
     if run_type is not None:
         types = [run_type] if isinstance(run_type, str) else list(run_type)
         query = query.where(Run.run_type.in_(types))
+    if quality is not None:
+        wanted = list(quality)
+        judged = [q for q in wanted if q != NOT_JUDGED]
+        condition = Run.quality.in_(judged)
+        query = query.where(
+            or_(condition, Run.quality.is_(None)) if NOT_JUDGED in wanted else condition
+        )
     # Two indexed queries rather than one ORDER BY over an expression (which scans every run):
     # the few runs still taking data, then the ended ones by end time.
     running = list(
