@@ -143,9 +143,7 @@ def main() -> None:
                 right = sorted(RIGHT_CHECKS[kind] & set(flagged))
                 found[kind].append(bool(right))
                 verdict = f"{fault}: {'found by ' + ', '.join(right) if right else 'MISSED'}"
-            others = ", ".join(
-                f"{name} {r.quality}" for name, r in sorted(flagged.items())
-            )
+            others = ", ".join(f"{name} {r.quality}" for name, r in sorted(flagged.items()))
             print(
                 f"[{index + 1:>2}/{len(steps)}] run {run_id} {verdict}"
                 + (f" (flagged: {others})" if others else ""),
@@ -158,7 +156,9 @@ def main() -> None:
     total = [hit for hits in found.values() for hit in hits]
     for kind in KINDS:
         hits = found.get(kind, [])
-        figures[f"found_{kind}_fraction"] = round(sum(hits) / len(hits), 3) if hits else float("nan")
+        figures[f"found_{kind}_fraction"] = (
+            round(sum(hits) / len(hits), 3) if hits else float("nan")
+        )
     figures["found_fraction"] = round(sum(total) / len(total), 3) if total else float("nan")
     figures["clean_bad_count"] = clean_bad
     figures["clean_warning_count"] = clean_warning
