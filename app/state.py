@@ -473,15 +473,16 @@ class AlarmsState(param.Parameterized):
 
     def show(self, alarm_id: int | None) -> None:
         """Show an alarm's history."""
-        self.selected = alarm_id
         if alarm_id is None:
-            self.history = pd.DataFrame()
+            self.param.update(selected=None, history=pd.DataFrame())
             return
         try:
-            self.history = self._source.alarm_history(alarm_id)
+            history = self._source.alarm_history(alarm_id)
         except DQMError as exc:
-            self.notice = str(exc)
-            self.selected, self.history = None, pd.DataFrame()
+            self.param.update(notice=str(exc), selected=None, history=pd.DataFrame())
+            return
+        if alarm_id != self.selected or not history.equals(self.history):
+            self.param.update(selected=alarm_id, history=history)  # one new detail, not two
 
     def acknowledge(self, alarm_id: int | None, comment: str) -> None:
         """Acknowledge an alarm (a login and a comment needed)."""

@@ -1,0 +1,114 @@
+"""A shifter's way through a fault run in the browser: the alarm banner → the Alarms page → log in
+and acknowledge with a comment → the banner's count goes down → the run's Checks tab shows the Bad
+check → the histogram it looks at has a red frame."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from uihelpers import dashboard
+
+from dqm.checks.quality import Quality
+from dqm.db import queries
+from dqm.db.session import transaction
+from dqm.states import AlarmState
+
+pytestmark = pytest.mark.slow
+
+PASSWORD = "shifter password of the day"
+
+
+@pytest.fixture(scope="module")
+def server(demo_data, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    credentials = tmp_path_factory.mktemp("alarms") / "users.json"
+    credentials.write_text(json.dumps({"shifter": PASSWORD}))
+    credentials.chmod(0o600)
+    options = ("--credentials", str(credentials), "--refresh", "0")
+    with dashboard(demo_data.env, *options, name="alarms-server") as served:
+        yield served
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_load_state("networkidle")
+    assert "Traceback" not in page.content()
+
+
+def test_from_the_banner_to_the_red_frame(server, page, demo_data) -> None:
+    url, _log = server
+    with transaction(demo_data.database_url) as s:
+        n_open = queries.alarm_counts(s).n_open
+        # a run whose histogram check is Bad, and its alarm
+        bad = next(
+            r
+            for alarm in queries.list_alarms(s, states=[AlarmState.OPEN])
+            if alarm.run_id is not None
+            for r in queries.check_results(s, run_id=alarm.run_id)
+            if r.quality == Quality.BAD and r.details.get("histogram")
+        )
+        alarm = next(
+            a for a in queries.list_alarms(s, run_id=bad.run_id) if a.check_name == bad.check_name
+        )
+        run_id, check, histogram, alarm_id = (
+            bad.run_id,
+            bad.check_name,
+            bad.details["histogram"],
+            alarm.id,
+        )
+    assert n_open >= 1
+
+    _open(page, f"{url}/?page=runs")
+    banner = page.locator(".alarm-banner").first
+    banner.wait_for()
+    assert f"{n_open} open alarm" in banner.inner_text()
+    page.get_by_text("see the alarms").first.click()
+    page.locator(".alarms-table").first.wait_for()
+    page.locator(".tabulator-cell", has_text=check).first.wait_for()
+    page.locator(".tabulator-cell", has_text=check).first.click()
+    page.get_by_text("Log in to acknowledge or close an alarm.").first.wait_for()
+    assert page.locator(".alarm-ack").count() == 0  # anonymous visitors only read
+
+    _open(page, f"{url}/login")
+    page.fill("#username", "shifter")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit, button[type=submit], input[type=submit]")
+    page.wait_for_load_state("networkidle")
+    _open(page, f"{url}/?page=alarms")
+    alarm_row = page.locator(".tabulator-row").filter(has_text=check).filter(has_text=str(run_id))
+    alarm_row.first.locator(".tabulator-cell", has_text=check).first.click()
+    page.get_by_text(f"Alarm {alarm_id}", exact=True).first.wait_for()
+    page.locator(".tabulator-cell", has_text="opened").first.wait_for()  # its history
+    page.wait_for_load_state("networkidle")
+    page.get_by_role("button", name="Acknowledge").first.click()
+    page.get_by_text(
+        re.compile(f"Alarm {alarm_id} not acknowledged: .*needs a comment")
+    ).first.wait_for()
+    page.locator(".alarm-comment textarea").first.fill("HV of the sector tripped; expert called")
+    page.get_by_role("button", name="Acknowledge").first.click()
+    page.get_by_text(f"Alarm {alarm_id} acknowledged.").first.wait_for()
+    if n_open > 1:
+        page.get_by_text(f"{n_open - 1} open alarm").first.wait_for()
+    else:
+        page.get_by_text("No open alarm.").first.wait_for()
+    with transaction(demo_data.database_url) as s:
+        acknowledged = queries.get_alarm(s, alarm_id=alarm_id)
+        assert acknowledged.state == AlarmState.ACKNOWLEDGED
+        assert acknowledged.acknowledged_by == "shifter"
+
+    _open(page, f"{url}/?run={run_id}&tab=checks")
+    table = page.locator(".checks-table").first
+    table.wait_for()
+    row = page.locator(".tabulator-row", has=page.locator(".tabulator-cell", has_text=check))
+    row.first.wait_for()
+    assert "Bad" in row.first.inner_text()
+    assert page.locator(".run-quality").first.inner_text().strip().endswith("Bad")
+
+    stage = histogram.split("/")[0]
+    _open(page, f"{url}/?run={run_id}&tab={stage}")
+    frame = page.locator(".check-bad").first
+    frame.wait_for()
+    assert frame.evaluate("e => getComputedStyle(e).borderTopColor") == "rgb(213, 94, 0)"
