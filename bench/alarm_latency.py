@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import signal
@@ -23,16 +24,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 from _benchpath import print_figures
 
-from daqsim import SimulationConfig, parse_fault, simulate_run
+from daqsim import SimulationConfig, SimulationResult, parse_fault, simulate_run
 from dqm import broker, messages
 from dqm.alarms import alarm_key
-from dqm.config import load_settings
+from dqm.config import Settings, load_settings
 from dqm.db import migrate, queries
 from dqm.db.session import dispose_engines, transaction
 from dqm.states import RunStatus
@@ -63,7 +65,9 @@ class Receiver(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
 
 
-def announce(settings, result, faulty_at: dict[int, dt.datetime]) -> None:
+def announce(
+    settings: Settings, result: SimulationResult, faulty_at: dict[int, dt.datetime]
+) -> None:
     broker.publish(
         settings,
         messages.make(
@@ -100,7 +104,7 @@ def announce(settings, result, faulty_at: dict[int, dt.datetime]) -> None:
     )
 
 
-def wait(condition, what: str, timeout_s: float = 300) -> None:
+def wait(condition: Callable[[], bool], what: str, timeout_s: float = 300) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -159,6 +163,9 @@ def main() -> None:
                     run = queries.get_run(session, run_id=run_id)
                     return run.status is RunStatus.ALL_COMPLETED and run.quality is not None
 
+            def heard(run_id: int) -> bool:
+                return alarm_of[run_id] in receiver.arrived
+
             announce(settings, runs[0], {})
             wait(lambda: completed(FIRST_RUN), "the reference run")
             for result in runs[1:]:
@@ -173,8 +180,9 @@ def main() -> None:
                     return False
 
                 wait(alarmed, f"the alarm of run {result.run_id}")
-                wait(lambda r=result.run_id: alarm_of[r] in receiver.arrived, "the webhook")
-                wait(lambda r=result.run_id: completed(r), f"run {result.run_id} complete")
+                run_id = result.run_id
+                wait(functools.partial(heard, run_id), "the webhook")
+                wait(functools.partial(completed, run_id), f"run {run_id} complete")
                 print(
                     f"run {result.run_id}: alarm after "
                     f"{(opened[result.run_id] - faulty_at[result.run_id]).total_seconds():.2f} s",
