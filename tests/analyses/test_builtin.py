@@ -202,6 +202,9 @@ def pmt_statistics(n_events: int, *, seed: int = 3, **rates: object) -> PmtStati
         "charge_sum": fired * 1.0,
         "time_sum": fired * 300.0,
         "dark_count": rng.poisson(dark * livetime_ns * 1e-9).astype(float),
+        "signal_hits": fired * 0.1,
+        "signal_charge_sum": fired * 0.1,
+        "signal_time_sum": fired * 0.1 * 300.0,
     }
     assert set(sums) == set(PMT_ARRAYS)
     return PmtStatistics(n_events=n_events, livetime_ns=livetime_ns, sums=sums)
