@@ -79,6 +79,9 @@ def _pmt_arrays(rng: np.random.Generator) -> dict[str, np.ndarray]:
         "charge_sum": hits * rng.uniform(0.9, 1.1, N_PMTS),
         "time_sum": hits * rng.uniform(200, 300, N_PMTS),
         "dark_count": rng.poisson(80, N_PMTS).astype(float),
+        "signal_hits": hits / 10,
+        "signal_charge_sum": hits / 10 * 1.05,
+        "signal_time_sum": hits / 10 * 250.0,
     }
 
 
