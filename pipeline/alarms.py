@@ -3,7 +3,8 @@ alarms, and hands the due notifications (first notices, reminders, escalations) 
 
 It never blocks the loop: it has its own database connections, and sending happens in the
 dispatcher's own threads (:mod:`dqm.notify`), where a channel that is down is logged once and
-retried with backoff. A database that goes away is logged once and tried again at the next poll.
+retried with backoff. A database that goes away is tried again at the next poll; it is reported
+once, by the job server's own outage line when the watcher runs inside a job server.
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ class AlarmWatcher:
         channels: where notices go (none: nothing is sent, the alarms are only shown on the
             dashboard and by ``dqm alarms``).
         poll_s: how often to look.
+        database_errors: the errors that mean the database is away (the job server's).
+        on_database_error: called with such an error instead of logging it (the job server
+            reports the outage once, whichever of its threads met it).
+        on_database_ok: called after each look that reached the database.
     """
 
     def __init__(
@@ -78,6 +83,9 @@ class AlarmWatcher:
         transaction: Callable[[], AbstractContextManager[Session]],
         channels: Sequence[Channel] = (),
         poll_s: float = 2.0,
+        database_errors: tuple[type[BaseException], ...] = (),
+        on_database_error: Callable[[BaseException], None] | None = None,
+        on_database_ok: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self.transaction = transaction
@@ -87,6 +95,9 @@ class AlarmWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self.database_errors = database_errors
+        self.on_database_error = on_database_error
+        self.on_database_ok = on_database_ok
 
     def start(self) -> None:
         """Start looking (and the channels' threads), until :meth:`stop`."""
@@ -111,9 +122,21 @@ class AlarmWatcher:
         while not self._stop.is_set():
             try:
                 self.step()
+                if self.on_database_ok is not None:
+                    self.on_database_ok()
                 if self._failing:
-                    log.warning("alarm watcher: the database answers again")
+                    log.warning("alarm watcher: works again")
                     self._failing = False
+            except self.database_errors as exc:
+                if self.on_database_error is not None:
+                    self.on_database_error(exc)
+                elif not self._failing:
+                    log.error(
+                        "alarm watcher: %s; trying again every %.0f s",
+                        first_line(exc, with_type=True),
+                        self.poll_s,
+                    )
+                    self._failing = True
             except Exception as exc:  # noqa: BLE001 - a database that went away, whatever its error
                 if not self._failing:
                     log.error(

@@ -47,8 +47,13 @@ class _Outage:
         self.what = what
         self.since: float | None = None
         self.retry_at = 0.0
+        self._lock = threading.Lock()  # the loop and the alarm watcher both report
 
     def failed(self, exc: BaseException, retry_s: float) -> None:
+        with self._lock:
+            self._failed(exc, retry_s)
+
+    def _failed(self, exc: BaseException, retry_s: float) -> None:
         now = time.monotonic()
         if self.since is None:
             self.since = now
@@ -63,6 +68,10 @@ class _Outage:
         self.retry_at = now + retry_s
 
     def ok(self) -> None:
+        with self._lock:
+            self._ok()
+
+    def _ok(self) -> None:
         if self.since is not None:
             log.warning(
                 "%s again after %.0f s",
@@ -125,16 +134,19 @@ class JobServer:
             webhook_url=alarms.webhook_url,
             expert_webhook_url=alarms.expert_webhook_url,
         )
+        self.database = _Outage(f"database {mask_url(settings.database_url)} unreachable")
         self.watcher = AlarmWatcher(
             alarms,
             self._transaction,
             channels,
             poll_s=self.options.alarm_poll_s,
+            database_errors=DATABASE_ERRORS,
+            on_database_error=lambda exc: self.database.failed(exc, self.options.outage_retry_s),
+            on_database_ok=self.database.ok,
         )
         self.consumer = MessageConsumer(settings, context, self._transaction)
         self.scheduler = Scheduler(executor, self.options, context, self._transaction)
         self.stopping = threading.Event()
-        self.database = _Outage(f"database {mask_url(settings.database_url)} unreachable")
         self.broker_outage = _Outage(f"broker {mask_url(settings.broker_url)} unreachable")
 
     @contextmanager
