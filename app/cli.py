@@ -134,7 +134,12 @@ def serve(
     def session() -> Any:
         pn.state.on_session_destroyed(_session_dropped)
         try:
-            page = create_app(database_url, refresh_s, login=bool(login)).servable_template()
+            page = create_app(
+                database_url,
+                refresh_s,
+                login=bool(login),
+                checks_file=cli_ctx.settings.checks_file,
+            ).servable_template()
             log.info(
                 "a session opened: %d dashboard sessions in memory", apps_in_memory(collect=False)
             )

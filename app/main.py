@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import weakref
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -20,6 +21,8 @@ import panel as pn
 import param
 
 from app.alarmsview import AlarmBanner, AlarmsView
+from app.editor import EditorState
+from app.editorview import EditorView
 from app.source import Source
 from app.state import RUN_TABS, AlarmsState, JobsState, RecentRuns, RunState, parse_run_id
 from app.trends import CHOICE, URL_PARAMETERS, TrendsState
@@ -27,13 +30,14 @@ from app.trendsview import TrendsView
 from app.views import JobsView, RecentRunsView, RunPage
 from dqm.users import may_write
 
-PAGES = ("runs", "run", "trends", "jobs", "alarms")
+PAGES = ("runs", "run", "trends", "jobs", "alarms", "editor")
 TITLES = {
     "runs": "Recent runs",
     "run": "Run",
     "trends": "Trends",
     "jobs": "Jobs",
     "alarms": "Alarms",
+    "editor": "Check editor",
 }
 
 
@@ -57,7 +61,9 @@ class DQMApp(pn.viewable.Viewer):
     Trends of the analyses and Jobs."""
 
     source = param.ClassSelector(class_=Source, doc="The database read by every page.")
-    page = param.String(default="runs", doc="The page shown (runs, run, trends, jobs, alarms).")
+    page = param.String(
+        default="runs", doc="The page shown (runs, run, trends, jobs, alarms, editor)."
+    )
     run = param.String(default="", doc="The run of the Run page, as given in the URL.")
     tab = param.String(
         default="base", doc="The tab of the Run page (base, calib, rec, pmt, analyses, checks)."
@@ -91,9 +97,12 @@ class DQMApp(pn.viewable.Viewer):
         self._run_page = RunPage(state=self.run_state)
         self._run_page.param.watch(lambda e: setattr(self, "tab", e.new), "tab")
         self._jobs_view = JobsView(state=self.jobs_state)
-        # The Trends page's, made on its first visit (most sessions never open it).
+        # The Trends and Check editor pages', made on their first visit (most sessions never
+        # open them).
         self.trends_state: TrendsState | None = None
         self._trends_view: TrendsView | None = None
+        self.editor_state: EditorState | None = None
+        self._editor_view: EditorView | None = None
         #: The component shown (RecentRunsView, RunPage, TrendsView or JobsView).
         self.view: pn.viewable.Viewer | None = None
         self.param.watch(self._route, ["page", "run", "tab", "trend"])
@@ -147,11 +156,21 @@ class DQMApp(pn.viewable.Viewer):
         elif page == "alarms":
             self.alarms_state.refresh()
             content = self._alarms_view
+        elif page == "editor":
+            content = self._open_editor()
         else:
             content = self._runs_view
         if content is not self.view:  # another tab of the same run changes nothing here
             self.view = content
             self._main[:] = [self._banner, self._message, content]
+
+    def _open_editor(self) -> EditorView:
+        """The Check editor, its checks read again on each visit."""
+        if self.editor_state is None or self._editor_view is None:
+            self.editor_state = EditorState(source=self.source, user=self.user)
+            self._editor_view = EditorView(state=self.editor_state)
+        self.editor_state.load()
+        return self._editor_view
 
     def _open_trends(self) -> list[str]:
         """Show the trend that :attr:`trend` says (the page's state made on its first visit);
@@ -270,18 +289,27 @@ def create_app(
     refresh_s: float = 10.0,
     user: str | None = None,
     login: bool | None = None,
+    checks_file: Path | None = None,
 ) -> DQMApp:
-    """The dashboard on a database (default: the configured one). Under a server, the user is the
-    one logged in (``pn.state.user``; anonymous visitors are 'guest' and only read)."""
+    """The dashboard on a database (default: the configured one, with the configured checks
+    file). Under a server, the user is the one logged in (``pn.state.user``; anonymous visitors
+    are 'guest' and only read)."""
     if database_url is None:
         from dqm.config import load_settings
 
-        database_url = load_settings().database_url
+        settings = load_settings()
+        database_url = settings.database_url
+        checks_file = checks_file or settings.checks_file
     if user is None and pn.state.curdoc is not None:
         user = pn.state.user
     if login is None:
         login = bool(pn.config.basic_auth or pn.config.oauth_provider)
-    return DQMApp(source=Source(database_url), refresh_s=refresh_s, user=user, login=login)
+    return DQMApp(
+        source=Source(database_url, checks_file=checks_file),
+        refresh_s=refresh_s,
+        user=user,
+        login=login,
+    )
 
 
 if pn.state.served:  # panel serve app/main.py

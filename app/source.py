@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,17 @@ import numpy as np
 import pandas as pd
 
 from dqm import detector
+from dqm.checks.backtest import BacktestRow, backtest, backtest_cuts, backtest_runs, cut_checks
+from dqm.checks.declarations import CheckCatalog, CheckDeclaration, load_checks
 from dqm.checks.quality import SEVERITY, Quality
+from dqm.checks.records import save_check_version, with_saved_versions
 from dqm.checks.references import choose_reference
 from dqm.db import queries
 from dqm.db.models import Run
 from dqm.db.session import engine_for, transaction
+from dqm.errors import InvalidValueError
 from dqm.histcodec import AnyHist
-from dqm.pmtclass import classify
+from dqm.pmtclass import HitRateCuts, classify
 from dqm.pmtstats import derived_pmt_quantities
 from dqm.states import AlarmState, FileState, JobState, RunStatus
 from dqm.times import format_time
@@ -64,6 +69,17 @@ ALARM_COLUMNS = [
     "acknowledged_by",
     "resolved_by",
     "notifications",
+]
+#: Columns of :attr:`Backtest.rows`.
+BACKTEST_COLUMNS = [
+    "run",
+    "run_type",
+    "check",
+    "current",
+    "proposed",
+    "changes",
+    "current_sentence",
+    "proposed_sentence",
 ]
 #: Columns of :attr:`RunSummary.files`.
 FILE_COLUMNS = ["seq", "file", "state", "job", "error", "events"]
@@ -133,6 +149,128 @@ class RunSummary:
                 (getattr(self, f.name), getattr(other, f.name)) for f in fields(self)
             )
         )
+
+
+@dataclass(frozen=True)
+class CheckParameter:
+    """A parameter of a check as its editor shows it: the value as text (``--set`` syntax)."""
+
+    name: str
+    value: str
+    type: str
+    meaning: str
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckInfo:
+    """A check as it holds now (the declared version, or a later one saved by hand)."""
+
+    name: str
+    version: int
+    kind: str
+    stage: str
+    description: str
+    run_types: tuple[str, ...]
+    looks_at: str
+    origin: str
+    parameters: tuple[CheckParameter, ...]
+    uses_pmt_cuts: bool
+
+
+def _check_info(check: CheckDeclaration) -> CheckInfo:
+    spec = check.spec
+    return CheckInfo(
+        name=check.name,
+        version=check.version,
+        kind=check.kind,
+        stage=check.stage,
+        description=check.description,
+        run_types=tuple(sorted(check.run_types)) if check.run_types is not None else (),
+        looks_at=check.target,
+        origin=check.origin,
+        parameters=tuple(
+            CheckParameter(
+                name,
+                parameter.to_text(check.parameters[name]),
+                parameter.type,
+                parameter.meaning,
+                parameter.choices,
+            )
+            for name, parameter in spec.parameters.items()
+        ),
+        uses_pmt_cuts=spec.uses_pmt_cuts,
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class Backtest:
+    """Past runs judged as things are and as proposed (nothing saved).
+
+    Attributes:
+        title: what was tried, in one line.
+        rows: one row per run (and check, for PMT cuts), columns :data:`BACKTEST_COLUMNS`,
+            newest run first.
+    """
+
+    title: str
+    rows: pd.DataFrame
+
+    @property
+    def changed_runs(self) -> list[int]:
+        """The runs whose judgement would change, newest first."""
+        changed = self.rows[self.rows["changes"].astype(bool)]
+        return list(dict.fromkeys(int(r) for r in changed["run"]))
+
+    @property
+    def summary(self) -> str:
+        """One sentence: how many runs would change, and which."""
+        n_runs = int(self.rows["run"].nunique())
+        changed = self.changed_runs
+        if not n_runs:
+            return "No finished run to try it on."
+        if not changed:
+            return f"None of the {n_runs} runs would change."
+        listed = ", ".join(str(r) for r in changed[:20]) + ("…" if len(changed) > 20 else "")
+        return f"{len(changed)} of {n_runs} runs would change: {listed}."
+
+
+#: Told the runs judged so far and how many there are (0 of n at the start).
+Progress = Callable[[int, int], None]
+
+
+def _counter(progress: Progress | None, total: int) -> Callable[[int], None] | None:
+    """``progress`` as a counter of runs judged (what dqm.checks.backtest calls)."""
+    if progress is None:
+        return None
+    done = 0
+    progress(0, total)
+
+    def count(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(done, total)
+
+    return count
+
+
+def _backtest_frame(rows: list[BacktestRow]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "run": row.run_id,
+                "run_type": row.run_type,
+                "check": row.check,
+                "current": str(row.current),
+                "proposed": str(row.proposed),
+                "changes": row.changed,
+                "current_sentence": row.current_sentence,
+                "proposed_sentence": row.proposed_sentence,
+            }
+            for row in rows
+        ],
+        columns=BACKTEST_COLUMNS,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -333,8 +471,10 @@ class Source:
         database_url: SQLAlchemy URL of the DQM database.
     """
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, checks_file: Path | None = None) -> None:
         self.database_url = database_url
+        self.checks_file = checks_file
+        self._declared: CheckCatalog | None = None
         engine_for(database_url)  # one engine per URL for the whole process
 
     def recent_runs(
@@ -556,6 +696,107 @@ class Source:
                 run_id=None if for_type else run_id,
                 comment=comment,
             )
+
+    # --- the checks' editor: back-testing and saving ---------------------------------------------
+
+    def _catalog(self, session: Any) -> CheckCatalog:
+        """The checks as they hold: the files' declarations (read once; as the job server and
+        ``dqm checks`` read them) with the versions saved by hand in their place."""
+        if self._declared is None:
+            self._declared = load_checks(self.checks_file)
+        return with_saved_versions(session, self._declared)
+
+    def checks(self) -> list[CheckInfo]:
+        """Every check as it holds now, by stage and name.
+
+        Raises:
+            DeclarationError: the checks file is wrong (one sentence naming file and entry).
+        """
+        with transaction(self.database_url) as session:
+            catalog = self._catalog(session)
+        return [_check_info(c) for c in sorted(catalog, key=lambda c: (c.stage, c.name))]
+
+    def backtest_check(
+        self,
+        name: str,
+        settings: dict[str, str],
+        n_runs: int = 50,
+        progress: Progress | None = None,
+    ) -> Backtest:
+        """The latest ``n_runs`` finished runs of the check's types judged by check ``name`` as
+        it is and with ``settings`` (``key: value text``). Nothing is saved.
+
+        Raises:
+            DeclarationError: no such check, or a bad parameter or value.
+        """
+        with transaction(self.database_url) as session:
+            current = self._catalog(session).get(name)
+            proposed = current.with_settings(settings)
+            run_ids = backtest_runs(
+                session,
+                run_types=sorted(current.run_types) if current.run_types else None,
+                n_runs=n_runs,
+            )
+            rows = backtest(
+                session,
+                current=current,
+                proposed=proposed,
+                run_ids=run_ids,
+                progress=_counter(progress, len(run_ids)),
+            )
+        changed = {
+            k: proposed.spec.parameters[k].to_text(v)
+            for k, v in proposed.parameters.items()
+            if current.parameters.get(k) != v
+        }
+        what = ", ".join(f"{k} = {v}" for k, v in changed.items()) or "no change"
+        return Backtest(f"Check {name} v{current.version} against {what}", _backtest_frame(rows))
+
+    def save_check(self, name: str, settings: dict[str, str], *, user: str, comment: str) -> int:
+        """Save check ``name`` with ``settings`` as its new version (recorded in the changes);
+        the job server evaluates it from its next evaluation. Returns the new version.
+
+        Raises:
+            InvalidValueError: ``user`` may not write, or nothing changes.
+            DeclarationError: no such check, or a bad parameter or value.
+        """
+        with transaction(self.database_url) as session:
+            current = self._catalog(session).get(name)
+            proposed = current.with_settings(settings)
+            if dict(proposed.parameters) == dict(current.parameters):
+                raise InvalidValueError(
+                    f"check {name}: the proposed parameters are those of version "
+                    f"{current.version}; there is nothing to save."
+                )
+            saved = save_check_version(
+                session, current=current, proposed=proposed, user=user, comment=comment
+            )
+            return saved.version
+
+    def backtest_cuts(
+        self,
+        run_type: str,
+        cuts: HitRateCuts,
+        n_runs: int = 50,
+        progress: Progress | None = None,
+    ) -> Backtest:
+        """The latest ``n_runs`` finished runs of ``run_type`` judged by the checks that read the
+        PMT cuts, under the type's saved cuts and under ``cuts``. Nothing is saved."""
+        with transaction(self.database_url) as session:
+            checks = cut_checks(self._catalog(session), run_type)
+            run_ids = backtest_runs(session, run_types=[run_type], n_runs=n_runs)
+            rows = backtest_cuts(
+                session,
+                checks=checks,
+                proposed_cuts=cuts,
+                run_ids=run_ids,
+                progress=_counter(progress, len(run_ids)),
+            )
+        return Backtest(
+            f"PMT cuts of {run_type} runs: {cuts.describe()}, by "
+            + (", ".join(c.name for c in checks) or "no check (none reads the cuts)"),
+            _backtest_frame(rows),
+        )
 
     # --- alarms ---------------------------------------------------------------------------------
 

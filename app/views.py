@@ -20,6 +20,7 @@ from app.pmtmap import PmtMap
 from app.source import RunAnalysis, RunChecks, StoredHistogram, utc
 from app.state import RUN_TABS, JobsState, RecentRuns, RunState
 from dqm.analyses.api import unit_suffix
+from dqm.checks.quality import Quality, worst
 from dqm.pmtclass import DEFAULT_CUTS
 from dqm.runs import COMMENT_MAX_CHARS
 
@@ -78,6 +79,35 @@ def quality_badge(quality: str | None, label: str = "") -> str:
 #: default Tabulator theme).
 TABLE_ROW_PX = 34
 TABLE_CHROME_PX = 85
+
+
+def tab_badges(checks: RunChecks | None) -> dict[str, str]:
+    """The quality badge of each tab of the run page: a stage's on its tab (processing's on
+    Base), the worst where two stages share one, and the run's on Checks."""
+    if checks is None:
+        return {}
+    by_tab: dict[str, list[Quality]] = {}
+    for stage, quality in checks.stages.items():
+        by_tab.setdefault(STAGE_TABS.get(stage, "checks"), []).append(Quality(quality))
+    badges = {tab: str(worst(qualities)) for tab, qualities in by_tab.items()}
+    if checks.quality is not None:
+        badges["checks"] = checks.quality
+    return badges
+
+
+def tab_badges_css(checks: RunChecks | None) -> str:
+    """A stylesheet that writes each tab's quality badge after its title (Bokeh's tab titles are
+    plain text: the badge is drawn by CSS, and follows the checks as they change)."""
+    rules = []
+    for tab, quality in tab_badges(checks).items():
+        index = RUN_TABS.index(tab) + 1
+        colour = QUALITY_COLOURS.get(quality, "#DDD")
+        rules.append(
+            f'.bk-tab:nth-child({index})::after {{ content: "{quality}"; margin-left: 6px; '
+            f"padding: 0 6px; border-radius: 8px; background: {colour}; color: black; "
+            "font-size: 80%; }"
+        )
+    return "\n".join(rules)
 
 
 def _text(message: str | None) -> str:
@@ -411,6 +441,11 @@ class RunPage(_BuiltOnce):
             ("Checks", pn.panel(self._checks)),
             dynamic=True,
             sizing_mode="stretch_width",
+        )
+        self._tabs.stylesheets = [tab_badges_css(state.checks)]
+        state.param.watch(
+            lambda event: setattr(self._tabs, "stylesheets", [tab_badges_css(event.new)]),
+            "checks",
         )
         self._tabs.active = list(self.param.tab.objects).index(self.tab)
         self._tabs.param.watch(self._tab_changed, "active")

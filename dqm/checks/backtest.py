@@ -7,7 +7,7 @@ the runs are read, judged here, and the table says which would change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
@@ -19,7 +19,7 @@ from dqm.checks.runinputs import build_check_inputs
 from dqm.db import queries
 from dqm.pmtclass import HitRateCuts
 
-__all__ = ["BacktestRow", "backtest", "backtest_runs"]
+__all__ = ["BacktestRow", "backtest", "backtest_cuts", "backtest_runs", "cut_checks"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class BacktestRow:
     proposed: Quality
     current_sentence: str
     proposed_sentence: str
+    check: str = ""
 
     @property
     def changed(self) -> bool:
@@ -85,8 +86,47 @@ def backtest(
                 after.quality,
                 before.sentence,
                 after.sentence,
+                check=current.name,
             )
         )
+        if progress is not None:
+            progress(1)
+    return rows
+
+
+def cut_checks(catalog: Iterable[CheckDeclaration], run_type: str) -> list[CheckDeclaration]:
+    """The checks of a run type whose judgement depends on its PMT cuts."""
+    return [c for c in catalog if c.spec.uses_pmt_cuts and c.applies_to(run_type)]
+
+
+def backtest_cuts(
+    session: Session,
+    *,
+    checks: Sequence[CheckDeclaration],
+    proposed_cuts: HitRateCuts,
+    run_ids: Sequence[int],
+    progress: Callable[[int], object] | None = None,
+) -> list[BacktestRow]:
+    """Judge each run under its run type's saved PMT cuts and under ``proposed_cuts``, by every
+    check that reads them (:func:`cut_checks`): one row per run and check."""
+    rows = []
+    for run_id in run_ids:
+        run = queries.get_run(session, run_id=run_id)
+        inputs, _choice = build_check_inputs(session, run_id=run_id, declarations=checks)
+        proposed = replace(inputs, pmt_cuts=proposed_cuts)
+        for check in checks:
+            before, after = evaluate(check, inputs), evaluate(check, proposed)
+            rows.append(
+                BacktestRow(
+                    run_id,
+                    run.run_type,
+                    before.quality,
+                    after.quality,
+                    before.sentence,
+                    after.sentence,
+                    check=check.name,
+                )
+            )
         if progress is not None:
             progress(1)
     return rows

@@ -148,6 +148,15 @@ class Parameter:
             raise ValueError(f"parameter {name} must be at most {self.maximum:g}, not {value!r}.")
         return float(value)
 
+    def to_text(self, value: Any) -> str:
+        """``value`` as :meth:`from_text` reads it back (a form's field, ``--set key=...``)."""
+        if self.type == "band":
+            low, high = value
+            return f"{low:.10g}, {high:.10g}"
+        if self.type in ("float", "int"):
+            return f"{value:.10g}"
+        return str(value)
+
     def from_text(self, text: str, name: str) -> Any:
         """The value of a ``key=value`` text (the command line, a form).
 
@@ -211,6 +220,8 @@ class KindSpec:
         rules: rules between its parameters (the order of Warning and Bad limits).
         statistics: what its statistics count (entries, events, runs, files).
         history_parameter: the parameter giving how many earlier Good runs it reads.
+        uses_pmt_cuts: its judgement depends on the run type's PMT cuts (dead, hot, normal), so
+            a change of them is back-tested on it.
         description: one line.
     """
 
@@ -223,6 +234,7 @@ class KindSpec:
     needs_reference: bool = False
     rules: tuple[OrderRule, ...] = ()
     history_parameter: str | None = None
+    uses_pmt_cuts: bool = False
 
 
 _P = Parameter
@@ -347,6 +359,7 @@ KINDS: dict[str, KindSpec] = {
             "counts of dead, hot and noisy PMTs, and those newly so against the reference run",
             "events",
             needs_reference=True,
+            uses_pmt_cuts=True,
             rules=tuple(
                 _ascending(f"{prefix}{cls}_warning", f"{prefix}{cls}_bad", "Warning before Bad")
                 for prefix in ("", "new_")
@@ -392,6 +405,7 @@ KINDS: dict[str, KindSpec] = {
             "each sector's per-PMT mean against the reference run's, the other sectors aside",
             "events",
             needs_reference=True,
+            uses_pmt_cuts=True,
             rules=(_ascending("warning_effect", "bad_effect", "Warning comes before Bad"),),
         ),
         KindSpec(

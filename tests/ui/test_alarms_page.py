@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from uihelpers import dashboard
 
+from app.state import RUN_TABS
 from dqm.checks.quality import Quality
 from dqm.db import queries
 from dqm.db.session import transaction
@@ -72,11 +73,7 @@ def test_from_the_banner_to_the_red_frame(server, page, demo_data) -> None:
     page.get_by_text("Log in to acknowledge or close an alarm.").first.wait_for()
     assert page.locator(".alarm-ack").count() == 0  # anonymous visitors only read
 
-    _open(page, f"{url}/login")
-    page.fill("#username", "shifter")
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit, button[type=submit], input[type=submit]")
-    page.wait_for_load_state("networkidle")
+    _log_in(page, url)
     _open(page, f"{url}/?page=alarms")
     alarm_row = page.locator(".tabulator-row").filter(has_text=check).filter(has_text=str(run_id))
     alarm_row.first.locator(".tabulator-cell", has_text=check).first.click()
@@ -112,3 +109,54 @@ def test_from_the_banner_to_the_red_frame(server, page, demo_data) -> None:
     frame = page.locator(".check-bad").first
     frame.wait_for()
     assert frame.evaluate("e => getComputedStyle(e).borderTopColor") == "rgb(213, 94, 0)"
+    # the tab of the stage carries the stage's quality as a badge
+    tab = page.locator(".bk-tab").nth(RUN_TABS.index(stage))
+    assert tab.evaluate("e => getComputedStyle(e, '::after').content") == '"Bad"'
+
+
+def _log_in(page, url: str) -> None:
+    _open(page, f"{url}/login")
+    page.fill("#username", "shifter")
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit, button[type=submit], input[type=submit]")
+    page.wait_for_load_state("networkidle")
+
+
+def _backtest_processing(page, url: str, **values: str) -> None:
+    _open(page, f"{url}/?page=editor")
+    page.locator(".editor-check select").first.select_option(label="Processing · processing v1")
+    page.get_by_label("latency_bad_s", exact=True).first.wait_for()
+    assert page.get_by_label("latency_bad_s", exact=True).first.input_value() == "3600"
+    for name, value in values.items():
+        field = page.get_by_label(name, exact=True).first
+        field.fill(value)
+        field.press("Enter")
+    page.get_by_role("button", name="Back-test this check").first.click()
+    page.locator(".backtest-table").first.wait_for()
+
+
+def test_the_check_editor_backtests_then_saves(server, page, demo_data) -> None:
+    url, _log = server
+    # no latency allowed at all: the finished runs that were Good would turn Bad
+    _backtest_processing(page, url, latency_warning_s="0", latency_bad_s="0")
+    page.get_by_text(re.compile(r"\d+ of \d+ runs would change: .*20001")).first.wait_for()
+    table = page.locator(".backtest-table").first
+    row = table.locator(".tabulator-row", has_text="20001").first
+    assert re.search(r"Good\s+Bad", row.inner_text()), row.inner_text()
+    page.get_by_text("Log in to save a change.").first.wait_for()
+    assert page.locator(".editor-save").count() == 0  # anonymous visitors try, not save
+
+    _log_in(page, url)
+    _backtest_processing(page, url, latency_bad_s="7200")
+    page.get_by_label("Why (kept in the changes)").first.fill("the demo's latency is long")
+    save = page.get_by_role("button", name="Save as version 2 of processing")
+    save.first.click()
+    page.get_by_text(re.compile("Check processing saved as version 2")).first.wait_for()
+    with transaction(demo_data.database_url) as s:
+        change = queries.changes(s, limit=1)[0]
+        assert (change.user, change.action, change.target) == (
+            "shifter",
+            "check_version",
+            "processing",
+        )
+        assert change.detail["changed"] == {"latency_bad_s": 7200.0}
