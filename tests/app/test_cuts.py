@@ -52,6 +52,7 @@ def test_the_state_and_the_rule_load_neither_panel_nor_bokeh() -> None:
     # The pipeline classifies PMTs and the state classes are tested without a server: neither
     # may pull in the plotting stack, even through the app's data access.
     loaded = modules_loaded(
-        ["dqm.pmtclass", "app.cuts", "app.source", "app.state"], ["panel", "bokeh", "holoviews"]
+        ["dqm.pmtclass", "app.cuts", "app.source", "app.state", "app.editor"],
+        ["panel", "bokeh", "holoviews"],
     )
     assert loaded == []
