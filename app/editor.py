@@ -138,6 +138,18 @@ class EditorState(param.Parameterized):
                 ),
             )
 
+    def use_cuts(self, run_type: str, cuts: HitRateCuts) -> None:
+        """Edit these cuts of this run type (from the PMT map's sliders)."""
+        self.run_type = run_type  # reads the type's saved cuts first, then:
+        low, high = cuts.normal_band
+        self.param.update(
+            dead_cut=cuts.dead_cut,
+            hot_cut=cuts.hot_cut,
+            normal_low=low,
+            normal_high=high,
+            notice=f"The cuts of the PMT map, ready to back-test on past {run_type} runs.",
+        )
+
     def proposed_cuts(self) -> HitRateCuts:
         """The cuts as edited.
 

@@ -86,7 +86,7 @@ class EditorView(pn.viewable.Viewer):
     def _build(self) -> pn.viewable.Viewable:
         state = self._state
         self._choice = pn.widgets.Select(
-            name="Check", options=self._options(), width=420, css_classes=["editor-check"]
+            label="Check", options=self._options(), width=420, css_classes=["editor-check"]
         )
         self._choice.value = state.check
         self._choice.param.watch(lambda e: setattr(state, "check", e.new or ""), "value")
@@ -103,7 +103,7 @@ class EditorView(pn.viewable.Viewer):
         for button in (try_check, try_cuts):
             button.param.update(disabled=state.param.running)
         n_runs = pn.widgets.IntInput.from_param(
-            state.param.n_runs, name="Past runs to judge", width=160
+            state.param.n_runs, label="Past runs to judge", width=160
         )
         check_card = pn.Card(
             self._choice,
@@ -114,20 +114,20 @@ class EditorView(pn.viewable.Viewer):
             sizing_mode="stretch_width",
         )
         cuts_card = pn.Card(
-            pn.widgets.Select.from_param(state.param.run_type, name="Run type", width=200),
+            pn.widgets.Select.from_param(state.param.run_type, label="Run type", width=200),
             pn.pane.Markdown(pn.bind(_text, state.param.saved_cuts)),
             pn.Row(
                 pn.widgets.FloatInput.from_param(
-                    state.param.dead_cut, name="Dead: hit rate below", step=0.005, width=170
+                    state.param.dead_cut, label="Dead: hit rate below", step=0.005, width=170
                 ),
                 pn.widgets.FloatInput.from_param(
-                    state.param.hot_cut, name="Hot: hit rate above", step=0.005, width=170
+                    state.param.hot_cut, label="Hot: hit rate above", step=0.005, width=170
                 ),
                 pn.widgets.FloatInput.from_param(
-                    state.param.normal_low, name="Normal band from", step=0.005, width=170
+                    state.param.normal_low, label="Normal band from", step=0.005, width=170
                 ),
                 pn.widgets.FloatInput.from_param(
-                    state.param.normal_high, name="Normal band to", step=0.005, width=170
+                    state.param.normal_high, label="Normal band to", step=0.005, width=170
                 ),
                 sizing_mode="stretch_width",
             ),
@@ -192,7 +192,7 @@ class EditorView(pn.viewable.Viewer):
         for parameter in info.parameters:
             if parameter.choices:
                 field: pn.widgets.Widget = pn.widgets.Select(
-                    name=parameter.name,
+                    label=parameter.name,
                     options=list(parameter.choices),
                     value=state.values.get(parameter.name, parameter.value),
                     description=parameter.meaning,
@@ -200,7 +200,7 @@ class EditorView(pn.viewable.Viewer):
                 )
             else:
                 field = pn.widgets.TextInput(
-                    name=parameter.name,
+                    label=parameter.name,
                     value=state.values.get(parameter.name, parameter.value),
                     description=parameter.meaning,
                     width=190,
@@ -270,7 +270,7 @@ class EditorView(pn.viewable.Viewer):
                 css_classes=["backtest-summary"],
             ),
             pn.widgets.Checkbox.from_param(
-                self.param.only_changes, name="Only the runs that would change"
+                self.param.only_changes, label="Only the runs that would change"
             ),
             table,
         ]
@@ -295,7 +295,7 @@ class EditorView(pn.viewable.Viewer):
                 "save them."
             )
         comment = pn.widgets.TextInput.from_param(
-            state.param.comment, name="Why (kept in the changes)", sizing_mode="stretch_width"
+            state.param.comment, label="Why (kept in the changes)", sizing_mode="stretch_width"
         )
         save = pn.widgets.Button(
             label=label, color="warning", align="end", css_classes=["editor-save"]

@@ -28,6 +28,7 @@ from app.state import RUN_TABS, AlarmsState, JobsState, RecentRuns, RunState, pa
 from app.trends import CHOICE, URL_PARAMETERS, TrendsState
 from app.trendsview import TrendsView
 from app.views import JobsView, RecentRunsView, RunPage
+from dqm.pmtclass import HitRateCuts
 from dqm.users import may_write
 
 PAGES = ("runs", "run", "trends", "jobs", "alarms", "editor")
@@ -94,7 +95,7 @@ class DQMApp(pn.viewable.Viewer):
         self._message = pn.pane.Alert(alert_type="warning", visible=False)
         # One component per page, built once and shown again as the URL changes.
         self._runs_view = RecentRunsView(state=self.runs_state, on_select=self.open_run)
-        self._run_page = RunPage(state=self.run_state)
+        self._run_page = RunPage(state=self.run_state, on_try_cuts=self.try_cuts)
         self._run_page.param.watch(lambda e: setattr(self, "tab", e.new), "tab")
         self._jobs_view = JobsView(state=self.jobs_state)
         # The Trends and Check editor pages', made on their first visit (most sessions never
@@ -164,6 +165,12 @@ class DQMApp(pn.viewable.Viewer):
             self.view = content
             self._main[:] = [self._banner, self._message, content]
 
+    def try_cuts(self, run_type: str, cuts: HitRateCuts) -> None:
+        """Open the Check editor with these cuts of this run type, ready to back-test."""
+        self.param.update(page="editor")
+        assert self.editor_state is not None  # made by the page's first visit
+        self.editor_state.use_cuts(run_type, cuts)
+
     def _open_editor(self) -> EditorView:
         """The Check editor, its checks read again on each visit."""
         if self.editor_state is None or self._editor_view is None:
@@ -203,6 +210,8 @@ class DQMApp(pn.viewable.Viewer):
             self.run_state.refresh()
         elif self.page == "jobs":
             self.jobs_state.refresh()
+        elif self.page == "editor":
+            pass  # a form being edited: read again on the next visit, not under the user's hands
         else:
             self.runs_state.refresh()
 

@@ -399,6 +399,11 @@ class RunPage(_BuiltOnce):
     tab: param.Selector[str] = param.Selector(objects=list(RUN_TABS), default="base", doc="Tab.")
     log_scale = param.Boolean(default=False, doc="Log scale on the histograms.")
     on_open = param.Callable(default=None, doc="Called with a run id to open another run.")
+    on_try_cuts = param.Callable(
+        default=None,
+        doc="Called with the run type and the map's cuts to try them on past runs (the Check "
+        "editor).",
+    )
 
     @property
     def _state(self) -> RunState:
@@ -800,6 +805,11 @@ class RunPage(_BuiltOnce):
             sizing_mode="stretch_width",
         )
 
+    def _try_cuts(self) -> None:
+        pmt, summary = self._state.pmt, self._state.summary
+        if pmt is not None and summary is not None and self.on_try_cuts is not None:
+            self.on_try_cuts(summary.run_type, pmt.hit_rate_cuts())
+
     @param.depends("state.cut_defaults")
     def _cut_defaults(self) -> pn.viewable.Viewable:
         saved = self._state.cut_defaults
@@ -811,6 +821,12 @@ class RunPage(_BuiltOnce):
             else f"The cuts start from the built-in defaults ({DEFAULT_CUTS.describe()})."
         )
         row: list[pn.viewable.Viewable] = [pn.pane.Markdown(text, sizing_mode="stretch_width")]
+        if self.on_try_cuts is not None and self._state.pmt is not None:
+            try_cuts = pn.widgets.Button(
+                label="Try these cuts on past runs", css_classes=["try-cuts"], width=220
+            )
+            try_cuts.on_click(lambda _event: self._try_cuts())
+            row.append(try_cuts)
         if self._state.can_write:
             button = pn.widgets.Button(
                 label=f"Save these cuts as the default of {run_type} runs", color="primary"

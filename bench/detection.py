@@ -150,6 +150,9 @@ def main() -> None:
                 file=sys.stderr,
                 flush=True,
             )
+            if kind is None:  # why a clean run was flagged, to tune the thresholds
+                for name, r in sorted(flagged.items()):
+                    print(f"      {name}: {r.sentence}", file=sys.stderr, flush=True)
         executor.close()
         dispose_engines()
     figures: dict[str, float] = {"seed": args.seed}

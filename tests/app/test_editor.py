@@ -13,6 +13,7 @@ from app.editor import EditorState
 from app.source import Source
 from dqm.db import queries
 from dqm.db.session import transaction
+from dqm.pmtclass import HitRateCuts
 
 
 @pytest.fixture
@@ -147,3 +148,17 @@ def test_the_pmt_cuts_of_a_type_are_backtested_then_saved(demo_data, tmp_path: P
     assert editor.notice == "Saved as the default cuts of physics runs."
     assert "saved by ana" in editor.saved_cuts
     assert source.cut_defaults("physics")["dead_cut"] == 0.0  # type: ignore[index]
+
+
+def test_the_pmt_maps_cuts_open_in_the_editor(judged: Source) -> None:
+    from app.main import DQMApp
+
+    app = DQMApp(source=judged, refresh_s=0)
+    app.try_cuts("physics", HitRateCuts(0.0, 0.995, (0.02, 0.2)))
+    assert app.page == "editor" and app.editor_state is not None
+    editor = app.editor_state
+    assert (editor.run_type, editor.dead_cut, editor.hot_cut) == ("physics", 0.0, 0.995)
+    assert (editor.normal_low, editor.normal_high) == (0.02, 0.2)
+    assert editor.notice.startswith("The cuts of the PMT map")
+    app.refresh()  # the periodic refresh leaves the form alone
+    assert editor.dead_cut == 0.0

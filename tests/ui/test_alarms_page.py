@@ -136,6 +136,8 @@ def _backtest_processing(page, url: str, **values: str) -> None:
 
 
 def test_the_check_editor_backtests_then_saves(server, page, demo_data) -> None:
+    import demo
+
     url, _log = server
     # no latency allowed at all: the finished runs that were Good would turn Bad
     _backtest_processing(page, url, latency_warning_s="0", latency_bad_s="0")
@@ -145,6 +147,14 @@ def test_the_check_editor_backtests_then_saves(server, page, demo_data) -> None:
     assert re.search(r"Good\s+Bad", row.inner_text()), row.inner_text()
     page.get_by_text("Log in to save a change.").first.wait_for()
     assert page.locator(".editor-save").count() == 0  # anonymous visitors try, not save
+
+    # the PMT map's cuts, tried on past runs from the run's page
+    _open(page, f"{url}/?run={demo.FAULTY_RUN}&tab=pmt")
+    page.get_by_role("button", name="Try these cuts on past runs").first.click()
+    page.get_by_text("The cuts of the PMT map, ready to back-test").first.wait_for()
+    page.get_by_role("button", name="Back-test these cuts").first.click()
+    cuts_table = page.locator(".backtest-table").first
+    cuts_table.locator(".tabulator-cell", has_text="pmt_classes").first.wait_for()
 
     _log_in(page, url)
     _backtest_processing(page, url, latency_bad_s="7200")
