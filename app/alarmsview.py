@@ -224,7 +224,7 @@ class AlarmsView(pn.viewable.Viewer):
                 history, show_index=False, disabled=True, sizing_mode="stretch_width"
             ),
         ]
-        if state.can_write:
+        if state.may("acknowledge_alarm"):
             comment = pn.widgets.TextAreaInput(
                 label="Comment (what was done, or why it is fine)",
                 rows=2,
@@ -234,11 +234,20 @@ class AlarmsView(pn.viewable.Viewer):
             acknowledge = pn.widgets.Button(
                 label="Acknowledge", color="primary", width=140, css_classes=["alarm-ack"]
             )
-            close = pn.widgets.Button(label="Close", width=100, css_classes=["alarm-close"])
             selected = state.selected
             acknowledge.on_click(lambda _e: state.acknowledge(selected, comment.value or ""))
-            close.on_click(lambda _e: state.close(selected, comment.value or ""))
-            parts.append(pn.Row(comment, acknowledge, close, sizing_mode="stretch_width"))
+            buttons: list[pn.viewable.Viewable] = [acknowledge]
+            if state.may("close_alarm"):
+                close = pn.widgets.Button(label="Close", width=100, css_classes=["alarm-close"])
+                close.on_click(lambda _e: state.close(selected, comment.value or ""))
+                buttons.append(close)
+            parts.append(pn.Row(comment, *buttons, sizing_mode="stretch_width"))
+        elif state.actor.logged_in:
+            parts.append(
+                pn.pane.Markdown(
+                    f"Acknowledging an alarm needs the shifter role; {state.user} is {state.role.with_article}."
+                )
+            )
         else:
             parts.append(pn.pane.Markdown("[Log in](login) to acknowledge or close an alarm."))
         return pn.Column(*parts, sizing_mode="stretch_width")

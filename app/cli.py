@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from dqm.users import Role, parse_role, role_for
+
 log = logging.getLogger("dqm.dashboard")
 
 #: The OAuth providers that Panel can log in through.
@@ -47,8 +49,9 @@ OAUTH_PROVIDERS = (
     "--credentials",
     type=click.Path(exists=True, dir_okay=False, readable=True),
     default=None,
-    help='JSON file of users and passwords ({"alice": "..."}): they may log in to save '
-    "cut defaults, edit run comments and retry jobs; everyone else reads.",
+    help='JSON file of users with their passwords and roles ({"alice": {"password": "...", '
+    '"role": "expert"}}; a password alone: a shifter): they may log in and write as their '
+    "role allows; everyone else reads.",
 )
 @click.option(
     "--oauth-provider",
@@ -116,12 +119,13 @@ def serve(
     from app.main import create_app
 
     login: dict[str, Any] = {}
+    credential_roles: dict[str, Role] | None = None
     if credentials is not None and oauth_provider is not None:
         raise InvalidValueError(
             "give either --credentials or --oauth-provider: the dashboard has one way to log in."
         )
     if credentials is not None:
-        login = _login_options(credentials)
+        login, credential_roles = _login_options(credentials)
     elif oauth_provider is not None:
         login = _oauth_options(
             oauth_provider, oauth_key, oauth_secret, oauth_redirect_uri, oauth_extra_params
@@ -134,9 +138,18 @@ def serve(
     def session() -> Any:
         pn.state.on_session_destroyed(_session_dropped)
         try:
+            user = pn.state.user
+            role = session_role(
+                user,
+                pn.state.user_info,
+                credential_roles=credential_roles,
+                settings=cli_ctx.settings,
+            )
             page = create_app(
                 database_url,
                 refresh_s,
+                user=user,
+                role=role,
                 login=bool(login),
                 checks_file=cli_ctx.settings.checks_file,
             ).servable_template()
@@ -294,34 +307,73 @@ def _oauth_options(
     return options
 
 
-def _login_options(credentials: str) -> dict[str, Any]:
-    """Panel's basic authentication on the credentials file, with anonymous reading allowed."""
+def _login_options(credentials: str) -> tuple[dict[str, Any], dict[str, Role]]:
+    """Panel's basic authentication on the credentials file, with anonymous reading allowed, and
+    the roles the file gives its users.
+
+    The file holds a JSON object: ``{"alice": {"password": "...", "role": "expert"}, "bob":
+    "..."}``; a user given by a password alone is a shifter.
+    """
     import json
     import os
 
-    from dqm.errors import InvalidValueError
+    from dqm.errors import DQMError, InvalidValueError
 
     try:
         users = json.loads(Path(credentials).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InvalidValueError(f"cannot read the credentials file {credentials}: {exc}") from None
-    if (
-        not isinstance(users, dict)
-        or not users
-        or not all(isinstance(k, str) and isinstance(v, str) and v for k, v in users.items())
-    ):
-        raise InvalidValueError(
-            f"{credentials} must hold a JSON object of users and their passwords, "
-            '{"alice": "a long password"}.'
-        )
+    shape = (
+        f"{credentials} must hold a JSON object of users, each with a password or with a "
+        '{"password": "...", "role": "shifter|expert|admin|viewer"}, '
+        '{"alice": {"password": "a long password", "role": "expert"}}.'
+    )
+    if not isinstance(users, dict) or not users:
+        raise InvalidValueError(shape)
+    passwords: dict[str, str] = {}
+    roles: dict[str, Role] = {}
+    for name, entry in users.items():
+        password: object
+        if isinstance(entry, str):
+            password, role = entry, Role.SHIFTER
+        elif isinstance(entry, dict) and set(entry) <= {"password", "role"}:
+            password = entry.get("password")
+            try:
+                role = parse_role(entry.get("role", "shifter"))
+            except DQMError as exc:
+                raise InvalidValueError(f"{credentials}, user {name!r}: {exc}") from None
+        else:
+            raise InvalidValueError(shape)
+        if not isinstance(name, str) or not name or not isinstance(password, str) or not password:
+            raise InvalidValueError(shape)
+        passwords[name], roles[name] = password, role
     if os.stat(credentials).st_mode & 0o077:
         log.warning("%s can be read by other users of this machine: chmod 600 it", credentials)
     templates = Path(__file__).resolve().parent / "templates"
-    return {
-        "basic_auth": credentials,
+    options = {
+        "basic_auth": passwords,
         "cookie_secret": _cookie_secret(),
         "oauth_optional": True,
         # pages of our own: Panel's load their logo from a CDN, which a control room may not reach
         "basic_login_template": str(templates / "login.html"),
         "logout_template": str(templates / "logout.html"),
     }
+    return options, roles
+
+
+def session_role(
+    user: str | None,
+    user_info: dict[str, Any] | None,
+    *,
+    credential_roles: dict[str, Role] | None,
+    settings: Any,
+) -> Role:
+    """The role of a session's user: the credentials file's, else what the configured roles give
+    the user or their groups (the OAuth provider's ``roles_claim``), else the default role."""
+    if credential_roles is not None and user in credential_roles:
+        return credential_roles[user]
+    groups = (user_info or {}).get(settings.roles_claim) or []
+    if isinstance(groups, str):
+        groups = [groups]
+    groups = [g for g in groups if isinstance(g, str)]
+    return role_for(user, groups, roles=settings.roles, default=settings.default_role)

@@ -3,7 +3,7 @@ past runs (back-testing) before they are saved.
 
 A ``param`` class without widgets, usable and testable without Panel or Bokeh (neither is
 imported); :class:`app.editorview.EditorView` is its view. Back-testing reads and judges the runs
-and stores nothing; saving needs a login, and is offered only for the very values the table was
+and stores nothing (anyone may); saving needs the expert role, and is offered only for the very values the table was
 made for (see them, then save): a check's values become its next version, the cuts the run
 type's defaults, both recorded in the changes.
 
@@ -25,15 +25,15 @@ from typing import Any
 import param
 
 from app.source import Backtest, CheckInfo, Progress, Source
+from app.state import Acting
 from dqm.errors import DQMError
 from dqm.messages import RUN_TYPES
 from dqm.pmtclass import DEFAULT_CUTS, HitRateCuts
-from dqm.users import may_write
 
 __all__ = ["EditorState"]
 
 
-class EditorState(param.Parameterized):
+class EditorState(Acting):
     """A check's parameters, or a run type's PMT cuts, as edited, and the back-test of them.
 
     Inputs: :attr:`check` and its :attr:`values` (text, as ``dqm checks backtest --set``
@@ -43,9 +43,6 @@ class EditorState(param.Parameterized):
     """
 
     source = param.ClassSelector(class_=Source, doc="Where the checks and the runs are read.")
-    user = param.String(
-        default=None, allow_None=True, doc="The logged-in user; None or 'guest': try, not save."
-    )
     checks = param.List(default=[], doc="Every check as it holds now (app.source.CheckInfo).")
     check = param.String(default="", doc="The check edited ('' for none).")
     values = param.Dict(default={}, doc="The edited check's parameters, name → text.")
@@ -73,10 +70,6 @@ class EditorState(param.Parameterized):
     done = param.Integer(default=0, doc="Runs judged so far by the back-test under way.")
     total = param.Integer(default=0, doc="Runs the back-test under way judges.")
     notice = param.String(default="", doc="What happened last, or why not.")
-
-    @property
-    def can_write(self) -> bool:
-        return may_write(self.user)
 
     @property
     def _source(self) -> Source:
@@ -235,7 +228,7 @@ class EditorState(param.Parameterized):
             return
         try:
             version = self._source.save_check(
-                self.check, self._changed(), user=self.user or "", comment=comment
+                self.check, self._changed(), actor=self.actor, comment=comment
             )
         except DQMError as exc:
             self.notice = f"Not saved: {exc}"
@@ -259,7 +252,7 @@ class EditorState(param.Parameterized):
                 self.dead_cut,
                 self.hot_cut,
                 (self.normal_low, self.normal_high),
-                user=self.user or "",
+                actor=self.actor,
             )
         except DQMError as exc:
             self.notice = f"Not saved: {exc}"

@@ -279,16 +279,21 @@ class EditorView(pn.viewable.Viewer):
 
     def _save_row(self) -> pn.viewable.Viewable:
         state = self._state
-        if not state.can_write:
-            return pn.pane.Markdown("[Log in](login) to save a change.")
         kind = state.result_of[0] if state.result_of else ""
+        action = "edit_checks" if kind == "check" else "edit_cuts"
+        if not state.may(action):
+            return pn.pane.Markdown(
+                "Saving a change needs the expert role: [log in](login) as an expert."
+                if not state.actor.logged_in
+                else f"Saving a change needs the expert role; {state.user} is {state.role.with_article}."
+            )
         if kind == "check" and state.can_save_check:
             info = state.info
             label = f"Save as version {info.version + 1} of {info.name}" if info else "Save"
-            action: Any = state.save_check
+            save_action: Any = state.save_check
         elif kind == "cuts" and state.can_save_cuts:
             label = f"Save as the default cuts of {state.run_type} runs"
-            action = state.save_cuts
+            save_action = state.save_cuts
         else:
             return pn.pane.Markdown(
                 "The values were edited since this table was made: back-test them again to "
@@ -300,5 +305,5 @@ class EditorView(pn.viewable.Viewer):
         save = pn.widgets.Button(
             label=label, color="warning", align="end", css_classes=["editor-save"]
         )
-        save.on_click(lambda _e: action())
+        save.on_click(lambda _e: save_action())
         return pn.Row(comment, save, sizing_mode="stretch_width")

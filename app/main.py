@@ -29,7 +29,7 @@ from app.trends import CHOICE, URL_PARAMETERS, TrendsState
 from app.trendsview import TrendsView
 from app.views import JobsView, RecentRunsView, RunPage
 from dqm.pmtclass import HitRateCuts
-from dqm.users import may_write
+from dqm.users import Role, may_write
 
 PAGES = ("runs", "run", "trends", "jobs", "alarms", "editor")
 TITLES = {
@@ -76,7 +76,10 @@ class DQMApp(pn.viewable.Viewer):
     user = param.String(
         default=None,
         allow_None=True,
-        doc="The logged-in user, who may change cuts, comments and jobs (None, 'guest': read).",
+        doc="The logged-in user (None, 'guest': nobody; they read).",
+    )
+    role: param.Selector[Role] = param.Selector(
+        objects=list(Role), default=Role.VIEWER, doc="The user's role: what they may change."
     )
     login = param.Boolean(default=False, doc="Whether the server has a login page.")
 
@@ -85,9 +88,9 @@ class DQMApp(pn.viewable.Viewer):
             params["page"] = "run"  # ?run=10004 opens the run
         super().__init__(**params)
         self.runs_state = RecentRuns(source=self.source)
-        self.run_state = RunState(source=self.source, user=self.user)
-        self.jobs_state = JobsState(source=self.source, user=self.user)
-        self.alarms_state = AlarmsState(source=self.source, user=self.user)
+        self.run_state = RunState(source=self.source, user=self.user, role=self.role)
+        self.jobs_state = JobsState(source=self.source, user=self.user, role=self.role)
+        self.alarms_state = AlarmsState(source=self.source, user=self.user, role=self.role)
         self.alarms_state.refresh_counts()
         self._banner = AlarmBanner(state=self.alarms_state)
         self._alarms_view = AlarmsView(state=self.alarms_state)
@@ -174,7 +177,7 @@ class DQMApp(pn.viewable.Viewer):
     def _open_editor(self) -> EditorView:
         """The Check editor, its checks read again on each visit."""
         if self.editor_state is None or self._editor_view is None:
-            self.editor_state = EditorState(source=self.source, user=self.user)
+            self.editor_state = EditorState(source=self.source, user=self.user, role=self.role)
             self._editor_view = EditorView(state=self.editor_state)
         self.editor_state.load()
         return self._editor_view
@@ -227,9 +230,9 @@ class DQMApp(pn.viewable.Viewer):
             buttons.append(button)
         if self.login:
             if may_write(self.user):
-                who = f"Logged in as **{self.user}** · [Log out](logout)"
+                who = f"Logged in as **{self.user}** ({self.role}) · [Log out](logout)"
             else:
-                who = "[Log in](login) to change cuts, comments or jobs."
+                who = "[Log in](login) to acknowledge alarms, comment, or change checks and cuts."
             buttons.append(pn.pane.Markdown(who))
         return pn.Column(*buttons)
 
@@ -299,6 +302,7 @@ def create_app(
     user: str | None = None,
     login: bool | None = None,
     checks_file: Path | None = None,
+    role: Role | None = None,
 ) -> DQMApp:
     """The dashboard on a database (default: the configured one, with the configured checks
     file). Under a server, the user is the one logged in (``pn.state.user``; anonymous visitors
@@ -317,6 +321,7 @@ def create_app(
         source=Source(database_url, checks_file=checks_file),
         refresh_s=refresh_s,
         user=user,
+        role=role if role is not None else Role.VIEWER,
         login=login,
     )
 

@@ -33,6 +33,7 @@ from dqm.pmtclass import HitRateCuts, classify
 from dqm.pmtstats import derived_pmt_quantities
 from dqm.states import AlarmState, FileState, JobState, RunStatus
 from dqm.times import format_time
+from dqm.users import Actor
 
 #: Columns of the recent-runs table.
 RUN_COLUMNS = [
@@ -678,7 +679,7 @@ class Source:
             )
 
     def pin_reference(
-        self, run_id: int, reference_run: int | None, *, user: str, for_type: bool, comment: str
+        self, run_id: int, reference_run: int | None, *, actor: Actor, for_type: bool, comment: str
     ) -> None:
         """Pin a reference for this run (or, ``for_type``, for every run of its type); None lifts
         the pin. Recorded in the changes.
@@ -686,6 +687,7 @@ class Source:
         Raises:
             InvalidValueError, NotFoundError: one sentence saying why not.
         """
+        user = actor.require("pin_reference_type" if for_type else "pin_reference_run")
         with transaction(self.database_url) as session:
             run = queries.get_run(session, run_id=run_id)
             queries.pin_reference(
@@ -752,7 +754,7 @@ class Source:
         what = ", ".join(f"{k} = {v}" for k, v in changed.items()) or "no change"
         return Backtest(f"Check {name} v{current.version} against {what}", _backtest_frame(rows))
 
-    def save_check(self, name: str, settings: dict[str, str], *, user: str, comment: str) -> int:
+    def save_check(self, name: str, settings: dict[str, str], *, actor: Actor, comment: str) -> int:
         """Save check ``name`` with ``settings`` as its new version (recorded in the changes);
         the job server evaluates it from its next evaluation. Returns the new version.
 
@@ -769,7 +771,11 @@ class Source:
                     f"{current.version}; there is nothing to save."
                 )
             saved = save_check_version(
-                session, current=current, proposed=proposed, user=user, comment=comment
+                session,
+                current=current,
+                proposed=proposed,
+                user=actor.require("edit_checks"),
+                comment=comment,
             )
             return saved.version
 
@@ -860,23 +866,27 @@ class Source:
         with transaction(self.database_url) as session:
             return queries.alarms_token(session)
 
-    def acknowledge_alarm(self, alarm_id: int, *, user: str, comment: str) -> None:
+    def acknowledge_alarm(self, alarm_id: int, *, actor: Actor, comment: str) -> None:
         """Acknowledge an open alarm (a login and a comment needed; recorded with who and when).
 
         Raises:
             InvalidValueError, NotFoundError: one sentence saying why not.
         """
         with transaction(self.database_url) as session:
-            queries.acknowledge_alarm(session, alarm_id=alarm_id, user=user, comment=comment)
+            queries.acknowledge_alarm(
+                session, alarm_id=alarm_id, user=actor.require("acknowledge_alarm"), comment=comment
+            )
 
-    def close_alarm(self, alarm_id: int, *, user: str, comment: str) -> None:
+    def close_alarm(self, alarm_id: int, *, actor: Actor, comment: str) -> None:
         """Close an alarm by hand, with a comment (recorded with who and when).
 
         Raises:
             InvalidValueError, NotFoundError: one sentence saying why not.
         """
         with transaction(self.database_url) as session:
-            queries.close_alarm(session, alarm_id=alarm_id, user=user, comment=comment)
+            queries.close_alarm(
+                session, alarm_id=alarm_id, user=actor.require("close_alarm"), comment=comment
+            )
 
     def pmt_quantities(self, run_id: int) -> dict[str, np.ndarray] | None:
         """Hit rate, mean charge, mean time and dark rate of every PMT of a run (None: no PMT
@@ -1110,8 +1120,9 @@ class Source:
         dead_cut: float,
         hot_cut: float,
         normal_band: tuple[float, float],
-        user: str,
+        actor: Actor,
     ) -> None:
+        user = actor.require("edit_cuts")
         with transaction(self.database_url) as session:
             queries.save_cut_defaults(
                 session,
@@ -1122,20 +1133,27 @@ class Source:
                 user=user,
             )
 
-    def set_run_comment(self, run_id: int, comment: str, user: str) -> None:
+    def set_run_comment(self, run_id: int, comment: str, actor: Actor) -> None:
+        user = actor.require("comment")
         with transaction(self.database_url) as session:
             queries.set_run_comment(session, run_id=run_id, comment=comment, user=user)
 
     def change_run_tags(
-        self, run_id: int, user: str, add: list[str] | None = None, remove: list[str] | None = None
+        self,
+        run_id: int,
+        actor: Actor,
+        add: list[str] | None = None,
+        remove: list[str] | None = None,
     ) -> list[str]:
         """Add and remove tags of a run (recorded as a change); the run's tags after."""
+        user = actor.require("run_tags")
         with transaction(self.database_url) as session:
             return queries.change_run_tags(
                 session, run_id=run_id, add=add or (), remove=remove or (), user=user
             )
 
-    def retry_job(self, job_id: int, user: str) -> None:
+    def retry_job(self, job_id: int, actor: Actor) -> None:
+        user = actor.require("retry_job")
         with transaction(self.database_url) as session:
             queries.retry_job_as(session, job_id=job_id, user=user)
 

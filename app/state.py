@@ -28,7 +28,7 @@ from dqm.checks.quality import Quality
 from dqm.db.queries import NOT_JUDGED
 from dqm.errors import DQMError
 from dqm.states import AlarmState, RunStatus
-from dqm.users import may_write
+from dqm.users import Actor, Role
 
 #: Search modes of the recent-runs page.
 MODES = ("Recent Runs", "Recent Completed", "Recent Days")
@@ -124,7 +124,27 @@ class RecentRuns(param.Parameterized):
             self.message = ""
 
 
-class RunState(param.Parameterized):
+class Acting(param.Parameterized):
+    """Who uses a page: the logged-in user and their role, asked before every write (the data
+    access refuses a write the role does not allow, whatever the page offered)."""
+
+    user = param.String(
+        default=None, allow_None=True, doc="The logged-in user; None or 'guest': read only."
+    )
+    role: param.Selector[Role] = param.Selector(
+        objects=list(Role), default=Role.VIEWER, doc="The user's role (dqm.users)."
+    )
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user, self.role)
+
+    def may(self, action: str) -> bool:
+        """Whether the user may do ``action`` (a key of dqm.users.PERMISSIONS): what to offer."""
+        return self.actor.may(action)
+
+
+class RunState(Acting):
     """One run: its summary, files, histograms by stage, PMT cuts, and a reference run."""
 
     source = param.ClassSelector(class_=Source, doc="Where the run is read from.")
@@ -139,9 +159,6 @@ class RunState(param.Parameterized):
     reference = param.Dict(default={}, doc="Stage → name → the reference run's histogram.")
     pmt = param.ClassSelector(class_=PmtCuts, allow_None=True, doc="PMT classes and cuts.")
     message = param.String(default="", doc="Why nothing is shown.")
-    user = param.String(
-        default=None, allow_None=True, doc="The logged-in user; None or 'guest': read only."
-    )
     cut_defaults = param.Dict(
         default=None, allow_None=True, doc="The cuts saved for the run's type (and by whom)."
     )
@@ -156,11 +173,6 @@ class RunState(param.Parameterized):
     # What the run looked like when last read (Source.run_token), and its events as read then.
     _token: tuple[object, ...] | None
     _events: tuple[tuple[int | None, tuple[object, ...] | None], pd.DataFrame]
-
-    @property
-    def can_write(self) -> bool:
-        """Whether the user may save cuts and comments."""
-        return may_write(self.user)
 
     @property
     def _source(self) -> Source:
@@ -251,7 +263,7 @@ class RunState(param.Parameterized):
         low, high = self.pmt.normal_band
         try:
             self._source.save_cut_defaults(
-                run_type, self.pmt.dead_cut, self.pmt.hot_cut, (low, high), user=self.user or ""
+                run_type, self.pmt.dead_cut, self.pmt.hot_cut, (low, high), actor=self.actor
             )
         except DQMError as exc:
             self.notice = f"Not saved: {exc}"
@@ -263,7 +275,7 @@ class RunState(param.Parameterized):
         """Replace the run's comment (logged-in users only)."""
         assert self.run_id is not None  # the comment editor is shown with a run
         try:
-            self._source.set_run_comment(self.run_id, comment, user=self.user or "")
+            self._source.set_run_comment(self.run_id, comment, actor=self.actor)
         except DQMError as exc:
             self.notice = f"Not saved: {exc}"
             return
@@ -279,7 +291,7 @@ class RunState(param.Parameterized):
         try:
             tags = self._source.change_run_tags(
                 self.run_id,
-                user=self.user or "",
+                actor=self.actor,
                 add=sorted(wanted - shown),
                 remove=sorted(shown - wanted),
             )
@@ -299,7 +311,7 @@ class RunState(param.Parameterized):
             return
         try:
             self._source.pin_reference(
-                self.run_id, reference_id, user=self.user or "", for_type=for_type, comment=comment
+                self.run_id, reference_id, actor=self.actor, for_type=for_type, comment=comment
             )
         except DQMError as exc:
             self.notice = f"Not pinned: {exc}"
@@ -335,7 +347,7 @@ class RunState(param.Parameterized):
         return self._source.root_file(self.run_id)
 
 
-class JobsState(param.Parameterized):
+class JobsState(Acting):
     """The jobs page: jobs per state, run times per kind, the latest failures and changes.
 
     Read by :meth:`refresh`, which the app calls when the page is shown and periodically while it
@@ -343,9 +355,6 @@ class JobsState(param.Parameterized):
     """
 
     source = param.ClassSelector(class_=Source, doc="Where the jobs are read from.")
-    user = param.String(
-        default=None, allow_None=True, doc="The logged-in user; None or 'guest': read only."
-    )
     counts = param.Dict(default={}, doc="Jobs per state.")
     durations = param.DataFrame(
         default=pd.DataFrame(),
@@ -358,11 +367,6 @@ class JobsState(param.Parameterized):
         doc="The latest backfills with their progress (app.source.BACKFILL_COLUMNS).",
     )
     notice = param.String(default="", doc="The outcome of the last retry.")
-
-    @property
-    def can_write(self) -> bool:
-        """Whether the user may retry jobs."""
-        return may_write(self.user)
 
     @property
     def _source(self) -> Source:
@@ -383,7 +387,7 @@ class JobsState(param.Parameterized):
     def retry(self, job_id: int) -> None:
         """Put a failed job back to TODO (logged-in users only); :attr:`notice` says how it went."""
         try:
-            self._source.retry_job(job_id, user=self.user or "")
+            self._source.retry_job(job_id, actor=self.actor)
         except DQMError as exc:
             self.notice = f"Job {job_id} not retried: {exc}"
             return
@@ -391,7 +395,7 @@ class JobsState(param.Parameterized):
         self.notice = f"Job {job_id} is back to TODO: the job server will run it again."
 
 
-class AlarmsState(param.Parameterized):
+class AlarmsState(Acting):
     """The alarms: the count not acknowledged (the banner on every page) and the Alarms page's
     table with its filters, an alarm's history, and acknowledging or closing one.
 
@@ -400,9 +404,6 @@ class AlarmsState(param.Parameterized):
     """
 
     source = param.ClassSelector(class_=Source, doc="Where the alarms are read from.")
-    user = param.String(
-        default=None, allow_None=True, doc="The logged-in user; None or 'guest': read only."
-    )
     states = param.ListSelector(
         default=[AlarmState.OPEN.value, AlarmState.ACKNOWLEDGED.value],
         objects=[s.value for s in AlarmState],
@@ -429,10 +430,6 @@ class AlarmsState(param.Parameterized):
     @property
     def n_open(self) -> int:
         return sum(self.open_counts.values())
-
-    @property
-    def can_write(self) -> bool:
-        return may_write(self.user)
 
     @property
     def _source(self) -> Source:
@@ -497,7 +494,7 @@ class AlarmsState(param.Parameterized):
             self.notice = "Choose an alarm in the table first."
             return
         try:
-            action(alarm_id, user=self.user or "", comment=comment)
+            action(alarm_id, actor=self.actor, comment=comment)
         except DQMError as exc:
             self.notice = f"Alarm {alarm_id} not {done}: {exc}"
             return

@@ -580,7 +580,7 @@ class RunPage(_BuiltOnce):
         )
 
     def _reference_editor(self) -> pn.viewable.Viewable:
-        if not self._state.can_write:
+        if not self._state.may("pin_reference_run"):
             return pn.Column()
         run_type = self._state.summary.run_type if self._state.summary else ""
         reference = pn.widgets.TextInput(
@@ -599,7 +599,8 @@ class RunPage(_BuiltOnce):
                 reference.value or "", for_type=True, comment=comment.value or ""
             )
         )
-        return pn.Row(reference, comment, for_run, for_type, sizing_mode="stretch_width")
+        buttons = [for_run, for_type] if self._state.may("pin_reference_type") else [for_run]
+        return pn.Row(reference, comment, *buttons, sizing_mode="stretch_width")
 
     def _root_file(self) -> Any:
         return self._state.root_file()
@@ -704,7 +705,7 @@ class RunPage(_BuiltOnce):
         )
 
     def _comment_editor(self, comment: str) -> pn.viewable.Viewable:
-        if not self._state.can_write:
+        if not self._state.may("comment"):
             return pn.Column()
         editor = pn.widgets.TextAreaInput(
             value=comment,
@@ -718,7 +719,7 @@ class RunPage(_BuiltOnce):
         return pn.Row(editor, save, sizing_mode="stretch_width")
 
     def _tags_editor(self, tags: tuple[str, ...]) -> pn.viewable.Viewable:
-        if not self._state.can_write:
+        if not self._state.may("run_tags"):
             return pn.Column()
         editor = pn.widgets.TextInput(
             value=", ".join(tags),
@@ -827,7 +828,7 @@ class RunPage(_BuiltOnce):
             )
             try_cuts.on_click(lambda _event: self._try_cuts())
             row.append(try_cuts)
-        if self._state.can_write:
+        if self._state.may("edit_cuts"):
             button = pn.widgets.Button(
                 label=f"Save these cuts as the default of {run_type} runs", color="primary"
             )
@@ -899,13 +900,13 @@ class JobsView(_BuiltOnce):
             show_index=False,
             disabled=True,
             sizing_mode="stretch_width",
-            buttons={"retry": "↻ retry"} if self._state.can_write else {},
+            buttons={"retry": "↻ retry"} if self._state.may("retry_job") else {},
         )
         table.on_click(self._clicked)
         return table
 
     def _clicked(self, event: Any) -> None:
-        if event.column != "retry" or not self._state.can_write:
+        if event.column != "retry" or not self._state.may("retry_job"):
             return
         self._state.retry(int(self._state.failures.iloc[event.row]["job"]))
 

@@ -160,8 +160,12 @@ def main() -> None:
 
             def completed(run_id: int) -> bool:
                 with transaction(url) as session:
-                    run = queries.get_run(session, run_id=run_id)
-                    return run.status is RunStatus.ALL_COMPLETED and run.quality is not None
+                    run = queries.find_run(session, run_id=run_id)  # None until its run_start
+                    return (
+                        run is not None
+                        and run.status is RunStatus.ALL_COMPLETED
+                        and run.quality is not None
+                    )
 
             def heard(run_id: int) -> bool:
                 return alarm_of[run_id] in receiver.arrived

@@ -21,6 +21,7 @@ with one sentence that names the source and what is expected.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -29,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from dqm.errors import ConfigError
+from dqm.errors import ConfigError, DQMError
 from dqm.paths import PROJECT_ROOT
+from dqm.users import Role, parse_role
 
 __all__ = ["PROJECT_ROOT", "AlarmSettings", "Settings", "load_settings", "mask_url"]
 
@@ -93,6 +95,18 @@ KEYS: dict[str, tuple[str, str]] = {
         "a run taking data with files waiting and none done for this long opens an alarm",
     ),
     "dashboard_url": ("DQM_DASHBOARD_URL", "the dashboard's address, for links in notifications"),
+    "roles": (
+        "DQM_ROLES",
+        "roles of logged-in users by name or as group:NAME (a TOML table, or JSON in the variable)",
+    ),
+    "roles_claim": (
+        "DQM_ROLES_CLAIM",
+        "the key of the OAuth provider's user information that lists the user's groups",
+    ),
+    "default_role": (
+        "DQM_DEFAULT_ROLE",
+        "the role of a logged-in user whom the roles do not name (viewer, shifter, expert)",
+    ),
 }
 
 #: Database backends and the drivers the DQM is tested with.
@@ -160,6 +174,9 @@ class Settings:
             those of installed packages).
         checks_file: the operator's check declarations (None: only the built-in ones).
         alarms: where alarms go and when they are repeated.
+        roles: the role of logged-in users by name, or by group as ``group:NAME``.
+        roles_claim: the key of an OAuth provider's user information that lists the groups.
+        default_role: the role of a logged-in user whom :attr:`roles` does not name.
         config_file: the TOML file that was read, if any.
         sources: for each key, where its value came from (``default``, the file path, or the
             environment variable).
@@ -173,6 +190,9 @@ class Settings:
     analyses_file: Path | None = None
     checks_file: Path | None = None
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
+    roles: Mapping[str, Role] = field(default_factory=dict)
+    roles_claim: str = "groups"
+    default_role: Role = Role.VIEWER
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -209,6 +229,9 @@ class Settings:
             "warning_streak": str(self.alarms.warning_streak),
             "stall_after": f"{self.alarms.stall_after_s:g} s",
             "dashboard_url": self.alarms.dashboard_url,
+            "roles": ", ".join(f"{k}={v}" for k, v in sorted(self.roles.items())),
+            "roles_claim": self.roles_claim,
+            "default_role": str(self.default_role),
             "config_file": str(self.config_file) if self.config_file else "",
         }
 
@@ -379,6 +402,14 @@ def load_settings(
     analyses_file = _as_path(*raw["analyses_file"]) if "analyses_file" in raw else None
     checks_file = _as_path(*raw["checks_file"]) if "checks_file" in raw else None
     alarms = _alarm_settings(raw)
+    roles = _roles(*raw["roles"][::2]) if "roles" in raw else {}
+    roles_claim = "groups"
+    if "roles_claim" in raw:
+        value, _base, source = raw["roles_claim"]
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{source}: expected a non-empty string, got {value!r}.")
+        roles_claim = value.strip()
+    default_role = _role(*raw["default_role"][::2]) if "default_role" in raw else Role.VIEWER
 
     database_url = check_database_url(
         *_url_value(raw, "database_url", f"sqlite:///{data_dir / 'dqm.sqlite'}")
@@ -397,6 +428,9 @@ def load_settings(
         analyses_file=analyses_file,
         checks_file=checks_file,
         alarms=alarms,
+        roles=roles,
+        roles_claim=roles_claim,
+        default_role=default_role,
         config_file=path,
         sources=sources,
     )
@@ -466,6 +500,28 @@ def _alarm_settings(raw: Mapping[str, tuple[object, Path, str]]) -> AlarmSetting
             f"{source}: e-mail needs recipients too (alarm_recipients or DQM_ALARM_RECIPIENTS)."
         )
     return settings
+
+
+def _role(value: object, source: str) -> Role:
+    try:
+        return parse_role(value) if isinstance(value, str) else parse_role(repr(value))
+    except DQMError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+
+
+def _roles(value: object, source: str) -> dict[str, Role]:
+    """Roles by user or ``group:NAME``, from a TOML table or a JSON object."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{source}: expected a JSON object of roles: {exc}.") from None
+    if not isinstance(value, dict) or not all(isinstance(k, str) and k for k in value):
+        raise ConfigError(
+            f'{source}: expected roles by user or group, {{"alice": "expert", '
+            f'"group:dqm-shift": "shifter"}}, got {value!r}.'
+        )
+    return {key: _role(role, f"{source}, {key}") for key, role in value.items()}
 
 
 def _queue_name(value: object, source: str) -> str:

@@ -17,6 +17,7 @@ from dqm.checks.quality import Quality
 from dqm.db import migrate, queries
 from dqm.db.models import FileState, JobState, RunStatus
 from dqm.db.session import transaction
+from dqm.users import Role
 
 T0 = dt.datetime(2026, 11, 1, 8, 0)
 
@@ -245,11 +246,16 @@ def test_jobs_state_reads_on_refresh_and_retries_for_logged_in_users_only(
         anonymous = JobsState(source=source, user="guest")
         assert anonymous.counts == {} and anonymous.failures.empty  # nothing read yet
         anonymous.refresh()
-        assert anonymous.counts.get("FAILED") == 1 and not anonymous.can_write
+        assert anonymous.counts.get("FAILED") == 1 and not anonymous.may("retry_job")
         assert list(anonymous.failures["job"]) == [job_id]
         anonymous.retry(job_id)
-        assert anonymous.notice.startswith(f"Job {job_id} not retried: log in")
-        expert = JobsState(source=source, user="ana")
+        assert anonymous.notice.startswith(
+            f"Job {job_id} not retried: retrying a job needs a login"
+        )
+        viewer = JobsState(source=source, user="vic", role=Role.VIEWER)
+        viewer.retry(job_id)
+        assert viewer.notice.endswith("retrying a job needs the shifter role; vic is a viewer.")
+        expert = JobsState(source=source, user="ana", role=Role.SHIFTER)
         expert.retry(job_id)
         assert expert.notice == f"Job {job_id} is back to TODO: the job server will run it again."
         assert expert.failures.empty and expert.counts.get("TODO") == 1  # read again
@@ -261,10 +267,16 @@ def test_jobs_state_reads_on_refresh_and_retries_for_logged_in_users_only(
 
 def test_writes_need_a_user_and_saved_cuts_are_where_the_next_run_starts(source: Source) -> None:
     anonymous = RunState(source=source, run_id=102, user="guest")
-    assert not anonymous.can_write
+    assert not anonymous.may("comment")
     anonymous.set_comment("nobody")
-    assert anonymous.notice.startswith("Not saved: log in")
-    expert = RunState(source=source, run_id=102, user="ana")
+    assert anonymous.notice.startswith("Not saved: commenting needs a login")
+    shifter = RunState(source=source, run_id=102, user="sam", role=Role.SHIFTER)
+    shifter.pmt.dead_cut = 0.03
+    shifter.save_cuts_as_default()  # the cuts of a run type are an expert's
+    assert shifter.notice == (
+        "Not saved: changing the PMT cuts of a run type needs the expert role; sam is a shifter."
+    )
+    expert = RunState(source=source, run_id=102, user="ana", role=Role.EXPERT)
     expert.set_comment("beam-off test")
     assert expert.notice == "Comment saved." and expert.summary.comment == "beam-off test"
     expert.pmt.dead_cut = 0.02
@@ -332,8 +344,11 @@ def test_quality_in_the_runs_the_checks_tab_and_the_frames(source: Source) -> No
     assert checks.reference_run == 100 and "latest completed physics run" in checks.reference_reason
     # pinning: refused without a login, recorded with one
     state.pin_reference("100", for_type=False)
-    assert state.notice.startswith("Not pinned: log in")
-    writer = RunState(source=source, run_id=102, user="ana")
+    assert state.notice.startswith("Not pinned: pinning the reference of a run needs a login")
+    shifter = RunState(source=source, run_id=102, user="sam", role=Role.SHIFTER)
+    shifter.pin_reference("100", for_type=True)  # for a run type: an expert's
+    assert shifter.notice.endswith("needs the expert role; sam is a shifter.")
+    writer = RunState(source=source, run_id=102, user="ana", role=Role.SHIFTER)
     writer.pin_reference("10x", for_type=False)
     assert "is not a run number" in writer.notice
     writer.pin_reference("101", for_type=False)
@@ -353,11 +368,11 @@ def test_alarms_banner_page_acknowledge_and_close(source: Source) -> None:
     assert anonymous.open_counts == {"Bad": 1} and anonymous.n_open == 1
     (alarm_id,) = list(anonymous.alarms["id"])
     anonymous.acknowledge(alarm_id, "looked at it")
-    assert (
-        anonymous.notice
-        == f"Alarm {alarm_id} not acknowledged: log in to change anything: anonymous visitors only read."
+    assert anonymous.notice == (
+        f"Alarm {alarm_id} not acknowledged: acknowledging an alarm needs a login (as shifter or "
+        "above): anonymous visitors only read."
     )
-    shifter = AlarmsState(source=source, user="ana")
+    shifter = AlarmsState(source=source, user="ana", role=Role.SHIFTER)
     shifter.refresh()
     shifter.acknowledge(None, "x")
     assert shifter.notice == "Choose an alarm in the table first."
@@ -376,5 +391,8 @@ def test_alarms_banner_page_acknowledge_and_close(source: Source) -> None:
     assert "is not a run number" in shifter.message
     shifter.run = "102"
     shifter.close(alarm_id, "known: the source run was mislabelled")
-    assert shifter.alarms["state"].tolist() == ["RESOLVED"]
-    assert shifter.alarms["resolved_by"].tolist() == ["ana"]
+    assert shifter.notice.endswith("closing an alarm needs the expert role; ana is a shifter.")
+    expert = AlarmsState(source=source, user="eve", role=Role.EXPERT, run="102", states=[])
+    expert.close(alarm_id, "known: the source run was mislabelled")
+    assert expert.alarms["state"].tolist() == ["RESOLVED"]
+    assert expert.alarms["resolved_by"].tolist() == ["eve"]

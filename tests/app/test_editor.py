@@ -14,6 +14,7 @@ from app.source import Source
 from dqm.db import queries
 from dqm.db.session import transaction
 from dqm.pmtclass import HitRateCuts
+from dqm.users import Role
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def judged(sqlite_database: str) -> Source:
 
 
 def test_a_check_is_backtested_then_saved(judged: Source) -> None:
-    editor = EditorState(source=judged, user="ana")
+    editor = EditorState(source=judged, user="ana", role=Role.EXPERT)
     editor.load()
     names = [c.name for c in editor.checks]
     assert "energy_po210_peak" in names and names == sorted(
@@ -86,11 +87,17 @@ def test_bad_values_and_anonymous_visitors_get_one_sentence(judged: Source) -> N
     guest.try_check()  # trying is reading: anyone may
     assert guest.result is not None and guest.can_save_check
     guest.save_check("mine")
-    assert guest.notice.startswith("Not saved: log in")
+    assert guest.notice.startswith("Not saved: changing a check needs a login")
+    shifter = EditorState(source=judged, user="sam", role=Role.SHIFTER, check="energy_po210_peak")
+    shifter.load()
+    shifter.values = {**shifter.values, "warning": "0.447, 0.452"}
+    shifter.try_check()
+    shifter.save_check("mine")
+    assert shifter.notice == "Not saved: changing a check needs the expert role; sam is a shifter."
     with transaction(judged.database_url) as s:
         assert queries.highest_check_versions(s)["energy_po210_peak"] == 1
 
-    writer = EditorState(source=judged, user="ana", check="energy_po210_peak")
+    writer = EditorState(source=judged, user="ana", role=Role.EXPERT, check="energy_po210_peak")
     writer.load()
     writer.try_check()  # nothing edited: nothing changes, nothing to save
     assert writer.result is not None and writer.result.summary.startswith("None of the 6")
@@ -108,7 +115,7 @@ def test_the_pmt_cuts_of_a_type_are_backtested_then_saved(demo_data, tmp_path: P
     copy = tmp_path / "dqm.sqlite"
     shutil.copyfile(demo_data.data_dir / "dqm.sqlite", copy)
     source = Source(f"sqlite:///{copy}")
-    editor = EditorState(source=source, user="ana")
+    editor = EditorState(source=source, user="ana", role=Role.EXPERT)
     editor.load()
     assert editor.run_type == "physics" and "built-in cuts" in editor.saved_cuts
     # the demo's runs are short: judge the PMT classes from 500 events on (a first change)

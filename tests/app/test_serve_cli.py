@@ -32,8 +32,11 @@ def _free_port() -> int:
     ("content", "message"),
     [
         ("not json", "cannot read the credentials file"),
-        ('["alice"]', "must hold a JSON object of users and their passwords"),
-        ('{"alice": ""}', "must hold a JSON object of users and their passwords"),
+        ('["alice"]', "must hold a JSON object of users, each with a password"),
+        ('{"alice": ""}', "must hold a JSON object of users, each with a password"),
+        ('{"alice": {"password": "x", "role": "boss"}}', "user 'alice': 'boss' is not a role"),
+        ('{"alice": {"password": "x", "colour": "red"}}', "each with a password"),
+        ('{"alice": {"role": "expert"}}', "each with a password"),
     ],
 )
 def test_a_bad_credentials_file(tmp_path: Path, content: str, message: str) -> None:
@@ -92,3 +95,29 @@ def test_bad_oauth_settings(tmp_path: Path, args: list[str], message: str) -> No
 def test_an_unknown_oauth_provider(tmp_path: Path) -> None:
     done = _serve(tmp_path, "--oauth-provider", "myspace")
     assert done.returncode == 2 and "myspace" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_sessions_role_comes_from_the_credentials_then_the_configuration() -> None:
+    from app.cli import session_role
+    from dqm.config import load_settings
+    from dqm.users import Role
+
+    settings = load_settings(
+        env={
+            "DQM_ROLES": '{"bob": "expert", "group:dqm-shift": "shifter"}',
+            "DQM_ROLES_CLAIM": "memberOf",
+        }
+    )
+    from_file = {"alice": Role.ADMIN}
+
+    def role(user, info=None, credential_roles=from_file):
+        return session_role(user, info, credential_roles=credential_roles, settings=settings)
+
+    assert role("alice") is Role.ADMIN  # the credentials file's role wins
+    assert role("bob") is Role.EXPERT
+    assert role("carol", {"memberOf": ["dqm-shift"]}) is Role.SHIFTER
+    assert role("carol", {"memberOf": "dqm-shift"}) is Role.SHIFTER  # one group as a string
+    assert role("carol", {"groups": ["dqm-shift"]}) is Role.VIEWER  # not the configured claim
+    assert role("carol", {"memberOf": [3, None]}) is Role.VIEWER
+    assert role("guest", {"memberOf": ["dqm-shift"]}) is Role.VIEWER
+    assert role(None, None, None) is Role.VIEWER

@@ -15,6 +15,7 @@ from app.source import Source
 from app.trends import SERIES_COLUMNS, TrendsState, parse_trend_arguments
 from dqm.db import migrate, queries
 from dqm.db.session import dispose_engines, transaction
+from dqm.users import Actor, Role
 
 LAST = FIRST_RUN + N_RUNS - 1
 
@@ -382,8 +383,8 @@ def test_tags_are_changed_by_logged_in_users_only(changing_source: Source) -> No
 
     guest = RunState(source=changing_source, run_id=104, user="guest")
     guest.set_tags("messy, ramp_up")
-    assert guest.notice.startswith("Not saved: log in")
-    expert = RunState(source=changing_source, run_id=104, user="ana")
+    assert guest.notice.startswith("Not saved: changing a run's tags needs a login")
+    expert = RunState(source=changing_source, run_id=104, user="ana", role=Role.SHIFTER)
     expert.set_tags("ramp_up bad")
     assert expert.notice == "Tags saved: bad, ramp_up."
     assert expert.summary.tags == ("bad", "ramp_up")
@@ -419,5 +420,6 @@ def test_the_source_reads_trends_and_analyses_on_every_backend(database: str) ->
         ("legacy", 3): "waiting",
     }
     before = source.run_token(104)
-    assert source.change_run_tags(104, user="ana", add=["ramp_up"]) == ["messy", "ramp_up"]
+    shifter = Actor("ana", Role.SHIFTER)
+    assert source.change_run_tags(104, shifter, add=["ramp_up"]) == ["messy", "ramp_up"]
     assert source.run_token(104) != before

@@ -8,6 +8,7 @@ import pytest
 
 from dqm.config import PROJECT_ROOT, load_settings, mask_url
 from dqm.errors import ConfigError
+from dqm.users import Role
 
 
 def test_defaults_use_the_data_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,6 +83,11 @@ def test_passwords_are_masked() -> None:
         ({"DQM_ALARM_RECIPIENTS": "a@b.c, nobody"}, "'nobody' is not an e-mail address"),
         ({"DQM_SMTP_URL": "smtp://mail:25"}, "e-mail needs recipients too"),
         ({"DQM_WARNING_STREAK": "many"}, "a number of runs from 1 to 100"),
+        ({"DQM_ROLES": "alice=expert"}, "DQM_ROLES: expected a JSON object of roles"),
+        ({"DQM_ROLES": '["alice"]'}, "DQM_ROLES: expected roles by user or group"),
+        ({"DQM_ROLES": '{"alice": "boss"}'}, "DQM_ROLES, alice: 'boss' is not a role"),
+        ({"DQM_DEFAULT_ROLE": "root"}, "DQM_DEFAULT_ROLE: 'root' is not a role"),
+        ({"DQM_ROLES_CLAIM": " "}, "DQM_ROLES_CLAIM: expected a non-empty string"),
     ],
 )
 def test_malformed_values_are_one_clear_error(env: dict[str, str], message: str) -> None:
@@ -127,3 +133,19 @@ def test_alarm_settings_from_file_and_environment(tmp_path: Path) -> None:
     )
     assert alarms.warning_streak == 2 and alarms.smtp_url == "smtp://u:pw@mail:25"
     assert settings.masked()["smtp_url"] == "smtp://u:***@mail:25"
+
+
+def test_roles_from_file_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "dqm.toml"
+    config.write_text(
+        'default_role = "shifter"\nroles_claim = "memberOf"\n'
+        '[roles]\nalice = "expert"\n"group:dqm-admins" = "admin"\n'
+    )
+    settings = load_settings(config, env={})
+    assert settings.roles == {"alice": Role.EXPERT, "group:dqm-admins": Role.ADMIN}
+    assert (settings.default_role, settings.roles_claim) == (Role.SHIFTER, "memberOf")
+    assert settings.masked()["roles"] == "alice=expert, group:dqm-admins=admin"
+    env = {"DQM_ROLES": '{"bob": "shifter"}', "DQM_DEFAULT_ROLE": "viewer"}
+    overridden = load_settings(config, env=env)
+    assert overridden.roles == {"bob": Role.SHIFTER} and overridden.default_role is Role.VIEWER
+    assert load_settings(env={}).roles == {} and load_settings(env={}).default_role is Role.VIEWER

@@ -21,12 +21,20 @@ from dqm.states import AlarmState
 pytestmark = pytest.mark.slow
 
 PASSWORD = "shifter password of the day"
+EXPERT_PASSWORD = "expert password of the day"
 
 
 @pytest.fixture(scope="module")
 def server(demo_data, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     credentials = tmp_path_factory.mktemp("alarms") / "users.json"
-    credentials.write_text(json.dumps({"shifter": PASSWORD}))
+    credentials.write_text(
+        json.dumps(
+            {
+                "shifter": PASSWORD,  # a password alone: a shifter
+                "expert": {"password": EXPERT_PASSWORD, "role": "expert"},
+            }
+        )
+    )
     credentials.chmod(0o600)
     options = ("--credentials", str(credentials), "--refresh", "0")
     with dashboard(demo_data.env, *options, name="alarms-server") as served:
@@ -114,10 +122,10 @@ def test_from_the_banner_to_the_red_frame(server, page, demo_data) -> None:
     assert tab.evaluate("e => getComputedStyle(e, '::after').content") == '"Bad"'
 
 
-def _log_in(page, url: str) -> None:
+def _log_in(page, url: str, user: str = "shifter", password: str = PASSWORD) -> None:
     _open(page, f"{url}/login")
-    page.fill("#username", "shifter")
-    page.fill("#password", PASSWORD)
+    page.fill("#username", user)
+    page.fill("#password", password)
     page.click("#login-submit, button[type=submit], input[type=submit]")
     page.wait_for_load_state("networkidle")
 
@@ -145,7 +153,7 @@ def test_the_check_editor_backtests_then_saves(server, page, demo_data) -> None:
     table = page.locator(".backtest-table").first
     row = table.locator(".tabulator-row", has_text="20001").first
     assert re.search(r"Good\s+Bad", row.inner_text()), row.inner_text()
-    page.get_by_text("Log in to save a change.").first.wait_for()
+    page.get_by_text("Saving a change needs the expert role").first.wait_for()
     assert page.locator(".editor-save").count() == 0  # anonymous visitors try, not save
 
     # the PMT map's cuts, tried on past runs from the run's page
@@ -156,7 +164,15 @@ def test_the_check_editor_backtests_then_saves(server, page, demo_data) -> None:
     cuts_table = page.locator(".backtest-table").first
     cuts_table.locator(".tabulator-cell", has_text="pmt_classes").first.wait_for()
 
-    _log_in(page, url)
+    _log_in(page, url)  # a shifter tries, but saving is an expert's
+    _backtest_processing(page, url, latency_bad_s="7200")
+    page.get_by_text(
+        "Saving a change needs the expert role; shifter is a shifter."
+    ).first.wait_for()
+    assert page.locator(".editor-save").count() == 0
+    _open(page, f"{url}/logout")
+
+    _log_in(page, url, "expert", EXPERT_PASSWORD)
     _backtest_processing(page, url, latency_bad_s="7200")
     page.get_by_label("Why (kept in the changes)").first.fill("the demo's latency is long")
     save = page.get_by_role("button", name="Save as version 2 of processing")
@@ -165,7 +181,7 @@ def test_the_check_editor_backtests_then_saves(server, page, demo_data) -> None:
     with transaction(demo_data.database_url) as s:
         change = queries.changes(s, limit=1)[0]
         assert (change.user, change.action, change.target) == (
-            "shifter",
+            "expert",
             "check_version",
             "processing",
         )

@@ -24,7 +24,7 @@ PASSWORD = "correct horse battery staple"
 @pytest.fixture(scope="module")
 def server(demo_data, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     credentials = tmp_path_factory.mktemp("login") / "users.json"
-    credentials.write_text(json.dumps({"expert": PASSWORD}))
+    credentials.write_text(json.dumps({"expert": {"password": PASSWORD, "role": "expert"}}))
     credentials.chmod(0o600)
     options = ("--credentials", str(credentials), "--refresh", "0", "--session-lifetime", "1")
     with dashboard(demo_data.env, *options, name="login-server") as served:

@@ -77,7 +77,7 @@ class _ProviderHandler(BaseHTTPRequestHandler):
             if token not in self.server.tokens:
                 return self._json(401, {"error": "invalid_token"})
             self.server.answered.append("userinfo")
-            self._json(200, {"email": USER, "name": "Alice"})
+            self._json(200, {"email": USER, "name": "Alice", "groups": ["physics", "dqm-experts"]})
         else:
             self._json(404, {"error": "not_found"})
 
@@ -123,7 +123,12 @@ def server(installation, provider: Provider) -> Iterator[tuple[str, Path]]:
         "USER_URL": f"{provider.url}/userinfo",
         "USER_KEY": "email",
     }
-    env = dict(installation[0], DQM_OAUTH_SECRET=CLIENT_SECRET)
+    # the provider's group claim makes the user an expert
+    env = dict(
+        installation[0],
+        DQM_OAUTH_SECRET=CLIENT_SECRET,
+        DQM_ROLES=json.dumps({"group:dqm-experts": "expert"}),
+    )
     options = (
         "--oauth-provider",
         "generic",
@@ -154,6 +159,7 @@ def test_logging_in_through_the_provider(server, provider: Provider, page, insta
     assert provider.answered[-3:] == ["authorize", "token", "userinfo"]
     page.goto(f"{url}/?run={demo.FAULTY_RUN}&tab=pmt")
     page.get_by_text(f"Logged in as {USER}").first.wait_for()
+    page.get_by_text("(expert)").first.wait_for()
     page.get_by_text("Save these cuts as the default of physics runs").first.click()
     page.get_by_text("Saved as the default cuts of physics runs.").first.wait_for()
     with transaction(installation[1]) as session:

@@ -1,0 +1,88 @@
+"""Every write of the dashboard, for every role that may not make it, is refused by the server (the
+data access, whatever the page offered) with one sentence naming the role it needs, and changes
+nothing; the role that may, makes it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from judgedruns import fill_judged_runs
+
+from app.source import Source
+from dqm.db import queries
+from dqm.db.session import transaction
+from dqm.states import JobState
+from dqm.users import PERMISSIONS, Actor, PermissionDenied, Role
+
+#: Each write of the dashboard: its action (dqm.users.PERMISSIONS) and how it is made.
+WRITES: dict[str, Callable[[Source, Actor, dict[str, int]], object]] = {
+    "acknowledge_alarm": lambda s, a, ids: s.acknowledge_alarm(
+        ids["alarm"], actor=a, comment="looked at it"
+    ),
+    "close_alarm": lambda s, a, ids: s.close_alarm(ids["alarm"], actor=a, comment="known"),
+    "retry_job": lambda s, a, ids: s.retry_job(ids["job"], actor=a),
+    "comment": lambda s, a, ids: s.set_run_comment(105, "HV trip", actor=a),
+    "run_tags": lambda s, a, ids: s.change_run_tags(105, a, add=["messy"]),
+    "pin_reference_run": lambda s, a, ids: s.pin_reference(
+        105, 104, actor=a, for_type=False, comment="before the trip"
+    ),
+    "pin_reference_type": lambda s, a, ids: s.pin_reference(
+        105, 103, actor=a, for_type=True, comment="the best run"
+    ),
+    "edit_checks": lambda s, a, ids: s.save_check(
+        "energy_po210_peak", {"bad": "0.444, 0.46"}, actor=a, comment="tighter"
+    ),
+    "edit_cuts": lambda s, a, ids: s.save_cut_defaults("physics", 0.02, 0.99, (0.05, 0.2), actor=a),
+}
+
+
+@pytest.fixture
+def installation(sqlite_database: str) -> tuple[Source, dict[str, int]]:
+    url = fill_judged_runs(sqlite_database)
+    with transaction(url) as s:
+        job = queries.add_job(s, kind="process_file", run_id=105)
+        job.state, job.error = JobState.FAILED, "105.0.root is truncated"
+        (alarm,) = queries.list_alarms(s, run_id=105)
+        ids = {"job": job.id, "alarm": alarm.id}
+    return Source(url), ids
+
+
+def _changes(source: Source) -> int:
+    with transaction(source.database_url) as s:
+        return len(queries.changes(s, limit=None))
+
+
+@pytest.mark.parametrize("action", sorted(WRITES))
+def test_a_write_is_refused_to_every_role_below_the_one_it_needs(
+    installation: tuple[Source, dict[str, int]], action: str
+) -> None:
+    source, ids = installation
+    write = WRITES[action]
+    needed = PERMISSIONS[action]
+    before = _changes(source)
+    for actor in [Actor.anonymous(), Actor(None), *(Actor("low", r) for r in Role if r < needed)]:
+        with pytest.raises(PermissionDenied) as refused:
+            write(source, actor, ids)
+        sentence = str(refused.value)
+        assert "\n" not in sentence and sentence.endswith(".")
+        if actor.logged_in:
+            assert f"needs the {needed} role; low is {actor.role.with_article}." in sentence
+        else:
+            assert f"needs a login (as {needed} or above)" in sentence
+    assert _changes(source) == before  # nothing was written
+    write(source, Actor("high", needed), ids)  # the role it needs makes it
+    if action not in ("acknowledge_alarm", "close_alarm"):  # alarms keep their own history
+        with transaction(source.database_url) as s:
+            assert queries.changes(s, limit=1)[0].user == "high"
+
+
+def test_every_write_of_the_dashboard_is_covered() -> None:
+    # sign-off, certification and masks come with their pages
+    assert set(WRITES) == set(PERMISSIONS) - {
+        "sign_off",
+        "certify",
+        "reopen",
+        "reprocess_certified",
+        "edit_masks",
+    }
