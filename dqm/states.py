@@ -12,6 +12,7 @@ from dqm.errors import InvalidValueError
 
 __all__ = [
     "AlarmState",
+    "Certification",
     "FileState",
     "JobState",
     "MessageOutcome",
@@ -59,6 +60,16 @@ class AlarmState(enum.StrEnum):
     OPEN = "OPEN"
     ACKNOWLEDGED = "ACKNOWLEDGED"
     RESOLVED = "RESOLVED"
+
+
+class Certification(enum.StrEnum):
+    """Where a run is in its sign-off (docs/architecture.md, "Sign-off and certification"): OPEN
+    once All Completed, SIGNED_OFF by a shifter (a Good or Bad decision per stage), CERTIFIED by
+    an expert; an expert may send it back to OPEN."""
+
+    OPEN = "OPEN"
+    SIGNED_OFF = "SIGNED_OFF"
+    CERTIFIED = "CERTIFIED"
 
 
 class MessageOutcome(enum.StrEnum):

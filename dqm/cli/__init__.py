@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 # Each command module adds its commands to the group as it is imported.
-from dqm.cli import analyses, checks, database, jobs, notify, runs  # noqa: F401
+from dqm.cli import analyses, certification, checks, database, jobs, notify, runs  # noqa: F401
 from dqm.cli.base import (
     COMMAND_GROUP,
     EXIT_BAD_INPUT,

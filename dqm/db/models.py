@@ -34,7 +34,14 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 from dqm.checks.quality import Quality
-from dqm.states import AlarmState, FileState, JobState, MessageOutcome, RunStatus
+from dqm.states import (
+    AlarmState,
+    Certification,
+    FileState,
+    JobState,
+    MessageOutcome,
+    RunStatus,
+)
 from dqm.times import utcnow
 
 NAMING_CONVENTION = {
@@ -86,6 +93,7 @@ class Run(Base):
         Index("ix_runs_start_time", "start_time"),
         Index("ix_runs_run_type", "run_type"),
         Index("ix_runs_run_type_quality", "run_type", "quality"),
+        Index("ix_runs_certification", "certification", "verdict"),
     )
 
     run_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
@@ -107,6 +115,12 @@ class Run(Base):
     software_version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # the worst quality of the run's checks at their last evaluation (None: not judged yet)
     quality: Mapped[Quality | None] = mapped_column(EnumString(Quality, 16), nullable=True)
+    # the latest sign-off decision's state and verdict (None: no decision yet; the run is OPEN
+    # for sign-off once All Completed); the decisions themselves are in run_decisions
+    certification: Mapped[Certification | None] = mapped_column(
+        EnumString(Certification, 16), nullable=True
+    )
+    verdict: Mapped[Quality | None] = mapped_column(EnumString(Quality, 16), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -553,3 +567,25 @@ class AlarmEvent(Base):
     state: Mapped[AlarmState] = mapped_column(EnumString(AlarmState, 16))
     user: Mapped[str | None] = mapped_column(String(64), nullable=True)
     comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class RunDecision(Base):
+    """One decision on a run's sign-off, kept for ever (an undo is a new decision): a shifter's
+    sign-off (a Good or Bad decision per stage, with a comment), an expert's certification, or a
+    run sent back to sign-off (with the reason); with who, their role, when, and what the run was
+    judged under (calibration, check and code versions)."""
+
+    __tablename__ = "run_decisions"
+    __table_args__ = (Index("ix_run_decisions_run_id", "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    action: Mapped[str] = mapped_column(String(16))  # sign_off, certify, reopen
+    state: Mapped[Certification] = mapped_column(EnumString(Certification, 16))
+    verdict: Mapped[Quality | None] = mapped_column(EnumString(Quality, 16), nullable=True)
+    stages: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    user: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -13,6 +13,7 @@ Modules:
     analyses: run tags, analysis declarations, results, trends and backfills.
     checks: check declarations and results, run quality, references and their pins.
     alarms: alarms and their transitions, due reminders, stalled runs.
+    certification: sign-off and certification decisions, the runs waiting, the good-run list.
     calibrations: versions of PMT gains and time offsets, each valid from a run on.
     changes: who changed what through the dashboard, and the settings they change.
 """
@@ -68,6 +69,15 @@ from dqm.db.queries.calibrations import (
     calibration_before,
     calibration_for_run,
     first_calibration,
+)
+from dqm.db.queries.certification import (
+    GoodRun,
+    current_certification,
+    decide,
+    good_runs,
+    run_decisions,
+    runs_to_sign_off,
+    sign_off_form,
 )
 from dqm.db.queries.changes import (
     changes,
@@ -165,6 +175,7 @@ __all__ = [
     "RUN_FIELDS",
     "AlarmCounts",
     "BackfillProgress",
+    "GoodRun",
     "NewCheckResult",
     "Retry",
     "StalledRun",
@@ -201,7 +212,9 @@ __all__ = [
     "clean_runs",
     "close_alarm",
     "count_jobs_by_state",
+    "current_certification",
     "cut_defaults",
+    "decide",
     "delete_run",
     "due_jobs",
     "due_notifications",
@@ -216,6 +229,7 @@ __all__ = [
     "get_file",
     "get_job",
     "get_run",
+    "good_runs",
     "has_event_tables",
     "highest_analysis_versions",
     "highest_check_versions",
@@ -255,12 +269,14 @@ __all__ = [
     "retry_jobs",
     "run_analyses_token",
     "run_change_token",
+    "run_decisions",
     "run_end_received_at",
     "run_events",
     "run_stage_qualities",
     "run_tags",
     "run_types",
     "runs_missing_files",
+    "runs_to_sign_off",
     "runs_with_result",
     "save_analysis_result",
     "save_check_results",
@@ -269,6 +285,7 @@ __all__ = [
     "save_histogram",
     "save_pmt_stats",
     "set_run_comment",
+    "sign_off_form",
     "stalled_runs",
     "tags_of_runs",
     "transition_job",
