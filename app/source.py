@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 
 from dqm import detector
+from dqm.certification import certification_of, parse_stage_decisions
+from dqm.certification import describe as describe_certification
 from dqm.checks.backtest import BacktestRow, backtest, backtest_cuts, backtest_runs, cut_checks
 from dqm.checks.declarations import CheckCatalog, CheckDeclaration, load_checks
 from dqm.checks.quality import SEVERITY, Quality
@@ -31,7 +33,7 @@ from dqm.errors import InvalidValueError
 from dqm.histcodec import AnyHist
 from dqm.pmtclass import HitRateCuts, classify
 from dqm.pmtstats import derived_pmt_quantities
-from dqm.states import AlarmState, FileState, JobState, RunStatus
+from dqm.states import AlarmState, Certification, FileState, JobState, RunStatus
 from dqm.times import format_time
 from dqm.users import Actor
 
@@ -41,6 +43,7 @@ RUN_COLUMNS = [
     "run_type",
     "status",
     "quality",
+    "certification",
     "start_time",
     "end_time",
     "n_events",
@@ -70,6 +73,19 @@ ALARM_COLUMNS = [
     "acknowledged_by",
     "resolved_by",
     "notifications",
+]
+#: Columns of :meth:`Source.good_runs` (and of the dashboard's download).
+GOOD_RUN_COLUMNS = [
+    "run",
+    "run_type",
+    "start_time",
+    "end_time",
+    "events",
+    "certified_at",
+    "certified_by",
+    "calibration_version",
+    "check_versions",
+    "code_version",
 ]
 #: Columns of :attr:`Backtest.rows`.
 BACKTEST_COLUMNS = [
@@ -272,6 +288,41 @@ def _backtest_frame(rows: list[BacktestRow]) -> pd.DataFrame:
         ],
         columns=BACKTEST_COLUMNS,
     )
+
+
+#: Columns of :attr:`RunCertification.decisions`.
+DECISION_COLUMNS = ["at", "action", "state", "verdict", "stages", "user", "role", "comment"]
+
+
+@dataclass(frozen=True, eq=False)
+class RunCertification:
+    """A run's sign-off, as its Certification tab shows it.
+
+    Attributes:
+        state: OPEN, SIGNED_OFF, CERTIFIED, or None (not All Completed yet).
+        verdict: the latest decision's verdict (Good, Bad) or None.
+        description: ``Certified · Good``, ``Open``, ``""``.
+        automatic: the automatic quality of each stage (from the checks).
+        form: the sign-off form as it starts, stage → Good or Bad (from the automatic quality).
+        decisions: every decision, oldest first, columns :data:`DECISION_COLUMNS`.
+    """
+
+    state: str | None
+    verdict: str | None
+    description: str
+    automatic: dict[str, str]
+    form: dict[str, str]
+    decisions: pd.DataFrame
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RunCertification):
+            return NotImplemented
+        return (self.state, self.verdict, self.automatic, self.form) == (
+            other.state,
+            other.verdict,
+            other.automatic,
+            other.form,
+        ) and self.decisions.equals(other.decisions)
 
 
 @dataclass(frozen=True, eq=False)
@@ -488,10 +539,11 @@ class Source:
         run_types: list[str] | None = None,
         run_id: int | None = None,
         qualities: list[str] | None = None,
+        certifications: list[str] | None = None,
     ) -> pd.DataFrame:
         """The runs of a search mode (``Recent Runs``: the last ``limit``; ``Recent Completed``:
         the last ``limit`` finished; ``Recent Days``: the last ``days`` days), filtered (by
-        quality too: ``Not judged`` for runs without one)."""
+        quality too: ``Not judged`` for runs without one; and by sign-off state)."""
         with transaction(self.database_url) as session:
             if run_id is not None:
                 run = queries.find_run(session, run_id=run_id)
@@ -505,6 +557,7 @@ class Source:
                     status=statuses or None,
                     run_type=run_types or None,
                     quality=qualities or None,
+                    certification=certifications or None,
                 )
             rows = [
                 {
@@ -512,6 +565,9 @@ class Source:
                     "run_type": r.run_type,
                     "status": str(r.status),
                     "quality": str(r.quality) if r.quality is not None else "",
+                    "certification": describe_certification(
+                        certification_of(r.status, r.certification), r.verdict
+                    ),
                     "start_time": r.start_time,
                     "end_time": r.end_time,
                     "n_events": r.n_events,
@@ -698,6 +754,100 @@ class Source:
                 run_id=None if for_type else run_id,
                 comment=comment,
             )
+
+    # --- sign-off and certification --------------------------------------------------------------
+
+    def run_certification(self, run_id: int) -> RunCertification | None:
+        """The run's sign-off state, form and decisions; None if there is no such run."""
+        with transaction(self.database_url) as session:
+            run = queries.find_run(session, run_id=run_id)
+            if run is None:
+                return None
+            state = queries.current_certification(run)
+            automatic = queries.run_stage_qualities(session, run_ids=[run_id]).get(run_id, {})
+            rows = [
+                {
+                    "at": d.at,
+                    "action": d.action,
+                    "state": str(d.state),
+                    "verdict": str(d.verdict) if d.verdict is not None else "",
+                    "stages": ", ".join(f"{k} {v}" for k, v in d.stages.items()),
+                    "user": d.user,
+                    "role": d.role,
+                    "comment": d.comment,
+                }
+                for d in queries.run_decisions(session, run_id=run_id)
+            ]
+            return RunCertification(
+                state=str(state) if state is not None else None,
+                verdict=str(run.verdict) if run.verdict is not None else None,
+                description=describe_certification(state, run.verdict),
+                automatic={stage: str(q) for stage, q in automatic.items()},
+                form={
+                    stage: str(q)
+                    for stage, q in queries.sign_off_form(session, run_id=run_id).items()
+                },
+                decisions=pd.DataFrame(rows, columns=DECISION_COLUMNS),
+            )
+
+    def decide(
+        self,
+        run_id: int,
+        action: str,
+        *,
+        actor: Actor,
+        comment: str,
+        stages: dict[str, str] | None = None,
+    ) -> None:
+        """Sign the run off (``stages``: stage → Good or Bad, the others from the form), certify
+        it, or send it back to sign-off (``reopen``).
+
+        Raises:
+            PermissionDenied: the actor's role may not. InvalidValueError, NotFoundError: the
+                decision is not possible now, a bad stage or decision, no comment.
+        """
+        if action not in ("sign_off", "certify", "reopen"):
+            raise InvalidValueError(f"{action!r} is not a decision.")
+        user = actor.require(action)
+        with transaction(self.database_url) as session:
+            decisions = None
+            if action == "sign_off":
+                start = queries.sign_off_form(session, run_id=run_id)
+                decisions = parse_stage_decisions(stages or {}, start)
+            queries.decide(
+                session,
+                run_id=run_id,
+                action=action,
+                user=user,
+                role=str(actor.role),
+                comment=comment,
+                stages=decisions,
+            )
+
+    def good_runs(self, run_types: list[str] | None = None) -> pd.DataFrame:
+        """The good-run list (certified Good runs) with the versions they were certified under."""
+        with transaction(self.database_url) as session:
+            runs = queries.good_runs(session, run_types=run_types or None)
+        return pd.DataFrame(
+            [
+                {
+                    "run": r.run_id,
+                    "run_type": r.run_type,
+                    "start_time": format_time(r.start_time),
+                    "end_time": format_time(r.end_time) if r.end_time else "",
+                    "events": r.n_events,
+                    "certified_at": format_time(r.certified_at),
+                    "certified_by": r.certified_by,
+                    "calibration_version": r.calibration_version,
+                    "check_versions": ";".join(
+                        f"{k}:{v}" for k, v in sorted(r.check_versions.items())
+                    ),
+                    "code_version": r.code_version,
+                }
+                for r in runs
+            ],
+            columns=GOOD_RUN_COLUMNS,
+        )
 
     # --- the checks' editor: back-testing and saving ---------------------------------------------
 
@@ -1152,10 +1302,22 @@ class Source:
                 session, run_id=run_id, add=add or (), remove=remove or (), user=user
             )
 
-    def retry_job(self, job_id: int, actor: Actor) -> None:
-        user = actor.require("retry_job")
+    def retry_job(self, job_id: int, actor: Actor, reason: str = "") -> None:
+        """Retry a failed job; one of a certified run needs an expert and the reason (the run
+        goes back to sign-off).
+
+        Raises:
+            PermissionDenied, InvalidValueError, NotFoundError: one sentence saying why not.
+        """
         with transaction(self.database_url) as session:
-            queries.retry_job_as(session, job_id=job_id, user=user)
+            job = queries.get_job(session, job_id=job_id)
+            run = queries.find_run(session, run_id=job.run_id) if job.run_id is not None else None
+            certified = run is not None and run.certification == Certification.CERTIFIED
+        user = actor.require("reprocess_certified" if certified else "retry_job")
+        with transaction(self.database_url) as session:
+            queries.retry_job_as(
+                session, job_id=job_id, user=user, role=str(actor.role), reason=reason
+            )
 
     def recent_changes(self, limit: int = 20) -> pd.DataFrame:
         """The latest changes made through the dashboard: when, who, what, to what."""

@@ -19,11 +19,13 @@ from app.source import (
     ALARM_COLUMNS,
     BACKFILL_COLUMNS,
     RUN_COLUMNS,
+    RunCertification,
     RunChecks,
     RunSummary,
     Source,
     StoredHistogram,
 )
+from dqm.certification import CERTIFICATION_FILTER
 from dqm.checks.quality import Quality
 from dqm.db.queries import NOT_JUDGED
 from dqm.errors import DQMError
@@ -33,7 +35,7 @@ from dqm.users import Actor, Role
 #: Search modes of the recent-runs page.
 MODES = ("Recent Runs", "Recent Completed", "Recent Days")
 #: Tabs of the run page, as they appear in the URL.
-RUN_TABS = ("base", "calib", "rec", "pmt", "analyses", "checks")
+RUN_TABS = ("base", "calib", "rec", "pmt", "analyses", "checks", "certification")
 #: The qualities the recent runs can be filtered on.
 QUALITY_FILTER = (*[q.value for q in Quality], NOT_JUDGED)
 
@@ -76,6 +78,11 @@ class RecentRuns(param.Parameterized):
     qualities = param.ListSelector(
         default=[], objects=list(QUALITY_FILTER), doc="Only runs of these qualities (all if empty)."
     )
+    certifications = param.ListSelector(
+        default=[],
+        objects=list(CERTIFICATION_FILTER),
+        doc="Only runs in these sign-off states (all if empty).",
+    )
     search = param.String(default="", doc="A run number to look for.")
     runs = param.DataFrame(default=pd.DataFrame(columns=RUN_COLUMNS), doc="The runs found.")
     message = param.String(default="", doc="Why nothing is shown, or what was wrong.")
@@ -92,7 +99,15 @@ class RecentRuns(param.Parameterized):
         return self.source
 
     @param.depends(
-        "mode", "n_runs", "days", "statuses", "run_types", "qualities", "search", watch=True
+        "mode",
+        "n_runs",
+        "days",
+        "statuses",
+        "run_types",
+        "qualities",
+        "certifications",
+        "search",
+        watch=True,
     )
     def refresh(self) -> None:
         """Read the runs again (also called periodically by the served app)."""
@@ -110,6 +125,7 @@ class RecentRuns(param.Parameterized):
                 run_types=list(self.run_types),
                 run_id=run_id,
                 qualities=list(self.qualities),
+                certifications=list(self.certifications),
             )
         except DQMError as exc:
             self.message = str(exc)
@@ -169,6 +185,11 @@ class RunState(Acting):
     checks = param.ClassSelector(
         class_=RunChecks, allow_None=True, doc="The run's quality and its checks' results."
     )
+    certification = param.ClassSelector(
+        class_=RunCertification,
+        allow_None=True,
+        doc="The run's sign-off: its state, the form, the decisions.",
+    )
 
     # What the run looked like when last read (Source.run_token), and its events as read then.
     _token: tuple[object, ...] | None
@@ -195,11 +216,12 @@ class RunState(Acting):
         self._token = token
         if self.run_id is None:
             self.summary, self.histograms, self.message = None, {}, "Choose a run."
-            self.analyses, self.checks = [], None
+            self.analyses, self.checks, self.certification = [], None, None
             return
         summary = self._source.run_summary(self.run_id)
         if summary is None:
             self.summary, self.histograms, self.analyses, self.checks = None, {}, [], None
+            self.certification = None
             self.message = f"There is no run {self.run_id} in the database."
             return
         self.message = ""
@@ -219,6 +241,9 @@ class RunState(Acting):
         checks = self._source.run_checks(self.run_id)
         if checks != self.checks:
             self.checks = checks
+        certification = self._source.run_certification(self.run_id)
+        if certification != self.certification:
+            self.certification = certification
         quantities = self._source.pmt_quantities(self.run_id)
         if quantities is None:
             self.pmt = None
@@ -326,6 +351,22 @@ class RunState(Acting):
             if reference_id is not None
             else f"Pin of {scope} lifted: the automatic choice holds again."
         )
+
+    def decide(self, action: str, comment: str, stages: dict[str, str] | None = None) -> None:
+        """Sign the run off (``stages``: stage → Good or Bad), certify it, or send it back to
+        sign-off (``reopen``); :attr:`notice` says how it went."""
+        assert self.run_id is not None  # the form is on a run's page
+        done = {"sign_off": "signed off", "certify": "certified", "reopen": "sent back to sign-off"}
+        try:
+            self._source.decide(
+                self.run_id, action, actor=self.actor, comment=comment, stages=stages
+            )
+        except DQMError as exc:
+            self.notice = f"Run {self.run_id} not {done.get(action, action)}: {exc}"
+            return
+        self.refresh()
+        state = self.certification.description if self.certification else ""
+        self.notice = f"Run {self.run_id} {done[action]}: {state}."
 
     def analysis_figure(self, result_id: int, name: str) -> bytes:
         """A figure of one of the run's analysis results, as PNG (read when shown)."""

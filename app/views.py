@@ -17,7 +17,7 @@ from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 from holoviews.operation.datashader import rasterize
 
 from app.pmtmap import PmtMap
-from app.source import RunAnalysis, RunChecks, StoredHistogram, utc
+from app.source import RunAnalysis, RunCertification, RunChecks, StoredHistogram, utc
 from app.state import RUN_TABS, JobsState, RecentRuns, RunState
 from dqm.analyses.api import unit_suffix
 from dqm.checks.quality import Quality, worst
@@ -236,6 +236,9 @@ class RecentRunsView(_BuiltOnce):
             pn.widgets.MultiChoice.from_param(state.param.statuses, label="Status", width=380),
             pn.widgets.MultiChoice.from_param(state.param.run_types, label="Run type", width=300),
             pn.widgets.MultiChoice.from_param(state.param.qualities, label="Quality", width=300),
+            pn.widgets.MultiChoice.from_param(
+                state.param.certifications, label="Sign-off", width=300
+            ),
         )
         message = pn.pane.Alert(
             pn.bind(_text, state.param.message),
@@ -256,6 +259,7 @@ class RecentRunsView(_BuiltOnce):
                 "run_type": "Type",
                 "status": "Status",
                 "quality": "Quality",
+                "certification": "Sign-off",
                 "start_time": "Start (UTC)",
                 "end_time": "End (UTC)",
                 "n_events": "Events",
@@ -444,6 +448,7 @@ class RunPage(_BuiltOnce):
             ("PMT info", pn.panel(self._pmt)),
             ("Analyses", pn.panel(self._analyses)),
             ("Checks", pn.panel(self._checks)),
+            ("Certification", pn.panel(self._certification)),
             dynamic=True,
             sizing_mode="stretch_width",
         )
@@ -490,14 +495,20 @@ class RunPage(_BuiltOnce):
             sizing_mode="stretch_width",
         )
 
-    @param.depends("state.checks", "state.run_id")
+    @param.depends("state.checks", "state.run_id", "state.certification")
     def _quality_header(self) -> pn.viewable.Viewable:
-        """The run's quality, and each stage's as a badge that opens its tab."""
+        """The run's quality, and each stage's as a badge that opens its tab; its sign-off."""
         checks = self._state.checks
         quality = checks.quality if checks is not None else None
+        certification = self._state.certification
+        sign_off = (
+            f" · sign-off: {html.escape(certification.description)}"
+            if certification is not None and certification.description
+            else ""
+        )
         parts: list[pn.viewable.Viewable] = [
             pn.pane.HTML(
-                f"<b>Run {self._state.run_id}</b> · quality {quality_badge(quality)}",
+                f"<b>Run {self._state.run_id}</b> · quality {quality_badge(quality)}{sign_off}",
                 css_classes=["run-quality"],
                 margin=(8, 10),
             )
@@ -578,6 +589,119 @@ class RunPage(_BuiltOnce):
             table,
             sizing_mode="stretch_width",
         )
+
+    @param.depends("state.certification")
+    def _certification(self) -> pn.viewable.Viewable:
+        """The run's sign-off: its state, the form (a shifter's), certify or send back (an
+        expert's), and every decision."""
+        state = self._state
+        certification = state.certification
+        if certification is None:
+            return pn.pane.Markdown("")
+        if certification.state is None:
+            return pn.pane.Markdown(
+                f"Run {state.run_id} is not open for sign-off yet: it opens once the run is All "
+                "Completed."
+            )
+        parts: list[pn.viewable.Viewable] = [
+            pn.pane.HTML(
+                f"<b>Sign-off:</b> {html.escape(certification.description)}",
+                css_classes=["certification-state"],
+                margin=(8, 10),
+            )
+        ]
+        if certification.state in ("OPEN", "SIGNED_OFF") and state.may("sign_off"):
+            parts.append(self._sign_off_form(certification))
+        elif certification.state in ("OPEN", "SIGNED_OFF") and not state.actor.logged_in:
+            parts.append(pn.pane.Markdown("[Log in](login) as a shifter to sign this run off."))
+        if state.may("certify") and certification.state != "OPEN":
+            parts.append(self._expert_decisions(certification.state))
+        history = certification.decisions.copy()
+        if not history.empty:
+            history["at"] = [utc(v) for v in history["at"]]
+            history["comment"] = [html.escape(c) for c in history["comment"]]
+        parts += [
+            pn.pane.Markdown("#### Decisions"),
+            pn.widgets.Tabulator(
+                history,
+                show_index=False,
+                disabled=True,
+                sizing_mode="stretch_width",
+                formatters={
+                    "comment": HTMLTemplateFormatter(
+                        template='<div style="white-space:normal"><%= value %></div>'
+                    )
+                },
+                css_classes=["decisions-table"],
+            )
+            if not history.empty
+            else pn.pane.Markdown("No decision yet."),
+        ]
+        return pn.Column(*parts, sizing_mode="stretch_width")
+
+    def _sign_off_form(self, certification: RunCertification) -> pn.viewable.Viewable:
+        choices: dict[str, pn.widgets.RadioButtonGroup] = {}
+        rows: list[pn.viewable.Viewable] = []
+        for stage, start in certification.form.items():
+            automatic = certification.automatic.get(stage)
+            choices[stage] = pn.widgets.RadioButtonGroup(
+                options=["Good", "Bad"],
+                value=start,
+                button_type="default",
+                css_classes=["sign-off-stage", f"sign-off-{stage}"],
+                width=160,
+            )
+            rows.append(
+                pn.Row(
+                    pn.pane.HTML(f"<b>{STAGE_TITLES.get(stage, stage)}</b>", width=100),
+                    choices[stage],
+                    pn.pane.HTML(
+                        f"automatic: {quality_badge(automatic)}" if automatic else "not judged",
+                        margin=(5, 10),
+                    ),
+                )
+            )
+        comment = pn.widgets.TextAreaInput(
+            label="Comment (what was seen, what was done)",
+            rows=2,
+            sizing_mode="stretch_width",
+            css_classes=["sign-off-comment"],
+        )
+        button = pn.widgets.Button(
+            label="Sign off", color="primary", width=140, css_classes=["sign-off"]
+        )
+        button.on_click(
+            lambda _e: self._state.decide(
+                "sign_off",
+                comment.value or "",
+                {stage: widget.value for stage, widget in choices.items()},
+            )
+        )
+        return pn.Card(
+            *rows,
+            pn.Row(comment, button, sizing_mode="stretch_width"),
+            title="Sign off (a Good or Bad decision per stage, from the automatic quality)",
+            collapsible=False,
+            sizing_mode="stretch_width",
+        )
+
+    def _expert_decisions(self, current: str | None) -> pn.viewable.Viewable:
+        comment = pn.widgets.TextInput(
+            label="Comment (the reason, to send the run back)",
+            sizing_mode="stretch_width",
+            css_classes=["certify-comment"],
+        )
+        buttons: list[pn.viewable.Viewable] = []
+        if current == "SIGNED_OFF":
+            certify = pn.widgets.Button(
+                label="Certify", color="success", width=120, css_classes=["certify"]
+            )
+            certify.on_click(lambda _e: self._state.decide("certify", comment.value or ""))
+            buttons.append(certify)
+        reopen = pn.widgets.Button(label="Send back to sign-off", width=200, css_classes=["reopen"])
+        reopen.on_click(lambda _e: self._state.decide("reopen", comment.value or ""))
+        buttons.append(reopen)
+        return pn.Row(comment, *buttons, sizing_mode="stretch_width")
 
     def _reference_editor(self) -> pn.viewable.Viewable:
         if not self._state.may("pin_reference_run"):

@@ -20,8 +20,11 @@ from dqm.states import Certification, RunStatus
 
 __all__ = [
     "ACTIONS",
+    "CERTIFICATION_FILTER",
     "DECISIONS",
+    "NOT_OPEN",
     "certification_of",
+    "describe",
     "next_state",
     "parse_stage_decisions",
     "prefill",
@@ -37,6 +40,25 @@ ACTIONS: dict[str, Certification] = {
 
 #: What a shifter decides of a stage.
 DECISIONS = (Quality.GOOD, Quality.BAD)
+
+#: The filter of runs not open for sign-off yet (still taking data or processing, or failed).
+NOT_OPEN = "Not open"
+#: What the runs can be filtered on.
+CERTIFICATION_FILTER = (*[c.value for c in Certification], NOT_OPEN)
+
+_TITLES = {
+    Certification.OPEN: "Open",
+    Certification.SIGNED_OFF: "Signed off",
+    Certification.CERTIFIED: "Certified",
+}
+
+
+def describe(state: Certification | None, verdict: Quality | None) -> str:
+    """A run's sign-off state as the pages show it: ``Certified · Good``, ``Open``, ``""``."""
+    if state is None:
+        return ""
+    title = _TITLES[state]
+    return f"{title} · {verdict}" if verdict is not None and state != Certification.OPEN else title
 
 
 def certification_of(

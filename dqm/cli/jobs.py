@@ -108,13 +108,21 @@ def jobs_command(
     default=None,
     help="Retry every FAILED or TOCHECK job of this run.",
 )
+@click.option(
+    "--reason",
+    default="",
+    help="Why (needed for a certified run, which goes back to sign-off when reprocessed).",
+)
 @pass_cli_ctx
-def retry_command(cli_ctx: CliContext, job_id: int | None, run_id: int | None) -> None:
-    """Send a FAILED or TOCHECK job (or all of a run) back to TODO with fresh attempts."""
+def retry_command(cli_ctx: CliContext, job_id: int | None, run_id: int | None, reason: str) -> None:
+    """Send a FAILED or TOCHECK job (or all of a run) back to TODO with fresh attempts; a certified
+    run goes back to sign-off (give --reason)."""
     if (job_id is None) == (run_id is None):
         raise InvalidValueError("give either a JOB id or --run RUN.")
     with transaction(cli_ctx.database()) as session:
-        retried = queries.retry_jobs(session, job_id=job_id, run_id=run_id)
+        retried = queries.retry_jobs(
+            session, job_id=job_id, run_id=run_id, user=cli_ctx.user, reason=reason
+        )
         ids = [job.id for job in retried]
     if not ids:
         click.echo(f"run {run_id} has no FAILED or TOCHECK job.")

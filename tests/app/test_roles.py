@@ -22,6 +22,9 @@ WRITES: dict[str, Callable[[Source, Actor, dict[str, int]], object]] = {
     ),
     "close_alarm": lambda s, a, ids: s.close_alarm(ids["alarm"], actor=a, comment="known"),
     "retry_job": lambda s, a, ids: s.retry_job(ids["job"], actor=a),
+    "reprocess_certified": lambda s, a, ids: s.retry_job(
+        ids["certified_job"], actor=a, reason="the new calibration"
+    ),
     "comment": lambda s, a, ids: s.set_run_comment(105, "HV trip", actor=a),
     "run_tags": lambda s, a, ids: s.change_run_tags(105, a, add=["messy"]),
     "pin_reference_run": lambda s, a, ids: s.pin_reference(
@@ -33,6 +36,9 @@ WRITES: dict[str, Callable[[Source, Actor, dict[str, int]], object]] = {
     "edit_checks": lambda s, a, ids: s.save_check(
         "energy_po210_peak", {"bad": "0.444, 0.46"}, actor=a, comment="tighter"
     ),
+    "sign_off": lambda s, a, ids: s.decide(105, "sign_off", actor=a, comment="PMT sector dead"),
+    "certify": lambda s, a, ids: s.decide(103, "certify", actor=a, comment=""),
+    "reopen": lambda s, a, ids: s.decide(102, "reopen", actor=a, comment="reprocessed"),
     "edit_cuts": lambda s, a, ids: s.save_cut_defaults("physics", 0.02, 0.99, (0.05, 0.2), actor=a),
 }
 
@@ -45,6 +51,19 @@ def installation(sqlite_database: str) -> tuple[Source, dict[str, int]]:
         job.state, job.error = JobState.FAILED, "105.0.root is truncated"
         (alarm,) = queries.list_alarms(s, run_id=105)
         ids = {"job": job.id, "alarm": alarm.id}
+        # 103 waits for certification, 102 and 101 are certified (101 with a failed job)
+        for run_id, actions in (
+            (103, ["sign_off"]),
+            (102, ["sign_off", "certify"]),
+            (101, ["sign_off", "certify"]),
+        ):
+            for action in actions:
+                queries.decide(
+                    s, run_id=run_id, action=action, user="setup", role="admin", comment="x"
+                )
+        certified_job = queries.add_job(s, kind="process_file", run_id=101)
+        certified_job.state, certified_job.error = JobState.FAILED, "101.0.root is truncated"
+        ids["certified_job"] = certified_job.id
     return Source(url), ids
 
 
@@ -72,17 +91,12 @@ def test_a_write_is_refused_to_every_role_below_the_one_it_needs(
             assert f"needs a login (as {needed} or above)" in sentence
     assert _changes(source) == before  # nothing was written
     write(source, Actor("high", needed), ids)  # the role it needs makes it
-    if action not in ("acknowledge_alarm", "close_alarm"):  # alarms keep their own history
+    # alarms and sign-off keep histories of their own; everything else is in the changes
+    if action not in ("acknowledge_alarm", "close_alarm", "sign_off", "certify", "reopen"):
         with transaction(source.database_url) as s:
             assert queries.changes(s, limit=1)[0].user == "high"
 
 
 def test_every_write_of_the_dashboard_is_covered() -> None:
-    # sign-off, certification and masks come with their pages
-    assert set(WRITES) == set(PERMISSIONS) - {
-        "sign_off",
-        "certify",
-        "reopen",
-        "reprocess_certified",
-        "edit_masks",
-    }
+    # masks come with their page
+    assert set(WRITES) == set(PERMISSIONS) - {"edit_masks"}

@@ -13,6 +13,7 @@ from judgedruns import fill_judged_runs
 from dqm.cli import cli
 from dqm.db import queries
 from dqm.db.session import transaction
+from dqm.states import JobState
 
 
 @pytest.fixture
@@ -78,3 +79,23 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert len(done.output.strip().splitlines()) == 1
     with transaction(dqm.url) as s:
         assert queries.run_decisions(s, run_id=103) == []
+
+
+def test_reprocessing_a_certified_run_sends_it_back_to_sign_off(dqm) -> None:
+    assert dqm("signoff", "103", "--comment", "fine").exit_code == 0
+    assert dqm("certify", "103").exit_code == 0
+    with transaction(dqm.url) as s:
+        job = queries.add_job(s, kind="process_file", run_id=103)
+        job.state, job.error = JobState.FAILED, "103.0.root is truncated"
+        job_id = job.id
+    refused = dqm("retry", str(job_id))
+    assert refused.exit_code == 2
+    assert "run 103 is certified: reprocessing it sends it back to sign-off" in refused.output
+    with transaction(dqm.url) as s:
+        assert queries.get_job(s, job_id=job_id).state is JobState.FAILED  # nothing changed
+    done = dqm("retry", str(job_id), "--reason", "the new calibration")
+    assert done.exit_code == 0, done.output
+    history = json.loads(dqm("decisions", "103", "--json").output)
+    assert history["state"] == "OPEN"
+    assert history["decisions"][-1]["comment"] == "reprocessed: the new calibration"
+    assert json.loads(dqm("goodruns", "--json").output) == {"good_runs": []}

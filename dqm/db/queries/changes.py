@@ -108,8 +108,11 @@ def set_run_comment(session: Session, *, run_id: int, comment: str, user: str) -
     return run
 
 
-def retry_job_as(session: Session, *, job_id: int, user: str) -> Job:
-    """Put a FAILED or TOCHECK job back to TODO (see :func:`retry_jobs`), recording who and when."""
+def retry_job_as(
+    session: Session, *, job_id: int, user: str, role: str = "admin", reason: str = ""
+) -> Job:
+    """Put a FAILED or TOCHECK job back to TODO (see :func:`retry_jobs`: a certified run goes
+    back to sign-off, with ``reason``), recording who and when."""
     job = get_job(session, job_id=job_id)
     record_change(
         session,
@@ -123,5 +126,5 @@ def retry_job_as(session: Session, *, job_id: int, user: str) -> Job:
             "error": job.error,
         },
     )
-    (job,) = retry_jobs(session, job_id=job_id)
+    (job,) = retry_jobs(session, job_id=job_id, user=user, role=role, reason=reason)
     return job

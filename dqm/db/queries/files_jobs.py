@@ -11,12 +11,12 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from dqm.db.models import File, Job
+from dqm.db.models import File, Job, Run
 
 #: Run attributes that ``update_run`` may change.
 from dqm.db.queries.runs import get_run, refresh_run_status
 from dqm.errors import InvalidValueError, NotFoundError
-from dqm.states import FileState, JobState, parse_job_state
+from dqm.states import Certification, FileState, JobState, parse_job_state
 from dqm.times import utcnow
 
 
@@ -343,13 +343,24 @@ def transition_job(
 
 
 def retry_jobs(
-    session: Session, *, job_id: int | None = None, run_id: int | None = None
+    session: Session,
+    *,
+    job_id: int | None = None,
+    run_id: int | None = None,
+    user: str | None = None,
+    role: str = "admin",
+    reason: str = "",
 ) -> list[Job]:
     """Put FAILED and TOCHECK jobs (one job, or all of a run) back to TODO with fresh attempts.
 
+    A certified run is frozen: reprocessing it sends it back to sign-off, recorded as a decision
+    of ``user`` with ``reason`` (both needed then; whether ``role`` may is the caller's to ask,
+    see dqm.users' ``reprocess_certified``).
+
     Raises:
         NotFoundError: the job or run does not exist.
-        InvalidValueError: the job is not FAILED or TOCHECK.
+        InvalidValueError: the job is not FAILED or TOCHECK; a certified run without a user or
+            a reason.
     """
     if job_id is not None:
         job = get_job(session, job_id=job_id)
@@ -368,6 +379,25 @@ def retry_jobs(
                     Job.run_id == run_id, Job.state.in_([JobState.FAILED, JobState.TOCHECK])
                 )
             )
+        )
+    from dqm.db.queries.certification import decide  # (certification reads jobs' modules)
+
+    for run in sorted({job.run_id for job in jobs}):
+        certified = session.get(Run, run)
+        if certified is None or certified.certification != Certification.CERTIFIED:
+            continue
+        if not user or not reason.strip():
+            raise InvalidValueError(
+                f"run {run} is certified: reprocessing it sends it back to sign-off, and needs "
+                "an expert and the reason."
+            )
+        decide(
+            session,
+            run_id=run,
+            action="reopen",
+            user=user,
+            role=role,
+            comment=f"reprocessed: {reason.strip()}",
         )
     for job in jobs:
         transition_job(

@@ -6,9 +6,10 @@ import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import and_, delete, false, func, insert, or_, select
 from sqlalchemy.orm import Session
 
+from dqm.certification import CERTIFICATION_FILTER, NOT_OPEN
 from dqm.config import REC_METHODS
 from dqm.db.models import (
     AnalysisFigure,
@@ -20,11 +21,12 @@ from dqm.db.models import (
     Job,
     PmtStats,
     Run,
+    RunDecision,
     RunTag,
 )
 from dqm.errors import InvalidValueError, NotFoundError
 from dqm.runstatus import CHECKS_JOB_KIND, derive_run_status
-from dqm.states import RunStatus, parse_run_status
+from dqm.states import Certification, RunStatus, parse_run_status
 from dqm.times import utcnow
 
 #: Run attributes that ``update_run`` may change.
@@ -202,6 +204,26 @@ def delete_run(session: Session, *, run_id: int) -> None:
 NOT_JUDGED = "Not judged"
 
 
+def _certification_condition(wanted: list[str]) -> Any:
+    """Runs in these sign-off states (see :func:`dqm.certification.certification_of`)."""
+    unknown = [w for w in wanted if w not in CERTIFICATION_FILTER]
+    if unknown:
+        raise InvalidValueError(
+            f"{unknown[0]!r} is not a sign-off state; the states are "
+            f"{', '.join(CERTIFICATION_FILTER)}."
+        )
+    undecided = Run.certification.is_(None)
+    conditions: list[Any] = []
+    decided = [Certification(w) for w in wanted if w != NOT_OPEN]
+    if decided:
+        conditions.append(Run.certification.in_(decided))
+    if Certification.OPEN.value in wanted:
+        conditions.append(and_(undecided, Run.status == RunStatus.ALL_COMPLETED))
+    if NOT_OPEN in wanted:
+        conditions.append(and_(undecided, Run.status != RunStatus.ALL_COMPLETED))
+    return or_(*conditions) if conditions else false()
+
+
 def recent_runs(
     session: Session,
     *,
@@ -211,6 +233,7 @@ def recent_runs(
     run_type: str | Iterable[str] | None = None,
     completed: bool = False,
     quality: Iterable[str] | None = None,
+    certification: Iterable[str] | None = None,
     now: dt.datetime | None = None,
 ) -> list[Run]:
     """Recent runs, the running ones first, then by end time, newest first.
@@ -223,6 +246,8 @@ def recent_runs(
         run_type: only runs of this type (or these types).
         completed: only runs whose processing has finished (All Completed or Failed).
         quality: only runs of these qualities (``Not judged``: runs without one).
+        certification: only runs in these sign-off states (``OPEN``, ``SIGNED_OFF``,
+            ``CERTIFIED``; ``Not open``: not All Completed and never decided).
         now: the reference time for ``days`` (default: the current UTC time).
     """
     query = select(Run)
@@ -248,6 +273,8 @@ def recent_runs(
         query = query.where(
             or_(condition, Run.quality.is_(None)) if NOT_JUDGED in wanted else condition
         )
+    if certification is not None:
+        query = query.where(_certification_condition(list(certification)))
     # Two indexed queries rather than one ORDER BY over an expression (which scans every run):
     # the few runs still taking data, then the ended ones by end time.
     running = list(
@@ -308,7 +335,7 @@ def refresh_run_status(session: Session, *, run_id: int) -> RunStatus:
 
 def run_change_token(session: Session, *, run_id: int) -> tuple[object, ...] | None:
     """A value that changes whenever anything shown about a run does (its attributes, its jobs'
-    states, its merged histograms or PMT statistics): a few aggregate queries on indexed columns,
+    states, its merged histograms or PMT statistics, its sign-off decisions): a few aggregate queries on indexed columns,
     so that a page can refresh often and read the run again only when this changes. None if
     there is no such run."""
     run = session.get(Run, run_id)
@@ -330,5 +357,16 @@ def run_change_token(session: Session, *, run_id: int) -> tuple[object, ...] | N
             PmtStats.run_id == run_id, PmtStats.file_id.is_(None)
         )
     ).one()
-    attributes = (run.updated_at, str(run.status), run.comment, run.n_events, run.n_files)
-    return (attributes, tuple(map(tuple, jobs)), tuple(merged), tuple(stats))
+    decisions = session.execute(
+        select(func.count(), func.max(RunDecision.id)).where(RunDecision.run_id == run_id)
+    ).one()
+    attributes = (
+        run.updated_at,
+        str(run.status),
+        run.comment,
+        run.n_events,
+        run.n_files,
+        str(run.certification),
+        str(run.verdict),
+    )
+    return (attributes, tuple(map(tuple, jobs)), tuple(merged), tuple(stats), tuple(decisions))

@@ -1,0 +1,78 @@
+"""The run's Certification tab as state: a shifter signs off from the automatic quality, an expert
+certifies or sends back; each refused to the roles below, in one sentence; the recent runs show
+and filter the sign-off state; the good-run list for download."""
+
+from __future__ import annotations
+
+import pytest
+from judgedruns import fill_judged_runs
+
+from app.source import GOOD_RUN_COLUMNS, Source
+from app.state import RecentRuns, RunState
+from dqm.users import Role
+
+
+@pytest.fixture
+def source(sqlite_database: str) -> Source:
+    return Source(fill_judged_runs(sqlite_database))
+
+
+def test_a_shift_signs_off_and_an_expert_certifies(source: Source) -> None:
+    viewer = RunState(source=source, run_id=105, user="vic", role=Role.VIEWER)
+    certification = viewer.certification
+    assert certification is not None and certification.state == "OPEN"
+    assert certification.description == "Open" and certification.decisions.empty
+    assert certification.automatic == {"analyses": "Warning", "pmt": "Bad"}
+    assert certification.form["pmt"] == "Bad" and certification.form["analyses"] == "Good"
+    viewer.decide("sign_off", "fine")
+    assert (
+        viewer.notice
+        == "Run 105 not signed off: signing a run off needs the shifter role; vic is a viewer."
+    )
+
+    shifter = RunState(source=source, run_id=105, user="sam", role=Role.SHIFTER)
+    shifter.decide("sign_off", "  ")
+    assert shifter.notice.endswith("a sign-off needs a comment (what was seen, what was done).")
+    shifter.decide("sign_off", "PMT map: 31 dead in one sector", {"pmt": "Bad", "hv": "Good"})
+    assert "there is no stage 'hv'" in shifter.notice
+    shifter.decide("sign_off", "PMT map: 31 dead in one sector", {"analyses": "Bad"})
+    assert shifter.notice == "Run 105 signed off: Signed off · Bad."
+    assert shifter.certification is not None
+    (decision,) = shifter.certification.decisions.itertuples()
+    assert (decision.action, decision.user, decision.role) == ("sign_off", "sam", "shifter")
+    assert "pmt Bad" in decision.stages and "analyses Bad" in decision.stages
+    shifter.decide("certify", "")
+    assert shifter.notice.endswith("certifying a run needs the expert role; sam is a shifter.")
+
+    expert = RunState(source=source, run_id=105, user="eve", role=Role.EXPERT)
+    expert.decide("certify", "agreed")
+    assert expert.notice == "Run 105 certified: Certified · Bad."
+    shifter.refresh()  # another session sees it
+    assert shifter.certification is not None and shifter.certification.state == "CERTIFIED"
+    shifter.decide("sign_off", "again")
+    assert "run 105 is certified: an expert sends it back to sign-off first" in shifter.notice
+    expert.decide("reopen", "")
+    assert expert.notice.endswith("sending a run back to sign-off needs the reason.")
+    expert.decide("reopen", "the PMTs were masked by mistake")
+    assert expert.notice == "Run 105 sent back to sign-off: Open."
+    assert list(expert.certification.decisions["action"]) == ["sign_off", "certify", "reopen"]
+
+
+def test_the_recent_runs_show_and_filter_the_sign_off_state(source: Source) -> None:
+    shifter = RunState(source=source, run_id=104, user="sam", role=Role.SHIFTER)
+    shifter.decide("sign_off", "all tabs fine")
+    expert = RunState(source=source, run_id=104, user="eve", role=Role.EXPERT)
+    expert.decide("certify", "")
+    runs = RecentRuns(source=source)
+    shown = dict(zip(runs.runs["run_id"], runs.runs["certification"], strict=True))
+    assert shown[104] == "Certified · Good" and shown[105] == "Open"
+    runs.certifications = ["CERTIFIED"]
+    assert list(runs.runs["run_id"]) == [104]
+    runs.certifications = ["OPEN"]
+    assert 104 not in list(runs.runs["run_id"]) and 105 in list(runs.runs["run_id"])
+    runs.certifications = ["Not open"]
+    assert runs.runs.empty and runs.message == "No run matches these filters."
+    good = source.good_runs()
+    assert list(good.columns) == GOOD_RUN_COLUMNS and list(good["run"]) == [104]
+    assert good["check_versions"].iloc[0] == "pmt_classes:1"
+    assert source.good_runs(["laser"]).empty
