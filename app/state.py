@@ -98,6 +98,12 @@ class RecentRuns(param.Parameterized):
         assert self.source is not None, "RecentRuns is read from a Source"
         return self.source
 
+    def good_runs_csv(self) -> io.BytesIO:
+        """The good-run list (certified Good runs of the run types chosen, all if none) as CSV,
+        with the versions each was certified under."""
+        frame = self._source.good_runs(list(self.run_types) or None)
+        return io.BytesIO(frame.to_csv(index=False).encode("utf-8"))
+
     @param.depends(
         "mode",
         "n_runs",

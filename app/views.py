@@ -219,6 +219,8 @@ class RecentRunsView(_BuiltOnce):
                 "Run": NumberFormatter(format="0"),
                 "Status": _status_cell(),
                 "Quality": _quality_cell(),
+                "Events": NumberFormatter(format="0,0"),
+                "Files": NumberFormatter(format="0"),
             },
         )
         self._keep_height()
@@ -233,11 +235,11 @@ class RecentRunsView(_BuiltOnce):
             ),
         )
         filters = pn.Row(
-            pn.widgets.MultiChoice.from_param(state.param.statuses, label="Status", width=380),
-            pn.widgets.MultiChoice.from_param(state.param.run_types, label="Run type", width=300),
-            pn.widgets.MultiChoice.from_param(state.param.qualities, label="Quality", width=300),
+            pn.widgets.MultiChoice.from_param(state.param.statuses, label="Status", width=300),
+            pn.widgets.MultiChoice.from_param(state.param.run_types, label="Run type", width=220),
+            pn.widgets.MultiChoice.from_param(state.param.qualities, label="Quality", width=240),
             pn.widgets.MultiChoice.from_param(
-                state.param.certifications, label="Sign-off", width=300
+                state.param.certifications, label="Sign-off", width=240
             ),
         )
         message = pn.pane.Alert(
@@ -245,7 +247,21 @@ class RecentRunsView(_BuiltOnce):
             alert_type="warning",
             visible=pn.bind(bool, state.param.message),
         )
-        return pn.Column(controls, filters, message, self._table, sizing_mode="stretch_width")
+        good_runs = pn.widgets.FileDownload(
+            callback=state.good_runs_csv,
+            filename="good_runs.csv",
+            label="Good-run list (CSV)",
+            color="light",
+            width=200,
+            css_classes=["good-runs-download"],
+        )
+        return pn.Column(
+            pn.Row(controls, good_runs, sizing_mode="stretch_width"),
+            filters,
+            message,
+            self._table,
+            sizing_mode="stretch_width",
+        )
 
     def _frame(self) -> pd.DataFrame:
         runs = self._state.runs.copy()

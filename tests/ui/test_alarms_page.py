@@ -13,6 +13,7 @@ import pytest
 from uihelpers import dashboard
 
 from app.state import RUN_TABS
+from dqm.alarms import alarm_key
 from dqm.checks.quality import Quality
 from dqm.db import queries
 from dqm.db.session import transaction
@@ -186,3 +187,69 @@ def test_the_check_editor_backtests_then_saves(server, page, demo_data) -> None:
             "processing",
         )
         assert change.detail["changed"] == {"latency_bad_s": 7200.0}
+
+
+def _sign_off(page, url: str, run_id: int, decisions: dict[str, str], comment: str) -> None:
+    _open(page, f"{url}/?run={run_id}&tab=certification")
+    page.locator(".sign-off-comment textarea").first.wait_for()
+    for stage, decision in decisions.items():
+        page.locator(f".sign-off-{stage} .bk-btn", has_text=decision).first.click()
+    page.locator(".sign-off-comment textarea").first.fill(comment)
+    page.get_by_role("button", name="Sign off", exact=True).first.click()
+    page.get_by_text(re.compile(f"Run {run_id} signed off: Signed off")).first.wait_for()
+
+
+def test_a_shift_end_to_end(server, page, demo_data) -> None:
+    """An alarm acknowledged, the bad run signed off Bad with a comment and the good one Good,
+    the expert certifies both: the good-run list has the good run and not the bad one."""
+    import demo
+
+    url, _log = server
+    with transaction(demo_data.database_url) as s:
+        drill, *_ = queries.raise_alarm(
+            s,
+            key=alarm_key("shift_drill", demo.FAULTY_RUN),
+            kind="check",
+            severity=Quality.BAD,
+            sentence=f"run {demo.FAULTY_RUN}, check shift_drill: the shift's drill",
+            check_name="shift_drill",
+            run_id=demo.FAULTY_RUN,
+            run_type="physics",
+        )
+        drill_id = drill.id
+
+    _log_in(page, url)
+    _open(page, f"{url}/?page=alarms")
+    page.locator(".tabulator-cell", has_text="shift_drill").first.click()
+    page.get_by_text(f"Alarm {drill_id}", exact=True).first.wait_for()
+    page.wait_for_load_state("networkidle")
+    page.locator(".alarm-comment textarea").first.fill("dead sector seen; run to be signed off Bad")
+    page.get_by_role("button", name="Acknowledge", exact=True).first.click()
+    page.get_by_text(f"Alarm {drill_id} acknowledged.").first.wait_for()
+
+    every_stage = ("calib", "rec", "pmt", "analyses", "processing")
+    _sign_off(page, url, demo.FAULTY_RUN, {"pmt": "Bad"}, "40 dead and 8 hot PMTs: PMT stage Bad")
+    _sign_off(page, url, demo.GOOD_RUN, dict.fromkeys(every_stage, "Good"), "all tabs fine")
+    assert page.locator(".certify").count() == 0  # certifying is an expert's
+    _open(page, f"{url}/logout")
+
+    _log_in(page, url, "expert", EXPERT_PASSWORD)
+    for run_id in (demo.FAULTY_RUN, demo.GOOD_RUN):
+        _open(page, f"{url}/?run={run_id}&tab=certification")
+        page.get_by_role("button", name="Certify", exact=True).first.click()
+        page.get_by_text(re.compile(f"Run {run_id} certified: Certified")).first.wait_for()
+    page.locator(".decisions-table .tabulator-cell", has_text="expert").first.wait_for()
+
+    _open(page, f"{url}/?page=runs")
+    with page.expect_download() as download:
+        page.locator(".good-runs-download .bk-btn").first.click()
+    rows = download.value.path().read_text().splitlines()
+    runs = [int(line.split(",")[0]) for line in rows[1:]]
+    assert rows[0].startswith("run,run_type,") and demo.GOOD_RUN in runs
+    assert demo.FAULTY_RUN not in runs
+    with transaction(demo_data.database_url) as s:
+        assert [d.action for d in queries.run_decisions(s, run_id=demo.FAULTY_RUN)] == [
+            "sign_off",
+            "certify",
+        ]
+        assert queries.get_run(s, run_id=demo.FAULTY_RUN).verdict == Quality.BAD
