@@ -174,9 +174,22 @@ def serve(
 
     gc.collect()
     gc.freeze()
-    click.echo(f"DQM dashboard on http://{address}:{port}/  (Ctrl-C to stop)", err=True)
+    click.echo(
+        f"DQM dashboard on http://{address}:{port}/, its JSON API under /api/  (Ctrl-C to stop)",
+        err=True,
+    )
+    from app.api import Api, api_routes
+    from app.source import Source
+
+    settings = cli_ctx.settings
+    api = Api(
+        Source(database_url, checks_file=settings.checks_file),
+        token=settings.api_token,
+        per_minute=settings.api_rate,
+    )
     pn.serve(
         {"/": session},
+        extra_patterns=api_routes(api),
         port=port,
         address=address,
         show=show,

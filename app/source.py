@@ -271,6 +271,30 @@ def _counter(progress: Progress | None, total: int) -> Callable[[int], None] | N
     return count
 
 
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _api_run(run: Run) -> dict[str, Any]:
+    state = certification_of(run.status, run.certification)
+    return {
+        "run": run.run_id,
+        "run_type": run.run_type,
+        "status": str(run.status),
+        "start_time": format_time(run.start_time),
+        "end_time": format_time(run.end_time) if run.end_time else None,
+        "events": run.n_events,
+        "files": run.n_files,
+        "quality": str(run.quality) if run.quality is not None else None,
+        "sign_off": str(state) if state is not None else None,
+        "verdict": str(run.verdict) if run.verdict is not None else None,
+    }
+
+
 def _backtest_frame(rows: list[BacktestRow]) -> pd.DataFrame:
     return pd.DataFrame(
         [
@@ -848,6 +872,111 @@ class Source:
             ],
             columns=GOOD_RUN_COLUMNS,
         )
+
+    # --- the JSON API (app.api): plain JSON-able data, one page of a keyset pagination each ------
+
+    def api_runs(
+        self,
+        *,
+        after: int | None,
+        limit: int,
+        run_types: list[str] | None = None,
+        statuses: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Runs by run number after ``after``: attributes, status, quality, sign-off."""
+        with transaction(self.database_url) as session:
+            return [
+                _api_run(run)
+                for run in queries.runs_page(
+                    session, after=after, limit=limit, run_types=run_types, statuses=statuses
+                )
+            ]
+
+    def api_run(self, run_id: int) -> dict[str, Any] | None:
+        """One run as :meth:`api_runs` gives it, with its quality per stage; None: no such run."""
+        with transaction(self.database_url) as session:
+            run = queries.find_run(session, run_id=run_id)
+            if run is None:
+                return None
+            stages = queries.run_stage_qualities(session, run_ids=[run_id]).get(run_id, {})
+            return {**_api_run(run), "stages": {k: str(v) for k, v in stages.items()}}
+
+    def api_quality(self, run_id: int) -> dict[str, Any] | None:
+        """A run's quality, per stage, and its checks' latest results; None: no such run."""
+        checks = self.run_checks(run_id)
+        if checks is None:
+            return None
+        return {
+            "run": run_id,
+            "quality": checks.quality,
+            "stages": checks.stages,
+            "reference_run": checks.reference_run,
+            "checks": [
+                {
+                    "check": row["check"],
+                    "version": int(row["version"]),
+                    "stage": row["stage"],
+                    "quality": row["quality"],
+                    "sentence": row["sentence"],
+                    "reference_run": _int_or_none(row["reference_run"]),
+                    "statistics": _float_or_none(row["statistics"]),
+                    "evaluated_at": format_time(row["evaluated"]),
+                }
+                for row in checks.checks.to_dict("records")
+            ],
+        }
+
+    def api_analyses(
+        self, *, analysis: str, version: int, after: int | None, limit: int
+    ) -> list[dict[str, Any]]:
+        """The results of a version of an analysis by run number after ``after``."""
+        with transaction(self.database_url) as session:
+            return [
+                {
+                    "run": result.run_id,
+                    "analysis": analysis,
+                    "version": version,
+                    "stored_at": format_time(result.created_at),
+                    "values": {
+                        v.variable: {"value": v.value, "error": v.error, "unit": v.unit}
+                        for v in values
+                    },
+                }
+                for result, values in queries.analysis_values_page(
+                    session, analysis=analysis, version=version, after=after, limit=limit
+                )
+            ]
+
+    def api_good_runs(
+        self,
+        *,
+        after: int | None,
+        limit: int,
+        run_types: list[str] | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The good-run list by run number after ``after``."""
+        start = max(since or 0, (after + 1) if after is not None else 0) or None
+        with transaction(self.database_url) as session:
+            runs = queries.good_runs(
+                session, run_types=run_types, since=start, until=until, limit=limit
+            )
+        return [
+            {
+                "run": r.run_id,
+                "run_type": r.run_type,
+                "start_time": format_time(r.start_time),
+                "end_time": format_time(r.end_time) if r.end_time else None,
+                "events": r.n_events,
+                "certified_at": format_time(r.certified_at),
+                "certified_by": r.certified_by,
+                "calibration_version": r.calibration_version,
+                "check_versions": r.check_versions,
+                "code_version": r.code_version,
+            }
+            for r in runs
+        ]
 
     # --- the checks' editor: back-testing and saving ---------------------------------------------
 

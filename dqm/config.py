@@ -103,6 +103,14 @@ KEYS: dict[str, tuple[str, str]] = {
         "DQM_ROLES_CLAIM",
         "the key of the OAuth provider's user information that lists the user's groups",
     ),
+    "api_token": (
+        "DQM_API_TOKEN",
+        "the token the JSON API of dqm serve asks for (none: the API is open, read-only)",
+    ),
+    "api_rate": (
+        "DQM_API_RATE",
+        "requests a minute one client may make to the JSON API (0: no limit)",
+    ),
     "default_role": (
         "DQM_DEFAULT_ROLE",
         "the role of a logged-in user whom the roles do not name (viewer, shifter, expert)",
@@ -177,6 +185,8 @@ class Settings:
         roles: the role of logged-in users by name, or by group as ``group:NAME``.
         roles_claim: the key of an OAuth provider's user information that lists the groups.
         default_role: the role of a logged-in user whom :attr:`roles` does not name.
+        api_token: the token the JSON API asks for (None: open).
+        api_rate: requests a minute one client may make to the JSON API (0: no limit).
         config_file: the TOML file that was read, if any.
         sources: for each key, where its value came from (``default``, the file path, or the
             environment variable).
@@ -193,6 +203,8 @@ class Settings:
     roles: Mapping[str, Role] = field(default_factory=dict)
     roles_claim: str = "groups"
     default_role: Role = Role.VIEWER
+    api_token: str | None = None
+    api_rate: int = 6000
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -232,6 +244,8 @@ class Settings:
             "roles": ", ".join(f"{k}={v}" for k, v in sorted(self.roles.items())),
             "roles_claim": self.roles_claim,
             "default_role": str(self.default_role),
+            "api_token": "***" if self.api_token else "",
+            "api_rate": f"{self.api_rate} a minute" if self.api_rate else "no limit",
             "config_file": str(self.config_file) if self.config_file else "",
         }
 
@@ -410,6 +424,23 @@ def load_settings(
             raise ConfigError(f"{source}: expected a non-empty string, got {value!r}.")
         roles_claim = value.strip()
     default_role = _role(*raw["default_role"][::2]) if "default_role" in raw else Role.VIEWER
+    api_token = None
+    if "api_token" in raw:
+        value, _base, source = raw["api_token"]
+        if not isinstance(value, str) or len(value.strip()) < 16:
+            raise ConfigError(f"{source}: the API token must be a string of 16 characters or more.")
+        api_token = value.strip()
+    api_rate = 6000
+    if "api_rate" in raw:
+        value, _base, source = raw["api_rate"]
+        try:
+            api_rate = int(str(value))
+        except ValueError:
+            api_rate = -1
+        if isinstance(value, bool) or not 0 <= api_rate <= 10_000_000:
+            raise ConfigError(
+                f"{source}: expected a number of requests a minute (0: no limit), got {value!r}."
+            )
 
     database_url = check_database_url(
         *_url_value(raw, "database_url", f"sqlite:///{data_dir / 'dqm.sqlite'}")
@@ -431,6 +462,8 @@ def load_settings(
         roles=roles,
         roles_claim=roles_claim,
         default_role=default_role,
+        api_token=api_token,
+        api_rate=api_rate,
         config_file=path,
         sources=sources,
     )

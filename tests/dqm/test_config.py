@@ -88,6 +88,9 @@ def test_passwords_are_masked() -> None:
         ({"DQM_ROLES": '{"alice": "boss"}'}, "DQM_ROLES, alice: 'boss' is not a role"),
         ({"DQM_DEFAULT_ROLE": "root"}, "DQM_DEFAULT_ROLE: 'root' is not a role"),
         ({"DQM_ROLES_CLAIM": " "}, "DQM_ROLES_CLAIM: expected a non-empty string"),
+        ({"DQM_API_TOKEN": "short"}, "DQM_API_TOKEN: the API token must be a string of 16"),
+        ({"DQM_API_RATE": "fast"}, "DQM_API_RATE: expected a number of requests a minute"),
+        ({"DQM_API_RATE": "-5"}, "DQM_API_RATE: expected a number of requests a minute"),
     ],
 )
 def test_malformed_values_are_one_clear_error(env: dict[str, str], message: str) -> None:
@@ -149,3 +152,11 @@ def test_roles_from_file_and_environment(tmp_path: Path) -> None:
     overridden = load_settings(config, env=env)
     assert overridden.roles == {"bob": Role.SHIFTER} and overridden.default_role is Role.VIEWER
     assert load_settings(env={}).roles == {} and load_settings(env={}).default_role is Role.VIEWER
+
+
+def test_the_json_apis_token_and_rate(tmp_path: Path) -> None:
+    settings = load_settings(env={"DQM_API_TOKEN": "x" * 20, "DQM_API_RATE": "0"})
+    assert (settings.api_token, settings.api_rate) == ("x" * 20, 0)
+    assert settings.masked()["api_token"] == "***" and settings.masked()["api_rate"] == "no limit"
+    default = load_settings(env={})
+    assert (default.api_token, default.api_rate) == (None, 6000)

@@ -49,6 +49,7 @@ from dqm.db.queries.analyses import (
     analysis_results,
     analysis_trend_columns,
     analysis_trend_token,
+    analysis_values_page,
     analysis_variables,
     backfill_progress,
     change_run_tags,
@@ -162,6 +163,7 @@ from dqm.db.queries.runs import (
     run_change_token,
     run_types,
     runs_missing_files,
+    runs_page,
     update_run,
 )
 
@@ -199,6 +201,7 @@ __all__ = [
     "analysis_results",
     "analysis_trend_columns",
     "analysis_trend_token",
+    "analysis_values_page",
     "analysis_variables",
     "backfill_progress",
     "calibration_before",
@@ -276,6 +279,7 @@ __all__ = [
     "run_tags",
     "run_types",
     "runs_missing_files",
+    "runs_page",
     "runs_to_sign_off",
     "runs_with_result",
     "save_analysis_result",

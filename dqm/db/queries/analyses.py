@@ -635,3 +635,28 @@ def run_analyses_token(session: Session, *, run_id: int) -> tuple[object, ...]:
         ).where(AnalysisResult.run_id == run_id)
     ).one()
     return (tuple(run_tags(session, run_id=run_id)), tuple(results))
+
+
+def analysis_values_page(
+    session: Session,
+    *,
+    analysis: str,
+    version: int,
+    after: int | None = None,
+    limit: int = 100,
+) -> list[tuple[AnalysisResult, list[AnalysisValue]]]:
+    """The results of a version of an analysis, by run number after ``after``, at most ``limit``,
+    each with its variables: one page of a keyset pagination."""
+    query = select(AnalysisResult).where(
+        AnalysisResult.analysis == analysis, AnalysisResult.version == version
+    )
+    if after is not None:
+        query = query.where(AnalysisResult.run_id > after)
+    results = list(session.scalars(query.order_by(AnalysisResult.run_id).limit(limit)))
+    if not results:
+        return []
+    values: dict[int, list[AnalysisValue]] = {}
+    rows = select(AnalysisValue).where(AnalysisValue.result_id.in_([r.id for r in results]))
+    for value in session.scalars(rows.order_by(AnalysisValue.variable)):
+        values.setdefault(value.result_id, []).append(value)
+    return [(result, values.get(result.id, [])) for result in results]

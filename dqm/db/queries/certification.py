@@ -157,8 +157,9 @@ def good_runs(
     run_types: Sequence[str] | None = None,
     since: int | None = None,
     until: int | None = None,
+    limit: int | None = None,
 ) -> list[GoodRun]:
-    """The good-run list: certified runs whose verdict is Good, by run number.
+    """The good-run list: certified runs whose verdict is Good, by run number (at most ``limit``).
 
     Raises:
         InvalidValueError: ``since`` above ``until``.
@@ -174,7 +175,8 @@ def good_runs(
         query = query.where(Run.run_id >= since)
     if until is not None:
         query = query.where(Run.run_id <= until)
-    runs = list(session.scalars(query.order_by(Run.run_id)))
+    query = query.order_by(Run.run_id)
+    runs = list(session.scalars(query if limit is None else query.limit(limit)))
     if not runs:
         return []
     latest: dict[int, RunDecision] = {}

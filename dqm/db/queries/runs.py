@@ -370,3 +370,23 @@ def run_change_token(session: Session, *, run_id: int) -> tuple[object, ...] | N
         str(run.verdict),
     )
     return (attributes, tuple(map(tuple, jobs)), tuple(merged), tuple(stats), tuple(decisions))
+
+
+def runs_page(
+    session: Session,
+    *,
+    after: int | None = None,
+    limit: int = 100,
+    run_types: Sequence[str] | None = None,
+    statuses: Sequence[RunStatus | str] | None = None,
+) -> list[Run]:
+    """Runs by run number after ``after``, at most ``limit``: one page of a keyset pagination
+    (one range of the primary key, whatever the number of runs)."""
+    query = select(Run)
+    if after is not None:
+        query = query.where(Run.run_id > after)
+    if run_types:
+        query = query.where(Run.run_type.in_(list(run_types)))
+    if statuses:
+        query = query.where(Run.status.in_([parse_run_status(s) for s in statuses]))
+    return list(session.scalars(query.order_by(Run.run_id).limit(limit)))
