@@ -52,3 +52,37 @@ def print_figures(figures: dict[str, object]) -> None:
     for key, value in figures.items():
         print(f"{key:>{width}}: {value}")
     print(json.dumps(figures))
+
+
+def fill_runs(url: str, n_runs: int) -> None:
+    """``n_runs`` runs from run 1000 on, two hours apart, of every type and final status (the
+    last three still taking data), in one transaction."""
+    import datetime as dt
+
+    from dqm.db import queries
+    from dqm.db.session import transaction
+    from dqm.states import RunStatus
+
+    start = dt.datetime(2024, 1, 1)
+    statuses = list(RunStatus)
+    rows = []
+    for i in range(n_runs):
+        begin = start + dt.timedelta(hours=2 * i)
+        running = i >= n_runs - 3
+        rows.append(
+            {
+                "run_id": 1000 + i,
+                "detector": "CD",
+                "run_type": ("physics", "laser", "calibration", "random")[i % 4],
+                "start_time": begin,
+                "end_time": None if running else begin + dt.timedelta(hours=1, minutes=50),
+                "status": RunStatus.DATA_TAKING if running else statuses[2 + i % 3],
+                "n_events": 6_600_000,
+                "n_files": 80,
+                "sampling_fraction": 1.0,
+                "created_at": begin,
+                "updated_at": begin,
+            }
+        )
+    with transaction(url) as session:
+        queries.add_runs(session, rows=rows)

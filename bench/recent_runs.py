@@ -19,35 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _benchpath import fill_runs
+
 from dqm.db import migrate, queries
 from dqm.db.session import transaction
-from dqm.states import RunStatus
-
-
-def fill(url: str, n_runs: int) -> None:
-    start = dt.datetime(2024, 1, 1)
-    statuses = list(RunStatus)
-    rows = []
-    for i in range(n_runs):
-        begin = start + dt.timedelta(hours=2 * i)
-        running = i >= n_runs - 3
-        rows.append(
-            {
-                "run_id": 1000 + i,
-                "detector": "CD",
-                "run_type": ("physics", "laser", "calibration", "random")[i % 4],
-                "start_time": begin,
-                "end_time": None if running else begin + dt.timedelta(hours=1, minutes=50),
-                "status": RunStatus.DATA_TAKING if running else statuses[2 + i % 3],
-                "n_events": 6_600_000,
-                "n_files": 80,
-                "sampling_fraction": 1.0,
-                "created_at": begin,
-                "updated_at": begin,
-            }
-        )
-    with transaction(url) as session:
-        queries.add_runs(session, rows=rows)
 
 
 def timed_ms(url: str, repeat: int, **kwargs: Any) -> float:
@@ -72,7 +47,7 @@ def main() -> None:
         url = args.database or f"sqlite:///{Path(tmp) / 'bench.sqlite'}"
         migrate.upgrade(url, "head")
         t0 = time.perf_counter()
-        fill(url, args.runs)
+        fill_runs(url, args.runs)
         fill_s = time.perf_counter() - t0
         now = dt.datetime(2024, 1, 1) + dt.timedelta(hours=2 * args.runs)
         figures = {
