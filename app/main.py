@@ -23,16 +23,26 @@ import param
 from app.alarmsview import AlarmBanner, AlarmsView
 from app.editor import EditorState
 from app.editorview import EditorView
+from app.overviewview import OverviewView
 from app.source import Source
-from app.state import RUN_TABS, AlarmsState, JobsState, RecentRuns, RunState, parse_run_id
+from app.state import (
+    RUN_TABS,
+    AlarmsState,
+    JobsState,
+    OverviewState,
+    RecentRuns,
+    RunState,
+    parse_run_id,
+)
 from app.trends import CHOICE, URL_PARAMETERS, TrendsState
 from app.trendsview import TrendsView
 from app.views import JobsView, RecentRunsView, RunPage
 from dqm.pmtclass import HitRateCuts
 from dqm.users import Role, may_write
 
-PAGES = ("runs", "run", "trends", "jobs", "alarms", "editor")
+PAGES = ("overview", "runs", "run", "trends", "jobs", "alarms", "editor")
 TITLES = {
+    "overview": "Shift overview",
     "runs": "Recent runs",
     "run": "Run",
     "trends": "Trends",
@@ -63,7 +73,8 @@ class DQMApp(pn.viewable.Viewer):
 
     source = param.ClassSelector(class_=Source, doc="The database read by every page.")
     page = param.String(
-        default="runs", doc="The page shown (runs, run, trends, jobs, alarms, editor)."
+        default="overview",
+        doc="The page shown (overview, runs, run, trends, jobs, alarms, editor).",
     )
     run = param.String(default="", doc="The run of the Run page, as given in the URL.")
     tab = param.String(
@@ -92,6 +103,8 @@ class DQMApp(pn.viewable.Viewer):
         self.run_state = RunState(source=self.source, user=self.user, role=self.role)
         self.jobs_state = JobsState(source=self.source, user=self.user, role=self.role)
         self.alarms_state = AlarmsState(source=self.source, user=self.user, role=self.role)
+        self.overview_state = OverviewState(source=self.source)
+        self._overview_view = OverviewView(state=self.overview_state)
         self.alarms_state.refresh_counts()
         self._banner = AlarmBanner(state=self.alarms_state)
         self._alarms_view = AlarmsView(state=self.alarms_state)
@@ -163,6 +176,9 @@ class DQMApp(pn.viewable.Viewer):
             content = self._alarms_view
         elif page == "editor":
             content = self._open_editor()
+        elif page == "overview":
+            self.overview_state.refresh()
+            content = self._overview_view
         else:
             content = self._runs_view
         if content is not self.view:  # another tab of the same run changes nothing here
@@ -216,6 +232,8 @@ class DQMApp(pn.viewable.Viewer):
             self.jobs_state.refresh()
         elif self.page == "editor":
             pass  # a form being edited: read again on the next visit, not under the user's hands
+        elif self.page == "overview":
+            self.overview_state.refresh()
         else:
             self.runs_state.refresh()
 

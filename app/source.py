@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -29,12 +30,12 @@ from dqm.checks.references import choose_reference
 from dqm.db import queries
 from dqm.db.models import Run
 from dqm.db.session import engine_for, transaction
-from dqm.errors import InvalidValueError
+from dqm.errors import InvalidValueError, first_line
 from dqm.histcodec import AnyHist
 from dqm.pmtclass import HitRateCuts, classify
 from dqm.pmtstats import derived_pmt_quantities
 from dqm.states import AlarmState, Certification, FileState, JobState, RunStatus
-from dqm.times import format_time
+from dqm.times import format_time, utcnow
 from dqm.users import Actor
 
 #: Columns of the recent-runs table.
@@ -87,6 +88,10 @@ GOOD_RUN_COLUMNS = [
     "check_versions",
     "code_version",
 ]
+#: The tiles of the shift overview, in their order on the page.
+TILES = ("current_run", "processing", "alarms", "last_runs", "sign_off", "health")
+#: A job server that changed no job for this long, with files waiting, looks stopped.
+QUIET_SERVER_S = 300.0
 #: Columns of :attr:`Backtest.rows`.
 BACKTEST_COLUMNS = [
     "run",
@@ -872,6 +877,81 @@ class Source:
             ],
             columns=GOOD_RUN_COLUMNS,
         )
+
+    # --- the shift overview ---------------------------------------------------------------------
+
+    def overview(self, now: dt.datetime | None = None) -> dict[str, dict[str, Any]]:
+        """The shift overview's tiles (:data:`TILES`), each read on its own: a tile whose data
+        cannot be read holds ``{"error": sentence}`` instead of stale numbers."""
+        now = now or utcnow()
+        readers = {
+            "current_run": self._tile_current_run,
+            "processing": self._tile_processing,
+            "alarms": self._tile_alarms,
+            "last_runs": self._tile_last_runs,
+            "sign_off": self._tile_sign_off,
+            "health": self._tile_health,
+        }
+        tiles: dict[str, dict[str, Any]] = {}
+        for name in TILES:
+            try:
+                with transaction(self.database_url) as session:
+                    tiles[name] = readers[name](session, now)
+            except Exception as exc:  # noqa: BLE001 - a tile that cannot be read says so
+                tiles[name] = {"error": f"cannot be read now: {first_line(exc)}"}
+        return tiles
+
+    def _tile_current_run(self, session: Any, now: dt.datetime) -> dict[str, Any]:
+        taking = queries.recent_runs(session, status=RunStatus.DATA_TAKING, limit=1)
+        if not taking:
+            return {"run": None}
+        run = taking[0]
+        duration = max((now - run.start_time).total_seconds(), 0.0)
+        events = run.n_events or queries.events_so_far(session, run_id=run.run_id)
+        return {
+            "run": run.run_id,
+            "run_type": run.run_type,
+            "duration_s": duration,
+            "events": events,
+            "rate_hz": events / duration if duration > 0 and events else None,
+        }
+
+    def _tile_processing(self, session: Any, now: dt.datetime) -> dict[str, Any]:
+        waiting, oldest = queries.processing_lag(session)
+        return {
+            "waiting": waiting,
+            "lag_s": (now - oldest).total_seconds() if oldest is not None else 0.0,
+        }
+
+    def _tile_alarms(self, session: Any, now: dt.datetime) -> dict[str, Any]:
+        counts = queries.alarm_counts(session)
+        return {"open": dict(counts.open), "acknowledged": dict(counts.acknowledged)}
+
+    def _tile_last_runs(self, session: Any, now: dt.datetime) -> dict[str, Any]:
+        runs = queries.recent_runs(session, limit=10)
+        return {
+            "runs": [
+                (r.run_id, str(r.quality) if r.quality is not None else "", str(r.status))
+                for r in runs
+            ]
+        }
+
+    def _tile_sign_off(self, session: Any, now: dt.datetime) -> dict[str, Any]:
+        counts = queries.sign_off_counts(session)
+        first = [r.run_id for r in queries.runs_to_sign_off(session, limit=5)]
+        return {"counts": counts, "first": first}
+
+    def _tile_health(self, session: Any, now: dt.datetime) -> dict[str, Any]:
+        began = time.perf_counter()
+        last, out = queries.job_activity(session)
+        waiting, _oldest = queries.processing_lag(session)
+        quiet = (now - last).total_seconds() if last is not None else None
+        return {
+            "database_ms": (time.perf_counter() - began) * 1000,
+            "jobs_out": out,
+            "last_job_change_s": quiet,
+            "server_quiet": bool(waiting) and (quiet is None or quiet > QUIET_SERVER_S),
+        }
 
     # --- the JSON API (app.api): plain JSON-able data, one page of a keyset pagination each ------
 

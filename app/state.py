@@ -548,3 +548,19 @@ class AlarmsState(Acting):
         self.selected = alarm_id
         self.refresh()
         self.notice = f"Alarm {alarm_id} {done}."
+
+
+class OverviewState(param.Parameterized):
+    """The shift overview: one screen of tiles (the run taking data, the processing lag, the open
+    alarms, the last runs' quality, the runs waiting for sign-off, the job server's and the
+    database's health), read again by :meth:`refresh`; a tile that cannot be read holds
+    ``{"error": ...}`` (app.source.Source.overview)."""
+
+    source = param.ClassSelector(class_=Source, doc="Where the tiles are read from.")
+    tiles = param.Dict(default={}, doc="Tile name → its data (app.source.TILES).")
+
+    def refresh(self) -> None:
+        assert self.source is not None, "OverviewState is read from a Source"
+        tiles = self.source.overview()
+        if tiles != self.tiles:
+            self.tiles = tiles

@@ -418,13 +418,15 @@ def main() -> None:
                 print(f"slider, browser: {figures['slider_browser_ms']:.0f} ms", flush=True)
 
                 newest = str(100_000 + args.runs - 1)
-                figures["runs_first_render_s"] = first_render_s(browser, server.url, newest)
+                figures["runs_first_render_s"] = first_render_s(
+                    browser, server.url + "/?page=runs", newest
+                )
                 figures["panel_floor_first_render_s"] = panel_floor_s(browser, data.env)
                 figures["ratio_runs_first_render_to_panel_floor"] = (
                     figures["runs_first_render_s"] / figures["panel_floor_first_render_s"]
                 )
                 page = context.new_page()
-                page.goto(server.url + "/")
+                page.goto(server.url + "/?page=runs")
                 page.get_by_text(newest, exact=True).first.wait_for()
                 search = page.get_by_placeholder("e.g. 10004")
                 times = []

@@ -76,3 +76,48 @@ def test_the_recent_runs_show_and_filter_the_sign_off_state(source: Source) -> N
     assert list(good.columns) == GOOD_RUN_COLUMNS and list(good["run"]) == [104]
     assert good["check_versions"].iloc[0] == "pmt_classes:1"
     assert source.good_runs(["laser"]).empty
+
+
+def test_the_shift_overview_reads_every_tile_and_says_which_it_cannot(source: Source) -> None:
+    from app.main import DQMApp
+    from app.overviewview import tile_html
+    from app.source import TILES
+    from dqm.db import queries
+    from dqm.db.session import transaction
+
+    with transaction(source.database_url) as s:
+        queries.add_run(
+            s,
+            run_id=107,
+            run_type="physics",
+            start_time=queries.get_run(s, run_id=106).end_time,
+        )
+        queries.add_file(s, run_id=107, seq=0, uri="107.0.root", n_events=1200)
+    app = DQMApp(source=source, refresh_s=0)
+    assert app.page == "overview" and type(app.view).__name__ == "OverviewView"
+    tiles = app.overview_state.tiles
+    assert set(tiles) == set(TILES) and not any("error" in t for t in tiles.values())
+    assert tiles["current_run"]["run"] == 107 and tiles["current_run"]["events"] == 1200
+    assert tiles["processing"]["waiting"] == 1 and tiles["processing"]["lag_s"] > 0
+    assert tiles["alarms"]["open"] == {"Bad": 1}
+    assert [r[0] for r in tiles["last_runs"]["runs"]][:2] == [107, 106]
+    assert tiles["sign_off"]["counts"] == {"OPEN": 6, "SIGNED_OFF": 0}
+    assert tiles["health"]["server_quiet"]  # a file waits and no job ever changed
+    for name in TILES:
+        text = tile_html(name, tiles[name])
+        assert f"tile-{name}" in text and "tile-error" not in text
+    assert "107" in tile_html("current_run", tiles["current_run"])
+    # one tile that cannot be read says so; the others are read as ever
+    original = source._tile_alarms
+    source._tile_alarms = lambda *a: 1 / 0  # type: ignore[method-assign]
+    try:
+        app.overview_state.refresh()
+    finally:
+        del source._tile_alarms
+    broken = app.overview_state.tiles
+    assert broken["alarms"] == {"error": "cannot be read now: division by zero"}
+    assert "tile-error" in tile_html("alarms", broken["alarms"])
+    assert broken["current_run"]["run"] == 107
+    assert original  # the method itself is untouched
+    app.refresh()  # the periodic refresh reads the tiles again
+    assert "error" not in app.overview_state.tiles["alarms"]

@@ -42,6 +42,7 @@ def _open(page, url: str) -> None:
     "path",
     [
         "/",
+        "/?page=runs",
         "/?page=jobs",
         "/?run=20002&tab=base",
         "/?run=20002&tab=calib",
@@ -57,13 +58,16 @@ def test_every_page_loads_without_errors(server: str, page, path: str) -> None:
         page.locator(".bk-Canvas, canvas").first.wait_for()
     if "tab=rec" in path:  # the event-level plots, rasterised by Datashader on the server
         page.get_by_text(re.compile(r"Events \([\d,]+, drawn by Datashader")).first.wait_for()
+    if path == "/":  # the shift overview, its tiles read
+        page.locator(".tile-last_runs .last-run", has_text="20002").first.wait_for()
+        assert page.locator(".tile-error").count() == 0
     if path == "/?page=jobs":  # the demo's jobs: durations per stage
         page.get_by_text("Durations per stage").first.wait_for()
         page.locator(".tabulator-cell", has_text="process_file").first.wait_for()
 
 
 def test_clicking_a_run_opens_its_page(server: str, page) -> None:
-    _open(page, server + "/")
+    _open(page, server + "/?page=runs")
     page.get_by_text("20002", exact=True).first.click()
     page.get_by_text("Run 20002").first.wait_for()
     assert "run=20002" in page.url

@@ -73,7 +73,7 @@ def test_refresh_keeps_sorting_page_filters_and_scroll(
 ) -> None:
     _, url = busy_installation
     page.set_viewport_size({"width": 1400, "height": 700})
-    page.goto(server + "/")
+    page.goto(server + "/?page=runs")
     page.locator(".tabulator-cell", has_text=str(FIRST + N_RUNS - 1)).first.wait_for()
 
     # Filter on a run type, sort by run number (ascending), turn to page 2, scroll down.

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from dqm import __version__
@@ -34,6 +34,7 @@ __all__ = [
     "good_runs",
     "run_decisions",
     "runs_to_sign_off",
+    "sign_off_counts",
     "sign_off_form",
 ]
 
@@ -117,19 +118,34 @@ def run_decisions(session: Session, *, run_id: int) -> list[RunDecision]:
     return list(session.scalars(query))
 
 
+def _waiting() -> Any:
+    return or_(
+        and_(Run.certification.is_(None), Run.status == RunStatus.ALL_COMPLETED),
+        Run.certification.in_([Certification.OPEN, Certification.SIGNED_OFF]),
+    )
+
+
+def sign_off_counts(session: Session) -> dict[str, int]:
+    """How many runs wait for a sign-off (``OPEN``) and for a certification (``SIGNED_OFF``)."""
+    undecided = session.scalar(
+        select(func.count()).where(
+            Run.certification.is_(None), Run.status == RunStatus.ALL_COMPLETED
+        )
+    )
+    counts = {str(Certification.OPEN): int(undecided or 0), str(Certification.SIGNED_OFF): 0}
+    for state, n in session.execute(
+        select(Run.certification, func.count())
+        .where(Run.certification.in_([Certification.OPEN, Certification.SIGNED_OFF]))
+        .group_by(Run.certification)
+    ):
+        counts[str(state)] += int(n)
+    return counts
+
+
 def runs_to_sign_off(session: Session, *, limit: int | None = 50) -> list[Run]:
     """The runs that wait for a decision, oldest end first: open (All Completed, never decided
     or sent back) or signed off and waiting for certification."""
-    query = (
-        select(Run)
-        .where(
-            or_(
-                and_(Run.certification.is_(None), Run.status == RunStatus.ALL_COMPLETED),
-                Run.certification.in_([Certification.OPEN, Certification.SIGNED_OFF]),
-            )
-        )
-        .order_by(Run.end_time, Run.run_id)
-    )
+    query = select(Run).where(_waiting()).order_by(Run.end_time, Run.run_id)
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))

@@ -407,3 +407,36 @@ def retry_jobs(
     for run in {job.run_id for job in jobs}:
         refresh_run_status(session, run_id=run)
     return jobs
+
+
+def processing_lag(session: Session) -> tuple[int, dt.datetime | None]:
+    """How many files wait for their processing (announced or being processed), and when the
+    oldest of them arrived (None: none waits)."""
+    count, oldest = session.execute(
+        select(func.count(), func.min(File.arrived_at)).where(
+            File.state.in_([FileState.ANNOUNCED, FileState.PROCESSING])
+        )
+    ).one()
+    return int(count), oldest
+
+
+def job_activity(session: Session) -> tuple[dt.datetime | None, int]:
+    """When a job last changed (finished, or beat its heart), and how many are out now."""
+    last = session.execute(
+        select(func.max(Job.finished_at), func.max(Job.heartbeat_at), func.max(Job.submitted_at))
+    ).one()
+    out = session.scalar(
+        select(func.count()).where(Job.state.in_([JobState.SUBMITTED, JobState.RUNNING]))
+    )
+    times = [t for t in last if t is not None]
+    return (max(times) if times else None), int(out or 0)
+
+
+def events_so_far(session: Session, *, run_id: int) -> int:
+    """The events in the files of a run announced so far (a run taking data has no count yet)."""
+    return int(
+        session.scalar(
+            select(func.coalesce(func.sum(File.n_events), 0)).where(File.run_id == run_id)
+        )
+        or 0
+    )
