@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from uihelpers import dashboard
+from uihelpers import copy_installation, dashboard
 
 from app.state import RUN_TABS
 from dqm.alarms import alarm_key
@@ -26,7 +26,13 @@ EXPERT_PASSWORD = "expert password of the day"
 
 
 @pytest.fixture(scope="module")
-def server(demo_data, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+def installation(demo_data, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    """A copy of the demo installation: these tests acknowledge, save and sign off in it."""
+    return copy_installation(demo_data.env, tmp_path_factory.mktemp("alarms-data") / "data")
+
+
+@pytest.fixture(scope="module")
+def server(installation, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     credentials = tmp_path_factory.mktemp("alarms") / "users.json"
     credentials.write_text(
         json.dumps(
@@ -38,7 +44,7 @@ def server(demo_data, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     )
     credentials.chmod(0o600)
     options = ("--credentials", str(credentials), "--refresh", "0")
-    with dashboard(demo_data.env, *options, name="alarms-server") as served:
+    with dashboard(installation[0], *options, name="alarms-server") as served:
         yield served
 
 
@@ -48,9 +54,9 @@ def _open(page, url: str) -> None:
     assert "Traceback" not in page.content()
 
 
-def test_from_the_banner_to_the_red_frame(server, page, demo_data) -> None:
+def test_from_the_banner_to_the_red_frame(server, page, installation) -> None:
     url, _log = server
-    with transaction(demo_data.database_url) as s:
+    with transaction(installation[1]) as s:
         n_open = queries.alarm_counts(s).n_open
         # a run whose histogram check is Bad, and its alarm
         bad = next(
@@ -100,7 +106,7 @@ def test_from_the_banner_to_the_red_frame(server, page, demo_data) -> None:
         page.get_by_text(f"{n_open - 1} open alarm").first.wait_for()
     else:
         page.get_by_text("No open alarm.").first.wait_for()
-    with transaction(demo_data.database_url) as s:
+    with transaction(installation[1]) as s:
         acknowledged = queries.get_alarm(s, alarm_id=alarm_id)
         assert acknowledged.state == AlarmState.ACKNOWLEDGED
         assert acknowledged.acknowledged_by == "shifter"
@@ -144,7 +150,7 @@ def _backtest_processing(page, url: str, **values: str) -> None:
     page.locator(".backtest-table").first.wait_for()
 
 
-def test_the_check_editor_backtests_then_saves(server, page, demo_data) -> None:
+def test_the_check_editor_backtests_then_saves(server, page, installation) -> None:
     import demo
 
     url, _log = server
@@ -179,7 +185,7 @@ def test_the_check_editor_backtests_then_saves(server, page, demo_data) -> None:
     save = page.get_by_role("button", name="Save as version 2 of processing")
     save.first.click()
     page.get_by_text(re.compile("Check processing saved as version 2")).first.wait_for()
-    with transaction(demo_data.database_url) as s:
+    with transaction(installation[1]) as s:
         change = queries.changes(s, limit=1)[0]
         assert (change.user, change.action, change.target) == (
             "expert",
@@ -199,13 +205,13 @@ def _sign_off(page, url: str, run_id: int, decisions: dict[str, str], comment: s
     page.get_by_text(re.compile(f"Run {run_id} signed off: Signed off")).first.wait_for()
 
 
-def test_a_shift_end_to_end(server, page, demo_data) -> None:
+def test_a_shift_end_to_end(server, page, installation) -> None:
     """An alarm acknowledged, the bad run signed off Bad with a comment and the good one Good,
     the expert certifies both: the good-run list has the good run and not the bad one."""
     import demo
 
     url, _log = server
-    with transaction(demo_data.database_url) as s:
+    with transaction(installation[1]) as s:
         drill, *_ = queries.raise_alarm(
             s,
             key=alarm_key("shift_drill", demo.FAULTY_RUN),
@@ -247,7 +253,7 @@ def test_a_shift_end_to_end(server, page, demo_data) -> None:
     runs = [int(line.split(",")[0]) for line in rows[1:]]
     assert rows[0].startswith("run,run_type,") and demo.GOOD_RUN in runs
     assert demo.FAULTY_RUN not in runs
-    with transaction(demo_data.database_url) as s:
+    with transaction(installation[1]) as s:
         assert [d.action for d in queries.run_decisions(s, run_id=demo.FAULTY_RUN)] == [
             "sign_off",
             "certify",
