@@ -589,3 +589,36 @@ class RunDecision(Base):
     role: Mapped[str] = mapped_column(String(16))
     comment: Mapped[str] = mapped_column(Text, default="")
     versions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Comment(Base):
+    """A comment on a run, on one of its histograms or on one PMT in it; a reply names its
+    parent (threads). Stored as typed (text, never HTML): the pages escape it."""
+
+    __tablename__ = "comments"
+    __table_args__ = (
+        Index("ix_comments_run_id", "run_id"),
+        Index("ix_comments_at", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("comments.id", ondelete="CASCADE"), nullable=True
+    )
+    # "run", "histogram:calib/charge_pe" or "pmt:1234"
+    target: Mapped[str] = mapped_column(String(80), default="run")
+    user: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class Visit(Base):
+    """When a user last opened the dashboard, and the visit before (what is new since)."""
+
+    __tablename__ = "visits"
+
+    user: Mapped[str] = mapped_column(String(64), primary_key=True)
+    previous_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    last_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -15,6 +15,7 @@ Modules:
     alarms: alarms and their transitions, due reminders, stalled runs.
     certification: sign-off and certification decisions, the runs waiting, the good-run list.
     calibrations: versions of PMT gains and time offsets, each valid from a run on.
+    comments: threaded comments on runs, histograms and PMTs; the users' visits.
     changes: who changed what through the dashboard, and the settings they change.
 """
 
@@ -110,6 +111,13 @@ from dqm.db.queries.checks import (
     run_stage_qualities,
     save_check_results,
 )
+from dqm.db.queries.comments import (
+    add_comment,
+    check_target,
+    comments_of_run,
+    record_visit,
+    runs_with_new_comments,
+)
 from dqm.db.queries.files_jobs import (
     FILE_STATE_OF_JOB,
     Retry,
@@ -190,6 +198,7 @@ __all__ = [
     "add_analysis_jobs",
     "add_backfill",
     "add_calibration",
+    "add_comment",
     "add_file",
     "add_job",
     "add_run",
@@ -215,9 +224,11 @@ __all__ = [
     "check_declarations",
     "check_result_history",
     "check_results",
+    "check_target",
     "checks_token",
     "clean_runs",
     "close_alarm",
+    "comments_of_run",
     "count_jobs_by_state",
     "current_certification",
     "cut_defaults",
@@ -270,6 +281,7 @@ __all__ = [
     "record_check_declaration",
     "record_heartbeat",
     "record_message",
+    "record_visit",
     "reference_pin",
     "reference_pins",
     "refresh_run_status",
@@ -288,6 +300,7 @@ __all__ = [
     "runs_missing_files",
     "runs_page",
     "runs_to_sign_off",
+    "runs_with_new_comments",
     "runs_with_result",
     "save_analysis_result",
     "save_check_results",
