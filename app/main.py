@@ -99,7 +99,13 @@ class DQMApp(pn.viewable.Viewer):
         if params.get("run") and "page" not in params:
             params["page"] = "run"  # ?run=10004 opens the run
         super().__init__(**params)
-        self.runs_state = RecentRuns(source=self.source)
+        # a logged-in viewer's previous visit: the runs with comments since are marked
+        previous = (
+            self.source.record_visit(self.user)
+            if self.source is not None and self.user is not None and may_write(self.user)
+            else None
+        )
+        self.runs_state = RecentRuns(source=self.source, new_since=previous)
         self.run_state = RunState(source=self.source, user=self.user, role=self.role)
         self.jobs_state = JobsState(source=self.source, user=self.user, role=self.role)
         self.alarms_state = AlarmsState(source=self.source, user=self.user, role=self.role)

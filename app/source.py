@@ -45,6 +45,7 @@ RUN_COLUMNS = [
     "status",
     "quality",
     "certification",
+    "new_comments",
     "start_time",
     "end_time",
     "n_events",
@@ -75,6 +76,8 @@ ALARM_COLUMNS = [
     "resolved_by",
     "notifications",
 ]
+#: Columns of :meth:`Source.run_comments`.
+COMMENT_COLUMNS = ["id", "parent", "target", "user", "role", "at", "text"]
 #: Columns of :meth:`Source.good_runs` (and of the dashboard's download).
 GOOD_RUN_COLUMNS = [
     "run",
@@ -569,10 +572,12 @@ class Source:
         run_id: int | None = None,
         qualities: list[str] | None = None,
         certifications: list[str] | None = None,
+        new_since: dt.datetime | None = None,
     ) -> pd.DataFrame:
         """The runs of a search mode (``Recent Runs``: the last ``limit``; ``Recent Completed``:
         the last ``limit`` finished; ``Recent Days``: the last ``days`` days), filtered (by
-        quality too: ``Not judged`` for runs without one; and by sign-off state)."""
+        quality too: ``Not judged`` for runs without one; and by sign-off state); with the
+        count of each run's comments made after ``new_since`` (0 without it)."""
         with transaction(self.database_url) as session:
             if run_id is not None:
                 run = queries.find_run(session, run_id=run_id)
@@ -588,6 +593,13 @@ class Source:
                     quality=qualities or None,
                     certification=certifications or None,
                 )
+            new = (
+                queries.runs_with_new_comments(
+                    session, run_ids=[r.run_id for r in runs], since=new_since
+                )
+                if new_since is not None
+                else {}
+            )
             rows = [
                 {
                     "run_id": r.run_id,
@@ -597,6 +609,7 @@ class Source:
                     "certification": describe_certification(
                         certification_of(r.status, r.certification), r.verdict
                     ),
+                    "new_comments": new.get(r.run_id, 0),
                     "start_time": r.start_time,
                     "end_time": r.end_time,
                     "n_events": r.n_events,
@@ -877,6 +890,62 @@ class Source:
             ],
             columns=GOOD_RUN_COLUMNS,
         )
+
+    # --- comments ---------------------------------------------------------------------------------
+
+    def run_comments(self, run_id: int) -> pd.DataFrame:
+        """A run's comments, oldest first: columns :data:`COMMENT_COLUMNS` (``parent``: the
+        comment replied to, or None)."""
+        with transaction(self.database_url) as session:
+            rows = [
+                {
+                    "id": c.id,
+                    "parent": c.parent_id,
+                    "target": c.target,
+                    "user": c.user,
+                    "role": c.role,
+                    "at": c.at,
+                    "text": c.text,
+                }
+                for c in queries.comments_of_run(session, run_id=run_id)
+            ]
+        return pd.DataFrame(rows, columns=COMMENT_COLUMNS)
+
+    def add_comment(
+        self,
+        run_id: int,
+        text: str,
+        *,
+        actor: Actor,
+        target: str = "run",
+        parent_id: int | None = None,
+    ) -> int:
+        """Comment on a run, one of its histograms (``histogram:STAGE/NAME``) or a PMT
+        (``pmt:ID``), or reply to a comment. Returns the comment's id.
+
+        Raises:
+            PermissionDenied, InvalidValueError, NotFoundError: one sentence saying why not.
+        """
+        user = actor.require("comment")
+        with transaction(self.database_url) as session:
+            return queries.add_comment(
+                session,
+                run_id=run_id,
+                text=text,
+                user=user,
+                role=str(actor.role),
+                target=target,
+                parent_id=parent_id,
+            ).id
+
+    def record_visit(self, user: str) -> dt.datetime | None:
+        """A logged-in user opens the dashboard: when they did before (None: never)."""
+        with transaction(self.database_url) as session:
+            return queries.record_visit(session, user=user)
+
+    def runs_with_new_comments(self, run_ids: list[int], since: dt.datetime) -> dict[int, int]:
+        with transaction(self.database_url) as session:
+            return queries.runs_with_new_comments(session, run_ids=run_ids, since=since)
 
     # --- the shift overview ---------------------------------------------------------------------
 

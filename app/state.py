@@ -7,6 +7,7 @@ read them.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Any
 
@@ -18,6 +19,7 @@ from app.cuts import PmtCuts
 from app.source import (
     ALARM_COLUMNS,
     BACKFILL_COLUMNS,
+    COMMENT_COLUMNS,
     RUN_COLUMNS,
     RunCertification,
     RunChecks,
@@ -84,6 +86,11 @@ class RecentRuns(param.Parameterized):
         doc="Only runs in these sign-off states (all if empty).",
     )
     search = param.String(default="", doc="A run number to look for.")
+    new_since = param.Date(
+        default=None,
+        allow_None=True,
+        doc="The viewer's previous visit: the runs with comments since are marked.",
+    )
     runs = param.DataFrame(default=pd.DataFrame(columns=RUN_COLUMNS), doc="The runs found.")
     message = param.String(default="", doc="Why nothing is shown, or what was wrong.")
 
@@ -132,6 +139,7 @@ class RecentRuns(param.Parameterized):
                 run_id=run_id,
                 qualities=list(self.qualities),
                 certifications=list(self.certifications),
+                new_since=self.new_since if isinstance(self.new_since, dt.datetime) else None,
             )
         except DQMError as exc:
             self.message = str(exc)
@@ -196,6 +204,10 @@ class RunState(Acting):
         allow_None=True,
         doc="The run's sign-off: its state, the form, the decisions.",
     )
+    comments = param.DataFrame(
+        default=pd.DataFrame(columns=COMMENT_COLUMNS),
+        doc="The run's comments, oldest first (app.source.COMMENT_COLUMNS).",
+    )
 
     # What the run looked like when last read (Source.run_token), and its events as read then.
     _token: tuple[object, ...] | None
@@ -250,6 +262,9 @@ class RunState(Acting):
         certification = self._source.run_certification(self.run_id)
         if certification != self.certification:
             self.certification = certification
+        comments = self._source.run_comments(self.run_id)
+        if not comments.equals(self.comments):
+            self.comments = comments
         quantities = self._source.pmt_quantities(self.run_id)
         if quantities is None:
             self.pmt = None
@@ -357,6 +372,20 @@ class RunState(Acting):
             if reference_id is not None
             else f"Pin of {scope} lifted: the automatic choice holds again."
         )
+
+    def add_comment(self, text: str, target: str = "run", parent_id: int | None = None) -> None:
+        """Comment on the run, one of its histograms (``histogram:STAGE/NAME``) or a PMT
+        (``pmt:ID``), or reply to a comment; :attr:`notice` says how it went."""
+        assert self.run_id is not None  # the form is on a run's page
+        try:
+            self._source.add_comment(
+                self.run_id, text, actor=self.actor, target=target, parent_id=parent_id
+            )
+        except DQMError as exc:
+            self.notice = f"Comment not added: {exc}"
+            return
+        self.refresh()
+        self.notice = "Comment added."
 
     def decide(self, action: str, comment: str, stages: dict[str, str] | None = None) -> None:
         """Sign the run off (``stages``: stage → Good or Bad), certify it, or send it back to

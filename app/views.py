@@ -81,6 +81,48 @@ TABLE_ROW_PX = 34
 TABLE_CHROME_PX = 85
 
 
+def _target_title(target: str) -> str:
+    kind, _, what = target.partition(":")
+    return {"histogram": f"histogram {what}", "pmt": f"PMT {what}"}.get(kind, "the run")
+
+
+def comments_html(comments: pd.DataFrame, target: str | None = None, prefix: str = "") -> str:
+    """A run's comments as threads (replies indented under what they answer), as text: whatever
+    a comment holds is escaped, never rendered. Only those on ``target`` if given, or on targets
+    starting with ``prefix``."""
+    rows: list[dict[str, Any]] = [
+        {str(k): v for k, v in r.items()} for r in comments.to_dict("records")
+    ]
+    if target is not None:
+        rows = [r for r in rows if r["target"] == target]
+    elif prefix:
+        rows = [r for r in rows if str(r["target"]).startswith(prefix)]
+    if not rows:
+        return ""
+    shown = {r["id"] for r in rows}
+    children: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        parent = row["parent"] if pd.notna(row["parent"]) and row["parent"] in shown else None
+        children.setdefault(parent, []).append(row)
+    parts: list[str] = []
+
+    def render(row: dict[str, Any], depth: int) -> None:
+        parts.append(
+            f"<div class='comment' data-id='{int(row['id'])}' style='margin:4px 0 4px "
+            f"{1.5 * depth}em;padding:4px 8px;border-left:3px solid #56B4E9;background:#F7F9FB'>"
+            f"<small><b>{html.escape(str(row['user']))}</b> ({html.escape(str(row['role']))}) · "
+            f"{utc(row['at'])} UTC · on {html.escape(_target_title(str(row['target'])))} · "
+            f"#{int(row['id'])}</small><div style='white-space:pre-wrap'>"
+            f"{html.escape(str(row['text']))}</div></div>"
+        )
+        for child in children.get(row["id"], []):
+            render(child, depth + 1)
+
+    for top in children.get(None, []):
+        render(top, 0)
+    return "<div class='comments'>" + "".join(parts) + "</div>"
+
+
 def tab_badges(checks: RunChecks | None) -> dict[str, str]:
     """The quality badge of each tab of the run page: a stage's on its tab (processing's on
     Base), the worst where two stages share one, and the run's on Checks."""
@@ -221,6 +263,9 @@ class RecentRunsView(_BuiltOnce):
                 "Quality": _quality_cell(),
                 "Events": NumberFormatter(format="0,0"),
                 "Files": NumberFormatter(format="0"),
+                "New comments": HTMLTemplateFormatter(
+                    template="<% if (value > 0) { %><b>💬 <%= value %> new</b><% } %>"
+                ),
             },
         )
         self._keep_height()
@@ -276,6 +321,7 @@ class RecentRunsView(_BuiltOnce):
                 "status": "Status",
                 "quality": "Quality",
                 "certification": "Sign-off",
+                "new_comments": "New comments",
                 "start_time": "Start (UTC)",
                 "end_time": "End (UTC)",
                 "n_events": "Events",
@@ -434,7 +480,14 @@ class RunPage(_BuiltOnce):
     def _build(self) -> pn.viewable.Viewable:
         state = self._state
         self._tabs = pn.Tabs(
-            ("Base", pn.panel(self._base)),
+            (
+                "Base",
+                pn.Column(
+                    pn.panel(self._base),
+                    pn.panel(self._comments_section),
+                    sizing_mode="stretch_width",
+                ),
+            ),
             (
                 "Calib",
                 pn.panel(
@@ -445,6 +498,7 @@ class RunPage(_BuiltOnce):
                         state.param.histograms,
                         state.param.reference,
                         state.param.checks,
+                        state.param.comments,
                     )
                 ),
             ),
@@ -458,6 +512,7 @@ class RunPage(_BuiltOnce):
                         state.param.histograms,
                         state.param.reference,
                         state.param.checks,
+                        state.param.comments,
                     )
                 ),
             ),
@@ -605,6 +660,53 @@ class RunPage(_BuiltOnce):
             table,
             sizing_mode="stretch_width",
         )
+
+    @param.depends("state.comments", "state.histograms")
+    def _comments_section(self) -> pn.viewable.Viewable:
+        """Every comment on the run (on it, its histograms and its PMTs) as threads, and the form
+        to add one or reply (shifters and experts)."""
+        state = self._state
+        text = comments_html(state.comments)
+        parts: list[pn.viewable.Viewable] = [
+            pn.pane.Markdown("#### Comments"),
+            pn.pane.HTML(text or "No comment yet.", sizing_mode="stretch_width"),
+        ]
+        if not state.may("comment"):
+            if not state.actor.logged_in:
+                parts.append(pn.pane.Markdown("[Log in](login) as a shifter to comment."))
+            return pn.Column(*parts, sizing_mode="stretch_width")
+        targets = {"the run": "run"}
+        for stage, stored in state.histograms.items():
+            for h in stored:
+                targets[f"histogram {stage}/{h.name}"] = f"histogram:{stage}/{h.name}"
+        targets["a PMT (give its id)"] = "pmt"
+        on = pn.widgets.Select(label="On", options=targets, width=260, css_classes=["comment-on"])
+        pmt = pn.widgets.IntInput(label="PMT id", value=0, width=110, css_classes=["comment-pmt"])
+        replies: dict[str, int | None] = {"(a new thread)": None}
+        for row in state.comments.to_dict("records"):
+            replies[f"#{int(row['id'])} {row['user']}: {str(row['text'])[:40]}"] = int(row["id"])
+        reply = pn.widgets.Select(
+            label="Reply to", options=replies, width=300, css_classes=["comment-reply"]
+        )
+        box = pn.widgets.TextAreaInput(
+            label="Comment",
+            rows=2,
+            max_length=COMMENT_MAX_CHARS,
+            sizing_mode="stretch_width",
+            css_classes=["comment-text"],
+        )
+        button = pn.widgets.Button(
+            label="Add comment", color="primary", width=140, css_classes=["comment-add"]
+        )
+
+        def add(_event: Any) -> None:
+            target = f"pmt:{pmt.value}" if on.value == "pmt" else on.value
+            state.add_comment(box.value or "", target=target, parent_id=reply.value)
+
+        button.on_click(add)
+        parts.append(pn.Row(on, pmt, reply, sizing_mode="stretch_width"))
+        parts.append(pn.Row(box, button, sizing_mode="stretch_width"))
+        return pn.Column(*parts, sizing_mode="stretch_width")
 
     @param.depends("state.certification")
     def _certification(self) -> pn.viewable.Viewable:
@@ -803,6 +905,7 @@ class RunPage(_BuiltOnce):
         histograms: dict[str, list[StoredHistogram]],
         reference: dict[str, dict[str, StoredHistogram]],
         checks: RunChecks | None = None,
+        comments: pd.DataFrame | None = None,
     ) -> pn.viewable.Viewable:
         stored = histograms.get(stage, [])
         if not stored:
@@ -811,15 +914,19 @@ class RunPage(_BuiltOnce):
             )
         refs = reference.get(stage, {})
         frames = checks.frames if checks is not None else {}
-        plots = [
-            framed(
+        notes = comments if comments is not None else pd.DataFrame(columns=["target"])
+        plots = []
+        for h in stored:
+            plot: pn.viewable.Viewable = framed(
                 pn.pane.HoloViews(
                     histogram_plot(h, refs.get(h.name), log), sizing_mode="stretch_width"
                 ),
                 frames.get(f"{stage}/{h.name}"),
             )
-            for h in stored
-        ]
+            on_it = comments_html(notes, target=f"histogram:{stage}/{h.name}") if len(notes) else ""
+            if on_it:
+                plot = pn.Column(plot, pn.pane.HTML(on_it), sizing_mode="stretch_width")
+            plots.append(plot)
         grid = pn.GridBox(*plots, ncols=2, sizing_mode="stretch_width")
         if stage != "rec":
             return grid
@@ -943,8 +1050,14 @@ class RunPage(_BuiltOnce):
         return pn.Column(
             pn.panel(self._cut_defaults),
             PmtMap(cuts=self._state.pmt),
+            pn.panel(self._pmt_comments),
             sizing_mode="stretch_width",
         )
+
+    @param.depends("state.comments")
+    def _pmt_comments(self) -> pn.viewable.Viewable:
+        text = comments_html(self._state.comments, prefix="pmt:")
+        return pn.pane.HTML(f"<h4>Comments on PMTs</h4>{text}" if text else "")
 
     def _try_cuts(self) -> None:
         pmt, summary = self._state.pmt, self._state.summary

@@ -9,6 +9,8 @@ from judgedruns import fill_judged_runs
 
 from app.source import GOOD_RUN_COLUMNS, Source
 from app.state import RecentRuns, RunState
+from dqm.db import queries
+from dqm.db.session import transaction
 from dqm.users import Role
 
 
@@ -121,3 +123,43 @@ def test_the_shift_overview_reads_every_tile_and_says_which_it_cannot(source: So
     assert original  # the method itself is untouched
     app.refresh()  # the periodic refresh reads the tiles again
     assert "error" not in app.overview_state.tiles["alarms"]
+
+
+def test_comments_thread_on_the_run_its_histograms_and_pmts(source: Source) -> None:
+    import datetime as dt
+
+    from app.main import DQMApp
+    from app.views import comments_html
+
+    viewer = RunState(source=source, run_id=105, user="vic", role=Role.VIEWER)
+    viewer.add_comment("looks odd")
+    assert viewer.notice == "Comment not added: commenting needs the shifter role; vic is a viewer."
+    shifter = RunState(source=source, run_id=105, user="sam", role=Role.SHIFTER)
+    shifter.add_comment("<b>31 dead</b> <script>alert(1)</script>", target="pmt:4321")
+    assert shifter.notice == "Comment added."
+    first = int(shifter.comments["id"].iloc[0])
+    shifter.add_comment("HV trip at 02:10", parent_id=first)
+    shifter.add_comment("tail high", target="histogram:calib/charge_pe")
+    shifter.add_comment("x" * 1_048_576)
+    assert shifter.notice.startswith("Comment not added: a comment holds at most 2,000")
+    shifter.add_comment("on nothing", target="pmt:99999")
+    assert "there is no PMT '99999'" in shifter.notice
+    comments = shifter.comments
+    assert list(comments["target"]) == ["pmt:4321", "pmt:4321", "histogram:calib/charge_pe"]
+    text = comments_html(comments)
+    assert "<script>" not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "&lt;b&gt;31 dead&lt;/b&gt;" in text  # shown as typed, never rendered
+    assert text.index("HV trip") > text.index("31 dead")  # the reply under its comment
+    on_histogram = comments_html(comments, target="histogram:calib/charge_pe")
+    assert "tail high" in on_histogram and "HV trip" not in on_histogram
+    assert "tail high" not in comments_html(comments, prefix="pmt:")
+
+    # a shifter's next visit: the runs commented since are marked
+    before = dt.datetime(2000, 1, 1)
+    with transaction(source.database_url) as s:
+        queries.record_visit(s, user="eve", now=before)
+    app = DQMApp(source=source, refresh_s=0, user="eve", role=Role.EXPERT, page="runs")
+    runs = app.runs_state.runs.set_index("run_id")
+    assert runs.loc[105, "new_comments"] == 3 and runs.loc[104, "new_comments"] == 0
+    again = DQMApp(source=source, refresh_s=0, user="eve", role=Role.EXPERT, page="runs")
+    assert again.runs_state.runs["new_comments"].sum() == 0  # nothing since the last visit

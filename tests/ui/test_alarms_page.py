@@ -233,6 +233,15 @@ def test_a_shift_end_to_end(server, page, installation) -> None:
     page.get_by_role("button", name="Acknowledge", exact=True).first.click()
     page.get_by_text(f"Alarm {drill_id} acknowledged.").first.wait_for()
 
+    # a comment holding HTML and a script is shown as the text it is
+    _open(page, f"{url}/?run={demo.FAULTY_RUN}&tab=base")
+    typed = "<script>window.pwned = 1</script><b>sector 4</b> dark"
+    page.locator(".comment-text textarea").first.fill(typed)
+    page.get_by_role("button", name="Add comment", exact=True).first.click()
+    page.get_by_text("Comment added.").first.wait_for()
+    page.locator(".comment", has_text="<b>sector 4</b> dark").first.wait_for()
+    assert page.evaluate("() => window.pwned") is None
+
     every_stage = ("calib", "rec", "pmt", "analyses", "processing")
     _sign_off(page, url, demo.FAULTY_RUN, {"pmt": "Bad"}, "40 dead and 8 hot PMTs: PMT stage Bad")
     _sign_off(page, url, demo.GOOD_RUN, dict.fromkeys(every_stage, "Good"), "all tabs fine")

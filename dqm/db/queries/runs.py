@@ -15,6 +15,7 @@ from dqm.db.models import (
     AnalysisFigure,
     AnalysisResult,
     AnalysisValue,
+    Comment,
     EventTable,
     File,
     Histogram,
@@ -335,7 +336,7 @@ def refresh_run_status(session: Session, *, run_id: int) -> RunStatus:
 
 def run_change_token(session: Session, *, run_id: int) -> tuple[object, ...] | None:
     """A value that changes whenever anything shown about a run does (its attributes, its jobs'
-    states, its merged histograms or PMT statistics, its sign-off decisions): a few aggregate queries on indexed columns,
+    states, its merged histograms or PMT statistics, its sign-off decisions, its comments): a few aggregate queries on indexed columns,
     so that a page can refresh often and read the run again only when this changes. None if
     there is no such run."""
     run = session.get(Run, run_id)
@@ -360,6 +361,9 @@ def run_change_token(session: Session, *, run_id: int) -> tuple[object, ...] | N
     decisions = session.execute(
         select(func.count(), func.max(RunDecision.id)).where(RunDecision.run_id == run_id)
     ).one()
+    comments = session.execute(
+        select(func.count(), func.max(Comment.id)).where(Comment.run_id == run_id)
+    ).one()
     attributes = (
         run.updated_at,
         str(run.status),
@@ -369,7 +373,14 @@ def run_change_token(session: Session, *, run_id: int) -> tuple[object, ...] | N
         str(run.certification),
         str(run.verdict),
     )
-    return (attributes, tuple(map(tuple, jobs)), tuple(merged), tuple(stats), tuple(decisions))
+    return (
+        attributes,
+        tuple(map(tuple, jobs)),
+        tuple(merged),
+        tuple(stats),
+        tuple(decisions),
+        tuple(comments),
+    )
 
 
 def runs_page(
