@@ -684,6 +684,13 @@ class Source:
             }
         )
 
+    def run_report(self, run_id: int) -> io.BytesIO:
+        """The run's report (dqm.report): one self-contained HTML file."""
+        from dqm.report import run_report
+
+        with transaction(self.database_url) as session:
+            return io.BytesIO(run_report(session, run_id=run_id).encode("utf-8"))
+
     def root_file(self, run_id: int) -> io.BytesIO:
         """The run exported as a ROOT file (as by ``dqm export``), in memory."""
         from dqm.rootexport import export_run

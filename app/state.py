@@ -417,6 +417,11 @@ class RunState(Acting):
             for stage in ("calib", "rec")
         }
 
+    def report(self) -> io.BytesIO:
+        """The run's report (``dqm report``): one self-contained HTML file, in memory."""
+        assert self.run_id is not None  # downloaded from a run's page
+        return self._source.run_report(self.run_id)
+
     def root_file(self) -> io.BytesIO:
         """The run exported as a ROOT file (``dqm export``), in memory."""
         assert self.run_id is not None  # downloaded from a run's page

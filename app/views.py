@@ -537,15 +537,26 @@ class RunPage(_BuiltOnce):
             label="Download ROOT file",
             color="light",
         )
-        state.param.watch(
-            lambda event: setattr(download, "filename", f"run{event.new}.root"), "run_id"
+        report = pn.widgets.FileDownload(
+            callback=self._state.report,
+            filename=f"run{state.run_id}.html",
+            label="Run report (HTML)",
+            color="light",
+            css_classes=["run-report"],
         )
+
+        def renamed(event: Any) -> None:
+            download.filename = f"run{event.new}.root"
+            report.filename = f"run{event.new}.html"
+
+        state.param.watch(renamed, "run_id")
         toolbar = pn.Row(
             pn.widgets.Checkbox.from_param(self.param.log_scale, label="Log scale"),
             pn.widgets.IntInput.from_param(
                 state.param.reference_run_id, label="Reference run", width=140
             ),
             download,
+            report,
         )
         message = pn.pane.Alert(
             pn.bind(_text, state.param.message),

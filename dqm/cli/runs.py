@@ -326,3 +326,29 @@ def export_command(
         f"({stage_names}){pmts} of run {run_id} "
         f"to {path}{no_pmts}."
     )
+
+
+@cli.command("report")
+@click.argument("run_id", type=click.IntRange(min=0))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="The HTML file to write (default: runRUN_ID.html here).",
+)
+@pass_cli_ctx
+def report_command(cli_ctx: CliContext, run_id: int, output: Path | None) -> None:
+    """Write run RUN_ID's report: one self-contained HTML file (status, quality, sign-off, every
+    check, the key histograms against the reference, the analyses with their trend, the PMT
+    changes, the processing and the provenance)."""
+    from dqm.report import run_report
+
+    output = output or Path(f"run{run_id}.html")
+    with transaction(cli_ctx.database()) as session:
+        text = run_report(session, run_id=run_id)
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidValueError(f"cannot write {output}: {exc.strerror or exc}.") from None
+    click.echo(f"run {run_id}: report written to {output} ({len(text) / 1e6:.1f} MB).")

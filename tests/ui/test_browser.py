@@ -123,3 +123,25 @@ def test_bad_urls_give_a_friendly_message(server: str, page, path: str, message:
     page.get_by_text(message).first.wait_for()
     assert "Traceback" not in page.content()
     assert os.path.exists(ARTIFACTS)
+
+
+def test_a_run_report_opens_offline_with_every_figure(demo_data, browser, tmp_path) -> None:
+    from dqm.db.session import transaction
+    from dqm.report import run_report
+
+    with transaction(demo_data.database_url) as session:
+        report = tmp_path / "run20002.html"
+        report.write_text(run_report(session, run_id=20002), encoding="utf-8")
+    context = browser.new_context()
+    context.set_offline(True)  # nothing may come from the network
+    page = context.new_page()
+    failed: list[str] = []
+    page.on("requestfailed", lambda request: failed.append(request.url))
+    page.goto(report.as_uri())
+    page.get_by_text("Run 20002").first.wait_for()
+    sizes = page.evaluate(
+        "() => Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
+    )
+    context.close()
+    assert len(sizes) >= 15 and all(done and width > 100 for done, width in sizes)
+    assert not failed
