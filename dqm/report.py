@@ -77,25 +77,34 @@ def _png(figure: Any) -> str:
     return f"<img alt='' src='data:image/png;base64,{data}'>"
 
 
+def _steps(edges: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A histogram's outline as one line (a Line2D draws tens of thousands of bins at once,
+    where a patch's limits are walked bin by bin)."""
+    return np.repeat(np.asarray(edges, dtype=float), 2)[1:-1], np.repeat(values, 2)
+
+
 def _histogram_figure(run: AnyHist, reference: AnyHist | None, title: str) -> str:
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(4.2, 2.8), layout="constrained")
+    figure = Figure(figsize=(4.2, 2.8))
+    figure.subplots_adjust(left=0.17, bottom=0.18, right=0.97, top=0.9)  # no layout solver
     axes = figure.subplots()
     if run.ndim == 1:
         edges = run.axes[0].edges
         values = np.asarray(run.values(), dtype=float)
         total = values.sum()
-        axes.stairs(values / total if total else values, edges, label="run", linewidth=1.5)
+        axes.plot(*_steps(edges, values / total if total else values), label="run", linewidth=1.2)
         if reference is not None and reference.ndim == 1:
             ref_values = np.asarray(reference.values(), dtype=float)
             ref_total = ref_values.sum()
-            axes.stairs(
-                ref_values / ref_total if ref_total else ref_values,
-                reference.axes[0].edges,
+            axes.plot(
+                *_steps(
+                    reference.axes[0].edges, ref_values / ref_total if ref_total else ref_values
+                ),
                 label="reference",
                 linestyle="--",
                 color="grey",
+                linewidth=1.0,
             )
             axes.legend(fontsize=7)
         axes.set_xlabel(run.axes[0].label or run.axes[0].name or "", fontsize=8)
@@ -110,17 +119,31 @@ def _histogram_figure(run: AnyHist, reference: AnyHist | None, title: str) -> st
     return _png(figure)
 
 
-def _trend_figure(runs: Sequence[int], values: Sequence[float], this_run: int, unit: str) -> str:
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(3.0, 1.3), layout="constrained")
-    axes = figure.subplots()
-    axes.plot(runs, values, marker=".", linewidth=1)
-    if this_run in runs:
-        axes.plot([this_run], [values[list(runs).index(this_run)]], "o", color="#D55E00")
-    axes.set_ylabel(unit, fontsize=7)
-    axes.tick_params(labelsize=6)
-    return _png(figure)
+def _trend_svg(runs: Sequence[int], values: Sequence[float], this_run: int) -> str:
+    """A value's recent trend as a small inline SVG line (the run itself a dot)."""
+    width, height, pad = 220.0, 48.0, 4.0
+    xs = np.asarray(runs, dtype=float)
+    ys = np.asarray(values, dtype=float)
+    keep = np.isfinite(ys)
+    xs, ys = xs[keep], ys[keep]
+    if xs.size < 2:
+        return "—"
+    x0, x1 = float(xs.min()), float(xs.max())
+    y0, y1 = float(ys.min()), float(ys.max())
+    sx = (width - 2 * pad) / ((x1 - x0) or 1.0)
+    sy = (height - 2 * pad) / ((y1 - y0) or 1.0)
+    px = pad + (xs - x0) * sx
+    py = height - pad - (ys - y0) * sy
+    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(px, py, strict=True))
+    dot = ""
+    if this_run in runs and np.isfinite(values[list(runs).index(this_run)]):
+        i = int(np.flatnonzero(xs == this_run)[0])
+        dot = f"<circle cx='{px[i]:.1f}' cy='{py[i]:.1f}' r='3' fill='#D55E00'/>"
+    return (
+        f"<svg class='trend' width='{width:.0f}' height='{height:.0f}' role='img'>"
+        f"<polyline points='{points}' fill='none' stroke='#0072B2' stroke-width='1.5'/>{dot}"
+        f"<title>{y0:.4g} to {y1:.4g} over runs {int(x0)} to {int(x1)}</title></svg>"
+    )
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -246,7 +269,7 @@ def run_report(session: Session, *, run_id: int, now: dt.datetime | None = None)
                     e(f"{result.analysis} v{result.version}"),
                     e(value.variable),
                     f"{value.value:.6g}{error} {e(value.unit)}",
-                    _trend_figure(runs, values, run_id, value.unit) if len(runs) > 1 else "—",
+                    _trend_svg(runs, values, run_id),
                 ]
             )
     parts.append(

@@ -25,6 +25,7 @@ from dqm.checks.runinputs import build_check_inputs
 from dqm.db import queries
 from dqm.db.models import Job
 from dqm.runstatus import CHECKS_JOB_KIND, PENDING_JOB_STATES
+from dqm.states import RunStatus
 from pipeline import jobs
 
 log = logging.getLogger("dqm.checks")
@@ -57,6 +58,17 @@ def _complete(
         job_id=job.id,
     )
     log.info("run %d: %d checks evaluated, quality %s", job.run_id, len(outcomes), quality)
+    if context.on_checked is not None and _final(session, job.run_id):
+        context.on_checked(job.run_id, job.id)
+
+
+def _final(session: Session, run_id: int) -> bool:
+    """Whether these are the run's completion checks: the run is All Completed and none of its
+    analyses is pending."""
+    run = queries.get_run(session, run_id=run_id)
+    return run.status == RunStatus.ALL_COMPLETED and not any(
+        job.state in PENDING_JOB_STATES for job in queries.analysis_jobs(session, run_id=run_id)
+    )
 
 
 CHECKS = jobs.register(

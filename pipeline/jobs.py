@@ -47,6 +47,8 @@ class Context:
     backend: str | None = None  # joblib backend for them (None: loky; "dask" on a Dask cluster)
     catalog: Catalog | None = None  # the analyses declared (None: no analysis runs)
     checks: CheckCatalog | None = None  # the checks declared (None: no check runs)
+    # called with (run, checks job) when a completed run's final checks are stored: its report
+    on_checked: Callable[[int, int], None] | None = None
 
 
 @dataclass(frozen=True)

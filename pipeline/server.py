@@ -32,6 +32,7 @@ from pipeline import jobs
 from pipeline.alarms import AlarmWatcher
 from pipeline.consumer import BrokerUnavailable, MessageConsumer
 from pipeline.executors import Executor, WorkerLost
+from pipeline.reports import ReportWriter
 from pipeline.scheduler import Scheduler, ServerOptions, server_identity
 
 log = logging.getLogger("dqm.jobserver")
@@ -113,6 +114,7 @@ class JobServer:
             if checks is not None
             else load_checks(settings.checks_file, analyses=self.catalog)
         )
+        self.reports = ReportWriter(settings.data_dir / "reports", self._transaction)
         context = jobs.Context(
             settings=settings,
             server_id=self.server_id,
@@ -120,6 +122,7 @@ class JobServer:
             backend="dask" if getattr(executor, "name", None) == "dask" else None,
             catalog=self.catalog,
             checks=self.checks,
+            on_checked=self.reports.submit,
         )
         self.engine = make_engine(settings.database_url, pool_pre_ping=True)
         with transaction(self.engine) as session:
@@ -172,6 +175,7 @@ class JobServer:
             self.options.max_jobs,
         )
         self.watcher.start()
+        self.reports.start()
         try:
             while not self.stopping.is_set():
                 busy = self.step()
@@ -241,6 +245,7 @@ class JobServer:
         except DATABASE_ERRORS as exc:
             self.database.failed(exc, self.options.outage_retry_s)
         self.executor.close()
+        self.reports.stop()  # the reports asked for are written before the engine goes
         self.engine.dispose()
         log.info("job server %s stopped", self.server_id)
 

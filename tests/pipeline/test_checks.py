@@ -64,6 +64,11 @@ def test_a_faulty_run_is_bad_for_the_right_reason_and_its_alarm_is_heard(
         alarm = next(a for a in queries.list_alarms(s) if a.key == alarm_key("pmt_classes", 902))
         assert alarm.state == AlarmState.OPEN and "check pmt_classes" in alarm.sentence
         alarm_id = alarm.id
+    # each completed, checked run's report was written by the job server
+    for run_id in (901, 902):
+        report = (settings.data_dir / "reports" / f"run{run_id}.html").read_text()
+        assert report.startswith("<!DOCTYPE html>") and f"<h1>Run {run_id}</h1>" in report
+    assert "30 new" in (settings.data_dir / "reports" / "run902.html").read_text()
 
     # The alarm watcher tells the shifters, by webhook and e-mail, from threads of its own.
     with http_receiver() as hook, smtp_server() as mail:
