@@ -21,6 +21,7 @@ import panel as pn
 import param
 
 from app.alarmsview import AlarmBanner, AlarmsView
+from app.calibrationsview import CalibrationsView
 from app.editor import EditorState
 from app.editorview import EditorView
 from app.overviewview import OverviewView
@@ -28,6 +29,7 @@ from app.source import Source
 from app.state import (
     RUN_TABS,
     AlarmsState,
+    CalibrationsState,
     JobsState,
     OverviewState,
     RecentRuns,
@@ -40,7 +42,7 @@ from app.views import JobsView, RecentRunsView, RunPage
 from dqm.pmtclass import HitRateCuts
 from dqm.users import Role, may_write
 
-PAGES = ("overview", "runs", "run", "trends", "jobs", "alarms", "editor")
+PAGES = ("overview", "runs", "run", "trends", "jobs", "alarms", "calibrations", "editor")
 TITLES = {
     "overview": "Shift overview",
     "runs": "Recent runs",
@@ -48,6 +50,7 @@ TITLES = {
     "trends": "Trends",
     "jobs": "Jobs",
     "alarms": "Alarms",
+    "calibrations": "Calibrations",
     "editor": "Check editor",
 }
 
@@ -74,7 +77,7 @@ class DQMApp(pn.viewable.Viewer):
     source = param.ClassSelector(class_=Source, doc="The database read by every page.")
     page = param.String(
         default="overview",
-        doc="The page shown (overview, runs, run, trends, jobs, alarms, editor).",
+        doc="The page shown (overview, runs, run, trends, jobs, alarms, calibrations, editor).",
     )
     run = param.String(default="", doc="The run of the Run page, as given in the URL.")
     tab = param.String(
@@ -127,6 +130,8 @@ class DQMApp(pn.viewable.Viewer):
         self._trends_view: TrendsView | None = None
         self.editor_state: EditorState | None = None
         self._editor_view: EditorView | None = None
+        self.calibrations_state: CalibrationsState | None = None
+        self._calibrations_view: CalibrationsView | None = None
         #: The component shown (RecentRunsView, RunPage, TrendsView or JobsView).
         self.view: pn.viewable.Viewer | None = None
         self.param.watch(self._route, ["page", "run", "tab", "trend"])
@@ -185,6 +190,12 @@ class DQMApp(pn.viewable.Viewer):
         elif page == "overview":
             self.overview_state.refresh()
             content = self._overview_view
+        elif page == "calibrations":
+            if self.calibrations_state is None or self._calibrations_view is None:
+                self.calibrations_state = CalibrationsState(source=self.source)
+                self._calibrations_view = CalibrationsView(state=self.calibrations_state)
+            self.calibrations_state.refresh()
+            content = self._calibrations_view
         else:
             content = self._runs_view
         if content is not self.view:  # another tab of the same run changes nothing here
@@ -240,6 +251,8 @@ class DQMApp(pn.viewable.Viewer):
             pass  # a form being edited: read again on the next visit, not under the user's hands
         elif self.page == "overview":
             self.overview_state.refresh()
+        elif self.page == "calibrations" and self.calibrations_state is not None:
+            self.calibrations_state.refresh()
         else:
             self.runs_state.refresh()
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from dqm import detector
+from dqm.calibdiff import moved_pmts
 from dqm.certification import certification_of, parse_stage_decisions
 from dqm.certification import describe as describe_certification
 from dqm.checks.backtest import BacktestRow, backtest, backtest_cuts, backtest_runs, cut_checks
@@ -31,7 +32,7 @@ from dqm.db import queries
 from dqm.db.models import Run
 from dqm.db.session import engine_for, transaction
 from dqm.errors import InvalidValueError, first_line
-from dqm.histcodec import AnyHist
+from dqm.histcodec import AnyHist, array_from_bytes
 from dqm.pmtclass import HitRateCuts, classify
 from dqm.pmtstats import derived_pmt_quantities
 from dqm.states import AlarmState, Certification, FileState, JobState, RunStatus
@@ -75,6 +76,16 @@ ALARM_COLUMNS = [
     "acknowledged_by",
     "resolved_by",
     "notifications",
+]
+#: Columns of :meth:`Source.calibrations` (then the mean gain and offset per PMT type).
+CALIBRATION_COLUMNS = [
+    "version",
+    "valid_from_run",
+    "valid_to_run",
+    "source_run",
+    "created_at",
+    "created_by",
+    "comment",
 ]
 #: Columns of :meth:`Source.run_comments`.
 COMMENT_COLUMNS = ["id", "parent", "target", "user", "role", "at", "text"]
@@ -896,6 +907,80 @@ class Source:
                 for r in runs
             ],
             columns=GOOD_RUN_COLUMNS,
+        )
+
+    # --- calibrations -----------------------------------------------------------------------------
+
+    def calibrations(self) -> pd.DataFrame:
+        """Every calibration version, oldest first: validity, source laser run, by whom, when,
+        and the mean gain and time offset per PMT type (columns :data:`CALIBRATION_COLUMNS`
+        and ``gain_<type>``, ``offset_<type>``)."""
+        types = detector.load_pmts()["type"].to_numpy()
+        rows = []
+        with transaction(self.database_url) as session:
+            for c in queries.list_calibrations(session):
+                gains = array_from_bytes(c.gains)
+                offsets = array_from_bytes(c.time_offsets)
+                row: dict[str, Any] = {
+                    "version": c.version,
+                    "valid_from_run": c.valid_from_run,
+                    "valid_to_run": c.valid_to_run,
+                    "source_run": c.source_run,
+                    "created_at": c.created_at,
+                    "created_by": c.created_by or "",
+                    "comment": c.comment or "",
+                }
+                for pmt_type in sorted(set(types)) if len(types) == len(gains) else []:
+                    fitted = (types == pmt_type) & (gains > 0)
+                    row[f"gain_{pmt_type}"] = float(gains[fitted].mean()) if fitted.any() else None
+                    row[f"offset_{pmt_type}"] = (
+                        float(offsets[fitted].mean()) if fitted.any() else None
+                    )
+                rows.append(row)
+        return pd.DataFrame(rows) if rows else pd.DataFrame(columns=CALIBRATION_COLUMNS)
+
+    def calibration_map(self, version: int) -> pd.DataFrame:
+        """A version's constants per PMT, with the PMT map's coordinates: pmt_id, type,
+        aitoff_x, aitoff_y, gain, offset_ns, status.
+
+        Raises:
+            NotFoundError: no such version.
+        """
+        with transaction(self.database_url) as session:
+            c = queries.get_calibration(session, version=version)
+            gains = array_from_bytes(c.gains)
+            offsets = array_from_bytes(c.time_offsets)
+            status = array_from_bytes(c.pmt_status)
+        pmts = detector.load_pmts()
+        frame = pmts[["pmt_id", "type", "aitoff_x", "aitoff_y"]].iloc[: len(gains)].copy()
+        frame["gain"], frame["offset_ns"], frame["status"] = gains, offsets, status.astype(int)
+        return frame.reset_index(drop=True)
+
+    def compare_calibrations(self, old: int, new: int) -> pd.DataFrame:
+        """The PMTs that moved from version ``old`` to ``new`` (dqm.calibdiff: more than 5 % in
+        gain or 1 ns in time): pmt_id, type, gain_old, gain_new, gain_change, offset_old,
+        offset_new, offset_change_ns.
+
+        Raises:
+            NotFoundError: no such version. InvalidValueError: they hold different PMTs.
+        """
+        a, b = self.calibration_map(old), self.calibration_map(new)
+        try:
+            moved = moved_pmts(a["gain"], a["offset_ns"], b["gain"], b["offset_ns"])
+        except ValueError as exc:
+            raise InvalidValueError(str(exc)) from None
+        index = moved.pmt_id
+        return pd.DataFrame(
+            {
+                "pmt_id": a["pmt_id"].to_numpy()[index],
+                "type": a["type"].to_numpy()[index],
+                "gain_old": a["gain"].to_numpy()[index],
+                "gain_new": b["gain"].to_numpy()[index],
+                "gain_change": moved.gain_change,
+                "offset_old": a["offset_ns"].to_numpy()[index],
+                "offset_new": b["offset_ns"].to_numpy()[index],
+                "offset_change_ns": moved.offset_change_ns,
+            }
         )
 
     # --- comments ---------------------------------------------------------------------------------

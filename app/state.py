@@ -19,6 +19,7 @@ from app.cuts import PmtCuts
 from app.source import (
     ALARM_COLUMNS,
     BACKFILL_COLUMNS,
+    CALIBRATION_COLUMNS,
     COMMENT_COLUMNS,
     RUN_COLUMNS,
     RunCertification,
@@ -598,3 +599,62 @@ class OverviewState(param.Parameterized):
         tiles = self.source.overview()
         if tiles != self.tiles:
             self.tiles = tiles
+
+
+class CalibrationsState(param.Parameterized):
+    """The calibrations page: every version with its validity and mean constants, one version's
+    constants per PMT, and the PMTs that moved against another version (by default the one
+    before)."""
+
+    source = param.ClassSelector(class_=Source, doc="Where the calibrations are read from.")
+    versions = param.DataFrame(
+        default=pd.DataFrame(columns=CALIBRATION_COLUMNS), doc="Every version, oldest first."
+    )
+    version = param.Integer(default=None, allow_None=True, doc="The version shown.")
+    other = param.Integer(
+        default=None, allow_None=True, doc="The version it is compared with (None: none)."
+    )
+    quantity: param.Selector[str] = param.Selector(
+        objects=["gain", "offset_ns"], default="gain", doc="What the map and histogram show."
+    )
+    constants = param.DataFrame(
+        default=pd.DataFrame(), doc="The version's constants per PMT, with map coordinates."
+    )
+    moved = param.DataFrame(default=pd.DataFrame(), doc="The PMTs that moved against `other`.")
+    message = param.String(default="", doc="Why nothing is shown.")
+
+    @property
+    def _source(self) -> Source:
+        assert self.source is not None, "CalibrationsState is read from a Source"
+        return self.source
+
+    def refresh(self) -> None:
+        """Read the versions again (the newest shown, compared with the one before, at first)."""
+        versions = self._source.calibrations()
+        if not versions.equals(self.versions):
+            self.versions = versions
+        if versions.empty:
+            self.message = "No calibration is stored yet: a laser run makes the first."
+            return
+        self.message = ""
+        known = [int(v) for v in versions["version"]]
+        if self.version not in known:
+            newest = known[-1]
+            self.param.update(version=newest, other=known[-2] if len(known) > 1 else None)
+
+    @param.depends("version", "other", watch=True)
+    def _load(self) -> None:
+        if self.version is None:
+            self.param.update(constants=pd.DataFrame(), moved=pd.DataFrame())
+            return
+        try:
+            constants = self._source.calibration_map(self.version)
+            moved = (
+                self._source.compare_calibrations(self.other, self.version)
+                if self.other is not None and self.other != self.version
+                else pd.DataFrame()
+            )
+        except DQMError as exc:
+            self.param.update(message=str(exc), constants=pd.DataFrame(), moved=pd.DataFrame())
+            return
+        self.param.update(constants=constants, moved=moved, message="")

@@ -44,6 +44,7 @@ def _open(page, url: str) -> None:
         "/",
         "/?page=runs",
         "/?page=jobs",
+        "/?page=calibrations",
         "/?run=20002&tab=base",
         "/?run=20002&tab=calib",
         "/?run=20002&tab=rec",

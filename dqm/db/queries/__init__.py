@@ -71,6 +71,8 @@ from dqm.db.queries.calibrations import (
     calibration_before,
     calibration_for_run,
     first_calibration,
+    get_calibration,
+    list_calibrations,
 )
 from dqm.db.queries.certification import (
     GoodRun,
@@ -245,6 +247,7 @@ __all__ = [
     "finished_runs",
     "first_calibration",
     "get_alarm",
+    "get_calibration",
     "get_file",
     "get_job",
     "get_run",
@@ -261,6 +264,7 @@ __all__ = [
     "jobs_with_ids",
     "latest_analysis_values",
     "list_alarms",
+    "list_calibrations",
     "list_jobs",
     "load_histogram",
     "mark_notified",

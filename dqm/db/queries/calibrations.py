@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from dqm.db.models import (
     Calibration,
 )
-from dqm.errors import InvalidValueError
+from dqm.errors import InvalidValueError, NotFoundError
 from dqm.histcodec import array_to_bytes
 
 #: Run attributes that ``update_run`` may change.
@@ -77,3 +77,20 @@ def calibration_before(session: Session, *, version: int) -> Calibration | None:
         .order_by(Calibration.version.desc())
         .limit(1)
     )
+
+
+def list_calibrations(session: Session) -> list[Calibration]:
+    """Every version of the calibration, oldest first."""
+    return list(session.scalars(select(Calibration).order_by(Calibration.version)))
+
+
+def get_calibration(session: Session, *, version: int) -> Calibration:
+    """One version of the calibration.
+
+    Raises:
+        NotFoundError: no such version.
+    """
+    calibration = session.get(Calibration, version)
+    if calibration is None:
+        raise NotFoundError(f"there is no calibration version {version}.")
+    return calibration
