@@ -43,6 +43,10 @@ class ReportWriter:
         directory: where the reports go (made when missing).
         transaction: opens a unit of work on the database.
         wait_s: how long to wait for the checks job's transaction to be committed.
+        database_errors: the errors that mean the database is away (the job server's).
+        on_database_error: called with such an error (the job server reports the outage once);
+            the report is tried again, every ``retry_s``, until the database answers.
+        retry_s: how long to wait before trying a report again after a database error.
     """
 
     def __init__(
@@ -50,10 +54,17 @@ class ReportWriter:
         directory: Path,
         transaction: Callable[[], AbstractContextManager[Session]],
         wait_s: float = 60.0,
+        database_errors: tuple[type[BaseException], ...] = (),
+        on_database_error: Callable[[BaseException], None] | None = None,
+        retry_s: float = 2.0,
     ) -> None:
         self.directory = directory
         self.transaction = transaction
         self.wait_s = wait_s
+        self.database_errors = database_errors
+        self.on_database_error = on_database_error
+        self.retry_s = retry_s
+        self._stopping = threading.Event()
         self._queue: queue.Queue[tuple[int, int] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self.written: list[tuple[int, float]] = []  # (run, seconds), for the log and the tests
@@ -64,11 +75,15 @@ class ReportWriter:
             self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop once the reports asked for are written (at most ``timeout``)."""
+        """Stop once the reports asked for are written (at most ``timeout``; a database that is
+        away gives up the rest)."""
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
+            self._stopping.set()
+            self._thread.join(self.retry_s + 1)
         self._thread = None
+        self._stopping.clear()
 
     def submit(self, run_id: int, job_id: int) -> None:
         """Write run ``run_id``'s report once checks job ``job_id`` is committed."""
@@ -79,10 +94,20 @@ class ReportWriter:
             item = self._queue.get()
             if item is None:
                 return
-            try:
-                self.write(*item)
-            except Exception as exc:  # noqa: BLE001 - one report that fails stops nothing else
-                log.error("run %d: the report could not be written: %s", item[0], first_line(exc))
+            while True:
+                try:
+                    self.write(*item)
+                except self.database_errors as exc:
+                    if self.on_database_error is not None:
+                        self.on_database_error(exc)
+                    if self._stopping.wait(self.retry_s):
+                        return  # stopped while the database is away: the page makes it later
+                    continue
+                except Exception as exc:  # noqa: BLE001 - one report that fails stops no other
+                    log.error(
+                        "run %d: the report could not be written: %s", item[0], first_line(exc)
+                    )
+                break
 
     def write(self, run_id: int, job_id: int) -> Path | None:
         """Write one report (once the job is DONE in the database); its path, or None if the job

@@ -114,7 +114,14 @@ class JobServer:
             if checks is not None
             else load_checks(settings.checks_file, analyses=self.catalog)
         )
-        self.reports = ReportWriter(settings.data_dir / "reports", self._transaction)
+        self.database = _Outage(f"database {mask_url(settings.database_url)} unreachable")
+        self.reports = ReportWriter(
+            settings.data_dir / "reports",
+            self._transaction,
+            database_errors=DATABASE_ERRORS,
+            on_database_error=lambda exc: self.database.failed(exc, self.options.outage_retry_s),
+            retry_s=self.options.outage_retry_s,
+        )
         context = jobs.Context(
             settings=settings,
             server_id=self.server_id,
@@ -137,7 +144,6 @@ class JobServer:
             webhook_url=alarms.webhook_url,
             expert_webhook_url=alarms.expert_webhook_url,
         )
-        self.database = _Outage(f"database {mask_url(settings.database_url)} unreachable")
         self.watcher = AlarmWatcher(
             alarms,
             self._transaction,
