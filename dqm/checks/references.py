@@ -5,9 +5,10 @@ In order:
 
 1. a reference pinned for this very run by a shifter;
 2. a reference pinned for its run type by an expert;
-3. the latest clean run (:data:`~dqm.db.queries.checks.CLEAN_QUALITIES`: no check found anything
-   wrong in it) of the same type before it, All Completed; for calibration runs also of the same
-   source at the same position.
+3. the latest run of the same type before it certified Good by an expert (for calibration runs
+   also of the same source at the same position);
+4. else the latest clean run (:data:`~dqm.db.queries.checks.CLEAN_QUALITIES`: no check found
+   anything wrong in it) of the same type before it, All Completed, in the same conditions.
 
 Never the run itself: a pin naming it is passed over. Without any, the checks that need a
 reference give Unknown.
@@ -63,6 +64,21 @@ def choose_reference(session: Session, *, run_id: int) -> ReferenceChoice:
         )
     same_source = run.run_type in SOURCE_RUN_TYPES
     conditions = _conditions(run.run_type, run.source, run.source_z_mm)
+    certified = queries.clean_runs(
+        session,
+        run_type=run.run_type,
+        before_run=run_id,
+        source=run.source,
+        source_z_mm=run.source_z_mm,
+        same_source=same_source,
+        certified=True,
+    )
+    if certified:
+        chosen = certified[0]
+        return ReferenceChoice(
+            chosen.run_id,
+            f"run {chosen.run_id} is the latest {conditions} before run {run_id} certified Good.",
+        )
     found = queries.clean_runs(
         session,
         run_type=run.run_type,

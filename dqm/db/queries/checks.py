@@ -27,7 +27,7 @@ from dqm.db.queries.changes import record_change
 from dqm.db.queries.runs import get_run
 from dqm.errors import InvalidValueError, NotFoundError
 from dqm.runstatus import CHECKS_JOB_KIND
-from dqm.states import JobState, RunStatus
+from dqm.states import Certification, JobState, RunStatus
 from dqm.times import utcnow
 from dqm.users import require_writer
 
@@ -280,6 +280,7 @@ def clean_runs(
     source: str | None = None,
     source_z_mm: float | None = None,
     same_source: bool = False,
+    certified: bool = False,
     limit: int | None = 1,
 ) -> list[Run]:
     """Completed runs of a type in which no check found anything wrong (:data:`CLEAN_QUALITIES`),
@@ -290,12 +291,15 @@ def clean_runs(
         exclude_run: never this run.
         source, source_z_mm, same_source: with ``same_source``, only runs of this calibration
             source at this position (None matches None).
+        certified: only runs certified Good (then whatever their checks said).
     """
-    query = select(Run).where(
-        Run.run_type == run_type,
-        Run.status == RunStatus.ALL_COMPLETED,
-        Run.quality.in_(list(CLEAN_QUALITIES)),
-    )
+    query = select(Run).where(Run.run_type == run_type, Run.status == RunStatus.ALL_COMPLETED)
+    if certified:
+        query = query.where(
+            Run.certification == Certification.CERTIFIED, Run.verdict == Quality.GOOD
+        )
+    else:
+        query = query.where(Run.quality.in_(list(CLEAN_QUALITIES)))
     if before_run is not None:
         query = query.where(Run.run_id < before_run)
     if exclude_run is not None:

@@ -90,3 +90,18 @@ def test_sign_off_certify_reopen_and_the_good_run_list(database: str) -> None:
         )
         with pytest.raises(InvalidValueError, match="--since 105 is above --until 101"):
             queries.good_runs(s, since=105, until=101)
+
+
+def test_the_reference_is_the_latest_run_certified_good_once_there_is_one(database: str) -> None:
+    from dqm.checks.references import choose_reference
+
+    url = fill_judged_runs(database)
+    with transaction(url) as s:
+        before = choose_reference(s, run_id=106)
+        assert before.run_id == 104 and "no check found anything wrong" in before.reason
+        for action in ("sign_off", "certify"):
+            queries.decide(s, run_id=102, action=action, user="eve", role="expert", comment="ok")
+        chosen = choose_reference(s, run_id=106)
+        assert chosen.run_id == 102
+        assert chosen.reason == "run 102 is the latest physics run before run 106 certified Good."
+        assert choose_reference(s, run_id=102).run_id == 101  # never itself: the clean rule
