@@ -888,26 +888,13 @@ class Source:
         """The good-run list (certified Good runs) with the versions they were certified under."""
         with transaction(self.database_url) as session:
             runs = queries.good_runs(session, run_types=run_types or None)
-        return pd.DataFrame(
-            [
-                {
-                    "run": r.run_id,
-                    "run_type": r.run_type,
-                    "start_time": format_time(r.start_time),
-                    "end_time": format_time(r.end_time) if r.end_time else "",
-                    "events": r.n_events,
-                    "certified_at": format_time(r.certified_at),
-                    "certified_by": r.certified_by,
-                    "calibration_version": r.calibration_version,
-                    "check_versions": ";".join(
-                        f"{k}:{v}" for k, v in sorted(r.check_versions.items())
-                    ),
-                    "code_version": r.code_version,
-                }
-                for r in runs
-            ],
-            columns=GOOD_RUN_COLUMNS,
-        )
+        rows = [r.as_dict() for r in runs]
+        for row in rows:
+            row["end_time"] = row["end_time"] or ""
+            row["check_versions"] = ";".join(
+                f"{k}:{v}" for k, v in sorted(row["check_versions"].items())
+            )
+        return pd.DataFrame(rows, columns=GOOD_RUN_COLUMNS)
 
     # --- calibrations -----------------------------------------------------------------------------
 
@@ -1203,21 +1190,7 @@ class Source:
             runs = queries.good_runs(
                 session, run_types=run_types, since=start, until=until, limit=limit
             )
-        return [
-            {
-                "run": r.run_id,
-                "run_type": r.run_type,
-                "start_time": format_time(r.start_time),
-                "end_time": format_time(r.end_time) if r.end_time else None,
-                "events": r.n_events,
-                "certified_at": format_time(r.certified_at),
-                "certified_by": r.certified_by,
-                "calibration_version": r.calibration_version,
-                "check_versions": r.check_versions,
-                "code_version": r.code_version,
-            }
-            for r in runs
-        ]
+        return [r.as_dict() for r in runs]
 
     # --- the checks' editor: back-testing and saving ---------------------------------------------
 

@@ -172,21 +172,7 @@ def goodruns_command(
         runs = queries.good_runs(
             session, run_types=[run_type] if run_type else None, since=since, until=until
         )
-    rows: list[dict[str, Any]] = [
-        {
-            "run": r.run_id,
-            "run_type": r.run_type,
-            "start_time": format_time(r.start_time),
-            "end_time": format_time(r.end_time) if r.end_time else None,
-            "events": r.n_events,
-            "certified_at": format_time(r.certified_at),
-            "certified_by": r.certified_by,
-            "calibration_version": r.calibration_version,
-            "check_versions": r.check_versions,
-            "code_version": r.code_version,
-        }
-        for r in runs
-    ]
+    rows: list[dict[str, Any]] = [r.as_dict() for r in runs]
     if as_json:
         click.echo(json.dumps({"good_runs": rows}, indent=2))
         return

@@ -24,7 +24,7 @@ from dqm.db.queries.runs import get_run
 from dqm.errors import InvalidValueError
 from dqm.runs import check_comment
 from dqm.states import Certification, RunStatus
-from dqm.times import utcnow
+from dqm.times import format_time, utcnow
 from dqm.users import require_writer
 
 __all__ = [
@@ -165,6 +165,21 @@ class GoodRun:
     calibration_version: int | None
     check_versions: dict[str, int]
     code_version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """As JSON: the good-run list of ``dqm goodruns --json``, the API and the download."""
+        return {
+            "run": self.run_id,
+            "run_type": self.run_type,
+            "start_time": format_time(self.start_time),
+            "end_time": format_time(self.end_time) if self.end_time else None,
+            "events": self.n_events,
+            "certified_at": format_time(self.certified_at),
+            "certified_by": self.certified_by,
+            "calibration_version": self.calibration_version,
+            "check_versions": dict(self.check_versions),
+            "code_version": self.code_version,
+        }
 
 
 def good_runs(
