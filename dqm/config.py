@@ -111,6 +111,10 @@ KEYS: dict[str, tuple[str, str]] = {
         "DQM_API_RATE",
         "requests a minute one client may make to the JSON API (0: no limit)",
     ),
+    "mask_consecutive": (
+        "DQM_MASK_CONSECUTIVE",
+        "a PMT dead in this many consecutive runs of a type goes into a mask derived from them",
+    ),
     "default_role": (
         "DQM_DEFAULT_ROLE",
         "the role of a logged-in user whom the roles do not name (viewer, shifter, expert)",
@@ -187,6 +191,7 @@ class Settings:
         default_role: the role of a logged-in user whom :attr:`roles` does not name.
         api_token: the token the JSON API asks for (None: open).
         api_rate: requests a minute one client may make to the JSON API (0: no limit).
+        mask_consecutive: a PMT dead in this many consecutive runs goes into a derived mask.
         config_file: the TOML file that was read, if any.
         sources: for each key, where its value came from (``default``, the file path, or the
             environment variable).
@@ -205,6 +210,7 @@ class Settings:
     default_role: Role = Role.VIEWER
     api_token: str | None = None
     api_rate: int = 6000
+    mask_consecutive: int = 3
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -246,6 +252,7 @@ class Settings:
             "default_role": str(self.default_role),
             "api_token": "***" if self.api_token else "",
             "api_rate": f"{self.api_rate} a minute" if self.api_rate else "no limit",
+            "mask_consecutive": f"{self.mask_consecutive} runs",
             "config_file": str(self.config_file) if self.config_file else "",
         }
 
@@ -441,6 +448,15 @@ def load_settings(
             raise ConfigError(
                 f"{source}: expected a number of requests a minute (0: no limit), got {value!r}."
             )
+    mask_consecutive = 3
+    if "mask_consecutive" in raw:
+        value, _base, source = raw["mask_consecutive"]
+        try:
+            mask_consecutive = int(str(value))
+        except ValueError:
+            mask_consecutive = 0
+        if isinstance(value, bool) or not 1 <= mask_consecutive <= 1000:
+            raise ConfigError(f"{source}: expected a number of runs from 1 to 1000, got {value!r}.")
 
     database_url = check_database_url(
         *_url_value(raw, "database_url", f"sqlite:///{data_dir / 'dqm.sqlite'}")
@@ -464,6 +480,7 @@ def load_settings(
         default_role=default_role,
         api_token=api_token,
         api_rate=api_rate,
+        mask_consecutive=mask_consecutive,
         config_file=path,
         sources=sources,
     )

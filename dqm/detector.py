@@ -125,6 +125,21 @@ def load_pmts(path: str | Path | None = None) -> pd.DataFrame:
     return table
 
 
+def nominal_dark_rate_hz() -> np.ndarray:
+    """The nominal dark rate of each PMT's type (:data:`DARK_RATE_HZ`), Hz, in PMT id order (a new
+    array)."""
+    return _nominal_dark_rate_hz().copy()
+
+
+@functools.cache
+def _nominal_dark_rate_hz() -> np.ndarray:
+    kind = load_pmts()["type"].astype(str).to_numpy()
+    rate = np.zeros(len(kind))
+    for name, value in DARK_RATE_HZ.items():
+        rate[kind == name] = value
+    return rate
+
+
 def aitoff(
     theta_deg: np.ndarray | pd.Series, phi_deg: np.ndarray | pd.Series
 ) -> tuple[np.ndarray, np.ndarray]:

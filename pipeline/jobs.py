@@ -20,9 +20,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from dqm import __version__, rawformat
+from dqm import __version__, detector, pmtstatus, rawformat
 from dqm.analyses.declarations import Catalog
 from dqm.checks.declarations import CheckCatalog
+from dqm.checks.runinputs import pmt_cuts
 from dqm.config import DEFAULT_REC_METHOD, Settings
 from dqm.db import queries
 from dqm.db.models import File, Job, Run
@@ -185,6 +186,7 @@ def _prepare_process_file(session: Session, job: Job, context: Context) -> proce
     run = queries.get_run(session, run_id=job.run_id)
     if run.rec_method is None:  # chosen once per run, recorded with it
         run.rec_method = DEFAULT_REC_METHOD
+    mask = queries.pmt_mask_for_run(session, run_id=job.run_id)
     return processing.FileTask(
         file=raw_file(file, context.settings),
         calibration=calibration_constants(session, job.run_id),
@@ -192,6 +194,8 @@ def _prepare_process_file(session: Session, job: Job, context: Context) -> proce
         rec_method=run.rec_method,
         n_jobs=context.file_jobs,
         backend=context.backend,
+        masked_pmts=pmtstatus.decode_ids(mask.pmts) if mask is not None else None,
+        mask_version=mask.version if mask is not None else 0,
     )
 
 
@@ -255,6 +259,7 @@ def _complete_process_file(
             queries.calibration_for_run(session, run_id=job.run_id), "version", 0
         ),
         rec_method=result.rec_method,
+        mask_version=result.mask_version,
         sampling_fraction=run.sampling_fraction,
         input_files=[file.uri],
         events_used=result.n_events,
@@ -311,12 +316,14 @@ def _prepare_merge_run(session: Session, job: Job, context: Context) -> MergeTas
     versions = sorted(
         {p["calibration_version"] for p in file_provenances if "calibration_version" in p}
     )
+    masks = sorted({p["mask_version"] for p in file_provenances if "mask_version" in p})
     return MergeTask(
         parts=tuple(parts),
         titles=titles,
         input_files=tuple(f.uri for f in done),
         events_read=sum(p.get("events_read", 0) for p in file_provenances),
         calibration_versions=tuple(versions),
+        mask_versions=tuple(masks),
         fits_not_converged=sum(p.get("fits_not_converged", 0) for p in file_provenances),
     )
 
@@ -330,6 +337,7 @@ def _complete_merge_run(session: Session, job: Job, result: MergeResult, context
         if result.calibration_versions
         else None,
         rec_method=run.rec_method,
+        mask_version=result.mask_versions[-1] if result.mask_versions else None,
         sampling_fraction=run.sampling_fraction,
         input_files=list(result.input_files),
         n_files=len(result.input_files),
@@ -347,6 +355,23 @@ def _complete_merge_run(session: Session, job: Job, result: MergeResult, context
         sums.livetime_ns,
         provenance,
         result.titles,
+    )
+    _store_pmt_status(session, run, sums)
+
+
+def _store_pmt_status(session: Session, run: Run, sums: calib.Sums) -> None:
+    """The status of the run's PMTs under its type's cuts, replacing the last merge's."""
+    arrays = sums.pmt_sums
+    if not sums.n_events or len(arrays.get("fired_events", ())) != detector.N_PMTS:
+        return
+    cuts = pmt_cuts(session, run_type=run.run_type)
+    queries.save_pmt_status(
+        session,
+        run_id=run.run_id,
+        run_type=run.run_type,
+        codes=pmtstatus.status_from_sums(arrays, sums.n_events, sums.livetime_ns, cuts),
+        cuts=cuts,
+        n_events=sums.n_events,
     )
 
 

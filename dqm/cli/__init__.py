@@ -15,6 +15,8 @@ Modules:
     checks: ``dqm checks list|rerun|backtest``, ``dqm quality``, ``dqm reference`` and
         ``dqm alarms [show|ack|close]``.
     jobs: ``dqm jobs``, ``dqm retry`` and ``dqm messages``.
+    certification: ``dqm signoff|certify|reopen|decisions`` and ``dqm goodruns``.
+    pmts: ``dqm pmt history|changes`` and ``dqm mask list|show|derive|edit``.
     notify: ``dqm notify run-start|file-ready|run-end``.
     __main__: ``python -m dqm.cli``, the same as ``dqm``.
 """
@@ -24,7 +26,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 # Each command module adds its commands to the group as it is imported.
-from dqm.cli import analyses, certification, checks, database, jobs, notify, runs  # noqa: F401
+from dqm.cli import (  # noqa: F401
+    analyses,
+    certification,
+    checks,
+    database,
+    jobs,
+    notify,
+    pmts,
+    runs,
+)
 from dqm.cli.base import (
     COMMAND_GROUP,
     EXIT_BAD_INPUT,

@@ -622,3 +622,43 @@ class Visit(Base):
     user: Mapped[str] = mapped_column(String(64), primary_key=True)
     previous_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     last_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PmtStatus(Base):
+    """The status of every PMT in a run (:mod:`dqm.pmtstatus`): one byte a PMT, with the cuts and
+    the version of the rules that gave it. Written with each merge of the run."""
+
+    __tablename__ = "pmt_status"
+    __table_args__ = (Index("ix_pmt_status_run_type_run_id", "run_type", "run_id"),)
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("runs.run_id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    run_type: Mapped[str] = mapped_column(String(32))
+    n_pmts: Mapped[int] = mapped_column(Integer)
+    codes: Mapped[bytes] = mapped_column(Blob)  # one byte a PMT: dqm.pmtstatus.STATUS_CLASSES
+    n_dead: Mapped[int] = mapped_column(Integer)
+    n_hot: Mapped[int] = mapped_column(Integer)
+    n_noisy: Mapped[int] = mapped_column(Integer)
+    cuts: Mapped[dict[str, Any]] = mapped_column(JSON)  # dead, hot, normal band; saved or built-in
+    rules_version: Mapped[int] = mapped_column(Integer)
+    n_events: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class PmtMask(Base):
+    """A version of the PMT mask: the PMTs reconstruction leaves out, valid from a run on."""
+
+    __tablename__ = "pmt_masks"
+    __table_args__ = (Index("ix_pmt_masks_valid_from_run", "valid_from_run"),)
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    valid_from_run: Mapped[int] = mapped_column(Integer)
+    n_masked: Mapped[int] = mapped_column(Integer)
+    pmts: Mapped[bytes] = mapped_column(Blob)  # sorted int32 ids (dqm.pmtstatus.encode_ids)
+    # how it was made: {"kind": "derived", "consecutive": N, "run_type": T, "runs": [...]} or
+    # {"kind": "edited", "base_version": V, "added": n, "removed": n}
+    origin: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    comment: Mapped[str] = mapped_column(Text, default="")

@@ -127,6 +127,7 @@ def _calibrate_chunk(
     signal_window_ns: float,
     low_energy_max_pe: float,
     central_mm: float,
+    used: np.ndarray,
     per_pmt: np.ndarray,
     counts: tuple[np.ndarray, np.ndarray, np.ndarray],
     binning: np.ndarray,
@@ -135,7 +136,9 @@ def _calibrate_chunk(
 
     Returns the charge (PE) and calibrated time of every hit and, per event: the total charge, the
     charge in the signal window (``signal_window_ns`` from the first hit after the pre-trigger
-    window) and the charge-weighted sum of the positions of the PMTs in it (3). Adds to
+    window) and the charge-weighted sum of the positions of the PMTs in it (3), from the PMTs that
+    reconstruction uses only (``used``, one flag a PMT: the masked PMTs are left out; the first
+    hit that opens the signal window, and which events are central, follow them too). Adds to
     ``per_pmt`` (N, 9) the hits, events fired, charge, time and pre-trigger hits of every PMT, and
     the hits in the signal window of central events (charge centroid within ``central_mm`` of the
     centre) below ``low_energy_max_pe``, their charge and their calibrated time (the last column
@@ -179,7 +182,7 @@ def _calibrate_chunk(
             count(time_counts, t, binning[1, 0], binning[1, 1])
             if t < pretrigger_ns:
                 per_pmt[p, 4] += 1.0
-            elif t < first:
+            elif t < first and used[p]:
                 first = t
         total[e] = event_total
         if first < np.inf:
@@ -190,9 +193,9 @@ def _calibrate_chunk(
                 if t >= pretrigger_ns:
                     residual = t - first
                     count(residual_counts, residual, binning[2, 0], binning[2, 1])
-                    if residual <= signal_window_ns:
+                    p = pmt[i]
+                    if residual <= signal_window_ns and used[p]:
                         q = pe[i]
-                        p = pmt[i]
                         sq += q
                         sx += q * position[p, 0]
                         sy += q * position[p, 1]
@@ -230,9 +233,16 @@ def calibrate_chunk(
     constants: CalibConstants,
     histograms: dict[str, AnyHist],
     sums: dict[str, np.ndarray],
+    used: np.ndarray | None = None,
 ) -> CalibratedChunk:
-    """Calibrate a chunk's hits, fill the Calib histograms and add to the per-PMT sums."""
+    """Calibrate a chunk's hits, fill the Calib histograms and add to the per-PMT sums.
+
+    ``used`` flags the PMTs reconstruction uses (default: all); the others, the masked ones, still
+    fill the histograms and their sums, but not the events' signal charges and centroids.
+    """
     n_pmts = len(constants.gain)
+    if used is None:
+        used = np.ones(n_pmts, dtype=np.bool_)
     per_pmt = np.zeros((n_pmts, len(PMT_ARRAYS) + 1))
     charge, charge_lo, charge_scale = counts_for(histograms["charge_pe"])
     times, time_lo, time_scale = counts_for(histograms["hit_time"])
@@ -253,6 +263,7 @@ def calibrate_chunk(
             reco.SIGNAL_WINDOW_NS,
             LOW_ENERGY_MAX_PE,
             CENTRAL_CENTROID_MM,
+            used,
             per_pmt,
             (charge, times, residuals),
             binning,

@@ -23,6 +23,7 @@ class MergeTask:
         events_read: events read from them (before sampling).
         calibration_versions: the calibration versions the files were processed with, sorted.
         fits_not_converged: the vertex fits of the files that did not converge.
+        mask_versions: the PMT mask versions the files were reconstructed with, sorted.
     """
 
     parts: tuple[Sums, ...]
@@ -31,6 +32,7 @@ class MergeTask:
     events_read: int
     calibration_versions: tuple[int, ...]
     fits_not_converged: int = 0
+    mask_versions: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, eq=False)
@@ -43,6 +45,7 @@ class MergeResult:
     events_read: int
     calibration_versions: tuple[int, ...]
     fits_not_converged: int = 0
+    mask_versions: tuple[int, ...] = ()
 
 
 def merge_run(task: MergeTask) -> MergeResult:
@@ -54,4 +57,5 @@ def merge_run(task: MergeTask) -> MergeResult:
         events_read=task.events_read,
         calibration_versions=task.calibration_versions,
         fits_not_converged=task.fits_not_converged,
+        mask_versions=task.mask_versions,
     )

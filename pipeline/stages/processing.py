@@ -54,6 +54,9 @@ class FileTask:
         rec_method: ``tlh`` or ``centroid``.
         n_jobs: processes over the file's ranges of events.
         backend: the joblib backend for them (None: loky; ``dask`` on a Dask cluster).
+        masked_pmts: the PMT ids reconstruction leaves out (the PMT mask valid for the run;
+            they are still calibrated and counted in the PMT statistics).
+        mask_version: the version of that mask (0: none).
     """
 
     file: RawFile
@@ -62,6 +65,8 @@ class FileTask:
     rec_method: str = DEFAULT_REC_METHOD
     n_jobs: int = 1
     backend: str | None = None
+    masked_pmts: np.ndarray | None = None
+    mask_version: int = 0
 
 
 @dataclass
@@ -76,6 +81,7 @@ class FileResult:
     livetime_ns: float = 0.0
     titles: dict[str, str] = field(default_factory=dict)
     rec_method: str = DEFAULT_REC_METHOD
+    mask_version: int = 0
     fits_not_converged: int = 0
     first_trigger_s: float | None = None
     last_trigger_s: float | None = None
@@ -103,9 +109,13 @@ def _process_range(task: FileTask, entry_start: int, entry_stop: int) -> FileRes
     histograms = calib.calib_histograms()
     rec = reco.rec_histograms(method)
     sums = {name: np.zeros(len(constants.gain)) for name in PMT_ARRAYS}
-    result = FileResult(n_events=0, n_read=0, rec_method=method)
+    result = FileResult(n_events=0, n_read=0, rec_method=method, mask_version=task.mask_version)
     residuals = counts_for(rec["time_residual"]) if "time_residual" in rec else None
     events: dict[str, list[np.ndarray]] = {name: [] for name in eventtable.COLUMNS}
+    masked = task.masked_pmts if task.masked_pmts is not None and len(task.masked_pmts) else None
+    used = np.ones(len(constants.gain), dtype=np.bool_)
+    if masked is not None:
+        used[masked] = False
     try:
         for chunk in iterate_events(
             path,
@@ -118,9 +128,9 @@ def _process_range(task: FileTask, entry_start: int, entry_stop: int) -> FileRes
             result.n_read += chunk.n_read
             if not chunk.n_events:
                 continue
-            calibrated = calib.calibrate_chunk(chunk, constants, histograms, sums)
+            calibrated = calib.calibrate_chunk(chunk, constants, histograms, sums, used)
             result.fits_not_converged += _reconstruct(
-                chunk, calibrated, method, rec, residuals, events
+                chunk, calibrated, method, rec, residuals, events, masked, used
             )
             times_s = chunk.trigger_time * 1e-9
             rec["trigger_rate"].fill(times_s)
@@ -159,23 +169,33 @@ def _reconstruct(
     rec: dict[str, AnyHist],
     residuals: tuple[np.ndarray, float, float] | None,
     events: dict[str, list[np.ndarray]],
+    masked: np.ndarray | None = None,
+    used: np.ndarray | None = None,
 ) -> int:
     """Reconstruct the chunk's physics events (global triggers), fill the Rec histograms and add
     the events to ``events`` (columns of dqm.eventtable); returns the number of fits that did not
-    converge."""
+    converge. The ``masked`` PMTs (``used`` False) are left out of every step."""
     physics = chunk.trigger_type == rawformat.TRIGGER_GLOBAL
     if not physics.any():
         return 0
-    vertex = reco.centroid_vertices(calibrated.moment, calibrated.signal_pe, reco.SIGNAL_WINDOW_NS)
+    vertex = reco.centroid_vertices(
+        calibrated.moment, calibrated.signal_pe, reco.SIGNAL_WINDOW_NS, masked
+    )
     not_converged = 0
     if method == "tlh":
         assert residuals is not None
         counts, lo, scale = residuals
+        pmt, pe, time, nhits = chunk.pmt_id, calibrated.pe, calibrated.time, chunk.nhits
+        if masked is not None and used is not None:
+            keep = used[pmt]
+            event = np.repeat(np.arange(nhits.size), nhits)[keep]
+            pmt, pe, time = pmt[keep], pe[keep], time[keep]
+            nhits = np.bincount(event, minlength=nhits.size)
         vertex, _, not_converged = tlh.fit_vertices(
-            chunk.pmt_id,
-            calibrated.pe,
-            calibrated.time,
-            chunk.nhits,
+            pmt,
+            pe,
+            time,
+            nhits,
             vertex,
             fit=physics,
             residual_counts=counts,
@@ -183,7 +203,7 @@ def _reconstruct(
         )
     vertex = vertex[physics]
     energy = reco.energy_from_charge(
-        calibrated.signal_pe[physics], vertex, window_ns=reco.SIGNAL_WINDOW_NS
+        calibrated.signal_pe[physics], vertex, window_ns=reco.SIGNAL_WINDOW_NS, masked=masked
     )
     good = np.isfinite(vertex).all(axis=1)
     vertex, energy = vertex[good], energy[good]

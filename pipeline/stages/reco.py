@@ -162,32 +162,69 @@ def relative_light(vertex: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     )
 
 
+@functools.cache
+def _dark_pe_per_pmt() -> npt.NDArray[np.float64]:
+    """Expected dark photo-electrons of each PMT over the readout window (its type's rate)."""
+    return detector.nominal_dark_rate_hz() * detector.READOUT_WINDOW_NS * 1e-9
+
+
+def _dark_pe(window_ns: float | None, masked: npt.NDArray[np.int64] | None) -> float:
+    """Expected dark charge of the PMTs used (all but the masked ones) in the window."""
+    _, _, dark_pe = _pmt_model()
+    if masked is not None and len(masked):
+        dark_pe -= float(_dark_pe_per_pmt()[masked].sum())
+    if window_ns is not None:
+        dark_pe *= window_ns / detector.READOUT_WINDOW_NS
+    return dark_pe
+
+
+def masked_light(
+    vertex: npt.NDArray[np.float64], masked: npt.NDArray[np.int64]
+) -> npt.NDArray[np.float64]:
+    """The light the masked PMTs would see of vertices (n, 3), relative to the whole detector's
+    light of a vertex at the centre (the unit of :func:`relative_light`): exact, PMT by PMT."""
+    unit, pde_rel, _ = _pmt_model()
+    if not len(masked):
+        return np.zeros(len(vertex))
+    light: npt.NDArray[np.float64] = _total_light(
+        np.ascontiguousarray(unit[masked]),
+        np.ascontiguousarray(pde_rel[masked]),
+        detector.PMT_RADIUS_MM,
+        np.ascontiguousarray(vertex, dtype=np.float64),
+        detector.ATTENUATION_LENGTH_MM,
+    )
+    return np.asarray(light / pde_rel.sum())  # the light of the centre: every PMT at cos η = 1, d = R
+
+
 def energy_from_charge(
     signal_pe: np.ndarray,
     vertex: np.ndarray,
     light_yield: float = detector.LIGHT_YIELD_PE_PER_MEV,
     window_ns: float | None = None,
+    masked: npt.NDArray[np.int64] | None = None,
 ) -> np.ndarray:
     """Visible energies (MeV): the charge in the signal window, its expected dark charge taken off,
-    over the light expected at the vertex."""
-    _, _, dark_pe = _pmt_model()
-    if window_ns is not None:
-        dark_pe *= window_ns / detector.READOUT_WINDOW_NS
-    signal = np.maximum(signal_pe - dark_pe, 1e-9)
-    return signal / (light_yield * relative_light(vertex))
+    over the light expected at the vertex.
+
+    ``masked``: PMT ids left out of the charge (the PMT mask): their dark charge and their share
+    of the light at each vertex are left out of the expectation too.
+    """
+    signal = np.maximum(signal_pe - _dark_pe(window_ns, masked), 1e-9)
+    light = relative_light(vertex)
+    if masked is not None and len(masked):
+        light = light - masked_light(vertex, masked)
+    return signal / (light_yield * light)
 
 
 def centroid_vertices(
     moment: npt.NDArray[np.float64],
     signal_pe: npt.NDArray[np.float64],
     window_ns: float | None = None,
+    masked: npt.NDArray[np.int64] | None = None,
 ) -> npt.NDArray[np.float64]:
     """Vertices (n, 3) in mm from the charge-weighted position sums and charges of the events,
-    corrected for the centroid's radial shrink."""
-    _, _, dark_pe = _pmt_model()
-    if window_ns is not None:
-        dark_pe *= window_ns / detector.READOUT_WINDOW_NS
-    signal = np.maximum(signal_pe - dark_pe, 1e-9)
+    corrected for the centroid's radial shrink (``masked``: PMT ids left out of the sums)."""
+    signal = np.maximum(signal_pe - _dark_pe(window_ns, masked), 1e-9)
     centroid = moment / signal[:, None]
     r_centroid: npt.NDArray[np.float64] = np.linalg.norm(centroid, axis=1)
     radii, shrink = correction_tables()

@@ -9,15 +9,23 @@ import numpy as np
 import uproot
 from helpers import make_settings, run_server, session, simulate
 
+from dqm import pmtstatus
 from dqm.db import queries
 from dqm.db.models import FileState, JobState, MessageOutcome, RunStatus
+
+#: PMTs the physics run has dead, and a mask of them valid from that run on.
+DEAD = [17, 4242]
 
 
 def test_runs_go_from_data_taking_to_all_completed(
     tmp_path: Path, database: str, broker_url: tuple[str, str]
 ) -> None:
     settings = make_settings(tmp_path, database, *broker_url)
-    physics = simulate(settings, 301, n_files=3, events=80)
+    with session(settings) as s:
+        queries.add_pmt_mask(
+            s, valid_from_run=301, pmts=np.array(DEAD), origin={"kind": "edited"}, user="expert"
+        )
+    physics = simulate(settings, 301, n_files=3, events=80, faults=("dead:ids=17;4242",))
     laser = simulate(settings, 302, n_files=1, events=40, run_type="laser")
 
     run_server(settings)
@@ -57,6 +65,7 @@ def test_runs_go_from_data_taking_to_all_completed(
                 assert queries.load_histogram(row) == sum(per_file[1:], per_file[0]), name
                 assert row.provenance["n_files"] == len(result.files)
                 assert row.provenance["calibration_version"] == 0  # nominal: no calibration stored
+                assert row.provenance["mask_version"] == 1
             stats = queries.pmt_arrays(queries.pmt_stats_row(s, run_id=result.run_id))
             per_file_stats = [
                 queries.pmt_arrays(queries.pmt_stats_row(s, run_id=result.run_id, file_id=f.id))
@@ -78,6 +87,24 @@ def test_runs_go_from_data_taking_to_all_completed(
                 merged.values(flow=True),
                 np.histogram(counts, bins=np.r_[-np.inf, np.linspace(0, 25_000, 251), np.inf])[0],
             )
+        # The PMT status of each run is stored with its merge; one PMT's history reads it back.
+        status = queries.pmt_status(s, run_id=301)
+        assert status is not None and status.run_type == "physics"
+        codes = pmtstatus.decode_codes(status.codes)
+        assert len(codes) == status.n_pmts and status.n_dead >= len(DEAD)
+        assert codes[DEAD].tolist() == [pmtstatus.S_DEAD] * len(DEAD)
+        alive = int(np.flatnonzero(codes == pmtstatus.S_NORMAL)[0])
+        stats_row = queries.pmt_stats_row(s, run_id=301)
+        sums = queries.pmt_arrays(stats_row)
+        for pmt in (DEAD[1], alive):
+            (row,) = queries.pmt_history(s, pmt_id=pmt, run_type="physics")
+            assert row.run_id == 301
+            assert row.status == ("dead" if pmt in DEAD else "normal")
+            assert row.hit_rate == sums["fired_events"][pmt] / stats_row.n_events
+            assert row.dark_rate_hz == sums["dark_count"][pmt] / (stats_row.livetime_ns * 1e-9)
+        assert [r.run_id for r in queries.pmt_history(s, pmt_id=alive)] == [301, 302]
+        assert queries.first_dead_run(s, pmt_id=DEAD[0]) == 301
+        assert queries.first_dead_run(s, pmt_id=alive) is None
         accepted = queries.messages(s, outcome=MessageOutcome.ACCEPTED, limit=None)
         assert len(accepted) == 2 + 2 + 3 + 1  # run_start, run_end of each, one file_ready per file
         assert not queries.messages(s, outcome=MessageOutcome.REJECTED)

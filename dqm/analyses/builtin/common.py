@@ -52,10 +52,7 @@ def phi_deg() -> npt.NDArray[np.float64]:
 
 def nominal_dark_rate_hz() -> npt.NDArray[np.float64]:
     """The nominal dark rate of each PMT's type (:data:`dqm.detector.DARK_RATE_HZ`), Hz."""
-    rate = np.zeros(detector.N_PMTS)
-    for name, mask in type_masks().items():
-        rate[mask] = detector.DARK_RATE_HZ[name]
-    return rate
+    return detector.nominal_dark_rate_hz()
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,6 +16,7 @@ Modules:
     certification: sign-off and certification decisions, the runs waiting, the good-run list.
     calibrations: versions of PMT gains and time offsets, each valid from a run on.
     comments: threaded comments on runs, histograms and PMTs; the users' visits.
+    pmts: the PMT status of every run, one PMT's history, the versions of the PMT mask.
     changes: who changed what through the dashboard, and the settings they change.
 """
 
@@ -150,6 +151,22 @@ from dqm.db.queries.messages import (
     record_message,
     run_end_received_at,
 )
+from dqm.db.queries.pmts import (
+    PmtHistoryRow,
+    add_pmt_mask,
+    derive_pmt_mask,
+    edit_pmt_mask,
+    first_dead_run,
+    get_pmt_mask,
+    list_pmt_masks,
+    pmt_changes,
+    pmt_history,
+    pmt_mask_for_run,
+    pmt_status,
+    previous_pmt_status,
+    recent_pmt_statuses,
+    save_pmt_status,
+)
 from dqm.db.queries.results import (
     has_event_tables,
     histogram_rows,
@@ -193,6 +210,7 @@ __all__ = [
     "BackfillProgress",
     "GoodRun",
     "NewCheckResult",
+    "PmtHistoryRow",
     "Retry",
     "StalledRun",
     "StoredValue",
@@ -203,6 +221,7 @@ __all__ = [
     "add_comment",
     "add_file",
     "add_job",
+    "add_pmt_mask",
     "add_run",
     "add_runs",
     "alarm_counts",
@@ -236,8 +255,10 @@ __all__ = [
     "cut_defaults",
     "decide",
     "delete_run",
+    "derive_pmt_mask",
     "due_jobs",
     "due_notifications",
+    "edit_pmt_mask",
     "events_so_far",
     "figure_names",
     "files_of_run",
@@ -246,10 +267,12 @@ __all__ = [
     "find_run",
     "finished_runs",
     "first_calibration",
+    "first_dead_run",
     "get_alarm",
     "get_calibration",
     "get_file",
     "get_job",
+    "get_pmt_mask",
     "get_run",
     "good_runs",
     "has_event_tables",
@@ -266,6 +289,7 @@ __all__ = [
     "list_alarms",
     "list_calibrations",
     "list_jobs",
+    "list_pmt_masks",
     "load_histogram",
     "mark_notified",
     "message_seen",
@@ -275,10 +299,16 @@ __all__ = [
     "open_job",
     "pin_reference",
     "pmt_arrays",
+    "pmt_changes",
+    "pmt_history",
+    "pmt_mask_for_run",
     "pmt_stats_of_files",
     "pmt_stats_row",
+    "pmt_status",
+    "previous_pmt_status",
     "processing_lag",
     "raise_alarm",
+    "recent_pmt_statuses",
     "recent_runs",
     "record_analysis_declaration",
     "record_change",
@@ -312,6 +342,7 @@ __all__ = [
     "save_event_table",
     "save_histogram",
     "save_pmt_stats",
+    "save_pmt_status",
     "set_run_comment",
     "sign_off_counts",
     "sign_off_form",
