@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dqm import detector
+from dqm import detector, pmtstatus
 from dqm.calibdiff import moved_pmts
 from dqm.certification import certification_of, parse_stage_decisions
 from dqm.certification import describe as describe_certification
@@ -557,6 +557,65 @@ def _variables(declaration: dict[str, Any]) -> tuple[VariableInfo, ...]:
         for name, info in sorted(declared.items())
         if isinstance(info, dict)
     )
+
+
+#: One PMT in each run (Source.pmt_history): see dqm.db.queries.PmtHistoryRow.
+PMT_HISTORY_COLUMNS = (
+    "run_id",
+    "run_type",
+    "start_time",
+    "n_events",
+    "status",
+    "hit_rate",
+    "dark_rate_hz",
+    "signal_charge_pe",
+    "gain_adc_per_pe",
+    "calibration_version",
+)
+
+#: A version of the PMT mask (Source.pmt_masks).
+MASK_COLUMNS = (
+    "version",
+    "valid_from_run",
+    "n_masked",
+    "how",
+    "created_by",
+    "created_at",
+    "comment",
+)
+
+
+def _mask_info(mask: Any) -> dict[str, Any]:
+    return {
+        "version": mask.version,
+        "valid_from_run": mask.valid_from_run,
+        "n_masked": mask.n_masked,
+        "how": pmtstatus.describe_origin(dict(mask.origin or {})),
+        "created_by": mask.created_by,
+        "created_at": mask.created_at,
+        "comment": mask.comment,
+    }
+
+
+@dataclass(frozen=True, eq=False)
+class PmtChangeSummary:
+    """A run's PMT classes and the changes since the previous run of its type.
+
+    Attributes:
+        counts: dead, hot and noisy PMTs in the run.
+        previous_run: the run compared with (None: the first of its type with a status).
+        change_counts: newly dead, newly hot, newly noisy, recovered: how many.
+        changes: change, pmt_id, type: one row a PMT that changed.
+        updated_at: when the status was stored (the run's latest merge).
+    """
+
+    run_id: int
+    run_type: str
+    counts: dict[str, int]
+    previous_run: int | None
+    change_counts: dict[str, int]
+    changes: pd.DataFrame
+    updated_at: dt.datetime
 
 
 class Source:
@@ -1625,6 +1684,120 @@ class Source:
                 normal_band=normal_band,
                 user=user,
             )
+
+    # --- PMT status history and masks --------------------------------------------------------------
+
+    def pmt_changes(self, run_id: int) -> PmtChangeSummary | None:
+        """A run's PMT classes and what changed since the previous run of its type (None: the
+        run has no PMT status yet)."""
+        types = detector.load_pmts()["type"].astype(str).to_numpy()
+        with transaction(self.database_url) as session:
+            found = queries.pmt_changes(session, run_id=run_id)
+            if found is None:
+                return None
+            current, previous, changes = found
+            rows = changes.rows() if changes is not None else []
+            return PmtChangeSummary(
+                run_id=run_id,
+                run_type=current.run_type,
+                counts={"dead": current.n_dead, "hot": current.n_hot, "noisy": current.n_noisy},
+                previous_run=previous.run_id if previous is not None else None,
+                change_counts=changes.counts() if changes is not None else {},
+                changes=pd.DataFrame(
+                    {
+                        "change": [c for c, _ in rows],
+                        "pmt_id": [p for _, p in rows],
+                        "type": [types[p] if p < len(types) else "" for _, p in rows],
+                    },
+                    columns=["change", "pmt_id", "type"],
+                ),
+                updated_at=current.updated_at,
+            )
+
+    def pmt_history(
+        self, pmt_id: int, run_type: str | None = None, limit: int = 200
+    ) -> tuple[pd.DataFrame, int | None]:
+        """One PMT over the ``limit`` latest runs (of ``run_type``), oldest first (columns
+        :data:`PMT_HISTORY_COLUMNS`), and the first run in which it was dead.
+
+        Raises:
+            InvalidValueError: no such PMT.
+        """
+        with transaction(self.database_url) as session:
+            rows = queries.pmt_history(session, pmt_id=pmt_id, run_type=run_type, limit=limit)
+            first_dead = queries.first_dead_run(session, pmt_id=pmt_id)
+        frame = pd.DataFrame(
+            [{column: getattr(r, column) for column in PMT_HISTORY_COLUMNS} for r in rows],
+            columns=list(PMT_HISTORY_COLUMNS),
+        )
+        return frame, first_dead
+
+    def pmt_masks(self) -> pd.DataFrame:
+        """Every version of the PMT mask, oldest first (columns :data:`MASK_COLUMNS`)."""
+        with transaction(self.database_url) as session:
+            rows = [_mask_info(m) for m in queries.list_pmt_masks(session)]
+        return pd.DataFrame(rows, columns=list(MASK_COLUMNS))
+
+    def mask_for_run(self, run_id: int) -> dict[str, Any] | None:
+        """The mask version valid for a run (:data:`MASK_COLUMNS` and ``pmts``), if any."""
+        with transaction(self.database_url) as session:
+            mask = queries.pmt_mask_for_run(session, run_id=run_id)
+            if mask is None:
+                return None
+            return {**_mask_info(mask), "pmts": pmtstatus.decode_ids(mask.pmts).tolist()}
+
+    def derive_mask(
+        self,
+        *,
+        run_type: str,
+        until_run: int,
+        consecutive: int,
+        actor: Actor,
+        comment: str = "",
+        valid_from_run: int | None = None,
+    ) -> int:
+        """A new mask version from the history (see queries.derive_pmt_mask); its version."""
+        user = actor.require("edit_masks")
+        with transaction(self.database_url) as session:
+            queries.get_run(session, run_id=until_run)
+            mask = queries.derive_pmt_mask(
+                session,
+                run_type=run_type,
+                until_run=until_run,
+                consecutive=consecutive,
+                user=user,
+                valid_from_run=valid_from_run,
+                comment=comment,
+            )
+            return mask.version
+
+    def edit_mask(
+        self, *, valid_from_run: int, add: str, remove: str, actor: Actor, comment: str
+    ) -> int:
+        """A new mask version by hand: the one valid for ``valid_from_run`` with the PMTs of
+        ``add`` masked and those of ``remove`` used again (``17, 100-120``); its version.
+
+        Raises:
+            InvalidValueError: a bad PMT id or range, no reason given, nothing would change.
+        """
+        user = actor.require("edit_masks")
+        added, removed = pmtstatus.parse_pmt_ids(add), pmtstatus.parse_pmt_ids(remove)
+        if not comment.strip():
+            raise InvalidValueError("say why the mask changes: the comment is empty.")
+        if valid_from_run < 0:
+            raise InvalidValueError(
+                f"a mask is valid from a run of 0 or more, not {valid_from_run}."
+            )
+        with transaction(self.database_url) as session:
+            mask = queries.edit_pmt_mask(
+                session,
+                valid_from_run=valid_from_run,
+                add=added,
+                remove=removed,
+                user=user,
+                comment=comment.strip(),
+            )
+            return mask.version
 
     def set_run_comment(self, run_id: int, comment: str, actor: Actor) -> None:
         user = actor.require("comment")

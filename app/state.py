@@ -21,13 +21,17 @@ from app.source import (
     BACKFILL_COLUMNS,
     CALIBRATION_COLUMNS,
     COMMENT_COLUMNS,
+    MASK_COLUMNS,
+    PMT_HISTORY_COLUMNS,
     RUN_COLUMNS,
+    PmtChangeSummary,
     RunCertification,
     RunChecks,
     RunSummary,
     Source,
     StoredHistogram,
 )
+from dqm import pmtstatus
 from dqm.certification import CERTIFICATION_FILTER
 from dqm.checks.quality import Quality
 from dqm.db.queries import NOT_JUDGED
@@ -175,6 +179,139 @@ class Acting(param.Parameterized):
         return self.actor.may(action)
 
 
+class PmtHistoryState(Acting):
+    """A run's PMT changes, one PMT's history, and the PMT masks (the PMT page's lower part,
+    :mod:`app.pmthistoryview`); masks are written by experts only (the source asks).
+
+    Example (in a notebook)::
+
+        state = PmtHistoryState(source=Source(url), run_id=1234)
+        state.search("4242")
+        state.history  # the PMT in each run
+    """
+
+    source = param.ClassSelector(class_=Source, doc="Where the history is read from.")
+    run_id = param.Integer(default=None, allow_None=True, doc="The run shown.")
+    changes = param.ClassSelector(
+        class_=PmtChangeSummary, allow_None=True, doc="The run's classes and their changes."
+    )
+    pmt_id = param.Integer(default=None, allow_None=True, doc="The PMT searched for.")
+    same_type_only = param.Boolean(default=True, doc="Show the PMT in runs of the run's type only.")
+    history = param.DataFrame(
+        default=pd.DataFrame(columns=list(PMT_HISTORY_COLUMNS)),
+        doc="The PMT in each run, oldest first.",
+    )
+    first_dead_run = param.Integer(
+        default=None, allow_None=True, doc="The first run in which the PMT was dead."
+    )
+    mask = param.Dict(default=None, allow_None=True, doc="The mask version valid for the run.")
+    masks = param.DataFrame(
+        default=pd.DataFrame(columns=list(MASK_COLUMNS)), doc="Every version of the mask."
+    )
+    message = param.String(default="", doc="Why the search shows nothing, in one sentence.")
+    notice = param.String(default="", doc="The outcome of the last change (saved, or why not).")
+
+    @property
+    def _source(self) -> Source:
+        assert self.source is not None, "PmtHistoryState is read from a Source"
+        return self.source
+
+    @property
+    def run_type(self) -> str | None:
+        return self.changes.run_type if self.changes is not None else None
+
+    @param.depends("run_id", watch=True, on_init=True)
+    def load(self) -> None:
+        """Read the run's changes and mask (also after each of the run's merges)."""
+        if self.run_id is None:
+            self.param.update(changes=None, mask=None)
+            return
+        changes = self._source.pmt_changes(self.run_id)
+        if changes is None or self.changes is None or not _same(changes, self.changes):
+            self.changes = changes
+        mask = self._source.mask_for_run(self.run_id)
+        if mask != self.mask:
+            self.mask = mask
+        masks = self._source.pmt_masks()
+        if not masks.equals(self.masks):
+            self.masks = masks
+        if self.pmt_id is not None:
+            self._load_history()
+
+    def search(self, text: str | int) -> None:
+        """Show a PMT's history; a bad id leaves the last one shown and says why."""
+        try:
+            pmt = pmtstatus.parse_pmt_id(text)
+        except DQMError as exc:
+            self.message = str(exc)
+            return
+        self.pmt_id = pmt
+        self._load_history()
+
+    @param.depends("same_type_only", watch=True)
+    def _load_history(self) -> None:
+        if self.pmt_id is None:
+            return
+        run_type = self.run_type if self.same_type_only else None
+        try:
+            history, first_dead = self._source.pmt_history(self.pmt_id, run_type)
+        except DQMError as exc:
+            self.message = str(exc)
+            return
+        where = f" of {run_type} runs" if run_type else ""
+        self.param.update(
+            history=history,
+            first_dead_run=first_dead,
+            message=""
+            if len(history)
+            else f"PMT {self.pmt_id} has no statistics in any run{where}.",
+        )
+
+    def derive_mask(self, consecutive: int, comment: str = "") -> None:
+        """A new mask version from the history up to this run: the PMTs dead in each of the
+        ``consecutive`` latest runs of its type, valid from the next run (experts only)."""
+        if self.run_id is None or self.run_type is None:
+            self.notice = "Not saved: the run has no PMT status to derive a mask from."
+            return
+        self._write(
+            lambda: self._source.derive_mask(
+                run_type=self.run_type,
+                until_run=self.run_id,
+                consecutive=consecutive,
+                actor=self.actor,
+                comment=comment,
+            )
+        )
+
+    def edit_mask(self, valid_from_run: int | None, add: str, remove: str, comment: str) -> None:
+        """A new mask version by hand, valid from ``valid_from_run`` (default: this run)."""
+        start = self.run_id if valid_from_run is None else valid_from_run
+        if start is None:
+            self.notice = "Not saved: say from which run the mask is valid."
+            return
+        self._write(
+            lambda: self._source.edit_mask(
+                valid_from_run=start, add=add, remove=remove, actor=self.actor, comment=comment
+            )
+        )
+
+    def _write(self, write: Any) -> None:
+        try:
+            version = write()
+        except DQMError as exc:
+            self.notice = f"Not saved: {exc}"
+            return
+        self.load()
+        masks = self.masks
+        row = masks[masks["version"] == version]
+        n, start = (int(row["n_masked"].iloc[0]), int(row["valid_from_run"].iloc[0]))
+        self.notice = f"Saved mask version {version}: {n} PMT(s), valid from run {start} on."
+
+
+def _same(a: PmtChangeSummary, b: PmtChangeSummary) -> bool:
+    return (a.run_id, a.updated_at, a.previous_run) == (b.run_id, b.updated_at, b.previous_run)
+
+
 class RunState(Acting):
     """One run: its summary, files, histograms by stage, PMT cuts, and a reference run."""
 
@@ -209,6 +346,9 @@ class RunState(Acting):
         default=pd.DataFrame(columns=COMMENT_COLUMNS),
         doc="The run's comments, oldest first (app.source.COMMENT_COLUMNS).",
     )
+    pmt_history = param.ClassSelector(
+        class_=PmtHistoryState, doc="The run's PMT changes, the PMT search and the masks."
+    )
 
     # What the run looked like when last read (Source.run_token), and its events as read then.
     _token: tuple[object, ...] | None
@@ -219,6 +359,13 @@ class RunState(Acting):
         """:attr:`source`, which the app always gives (param types the parameter as optional)."""
         assert self.source is not None, "RunState is read from a Source"
         return self.source
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        if self.pmt_history is None:
+            self.pmt_history = PmtHistoryState(
+                source=self.source, user=self.user, role=self.role, run_id=self.run_id
+            )
 
     @param.depends("run_id", watch=True, on_init=True)
     def load(self) -> None:
@@ -287,6 +434,11 @@ class RunState(Acting):
             self.pmt.set_statistics(
                 quantities["hit_rate"], quantities["mean_charge_pe"], run_id=self.run_id
             )
+        if self.pmt_history is not None:
+            if self.pmt_history.run_id != self.run_id:
+                self.pmt_history.run_id = self.run_id
+            else:
+                self.pmt_history.load()
         default_reference = self._source.reference_run(self.run_id)
         if self.reference_run_id in (None, self.run_id):
             self.reference_run_id = default_reference

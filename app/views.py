@@ -16,6 +16,7 @@ import param
 from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 from holoviews.operation.datashader import rasterize
 
+from app.pmthistoryview import PmtHistoryView
 from app.pmtmap import PmtMap
 from app.source import RunAnalysis, RunCertification, RunChecks, StoredHistogram, utc
 from app.state import RUN_TABS, JobsState, RecentRuns, RunState
@@ -1061,9 +1062,16 @@ class RunPage(_BuiltOnce):
         return pn.Column(
             pn.panel(self._cut_defaults),
             PmtMap(cuts=self._state.pmt),
+            self._pmt_history_view(),
             pn.panel(self._pmt_comments),
             sizing_mode="stretch_width",
         )
+
+    def _pmt_history_view(self) -> PmtHistoryView:
+        """The changes, the PMT search and the masks: built once, whatever the run shown."""
+        if getattr(self, "_pmt_history", None) is None:
+            self._pmt_history = PmtHistoryView(state=self._state.pmt_history)
+        return self._pmt_history
 
     @param.depends("state.comments")
     def _pmt_comments(self) -> pn.viewable.Viewable:

@@ -124,8 +124,7 @@ def slider_server_ms(database_url: str, run_id: int) -> float:
     from app.source import Source
     from app.state import RunState
 
-    # param.Parameterized's constructor is unannotated (app/ allows the call in pyproject.toml)
-    state = RunState(source=Source(database_url), run_id=run_id)  # type: ignore[no-untyped-call]
+    state = RunState(source=Source(database_url), run_id=run_id)
     view = PmtMap(cuts=state.pmt)
     document = Document()
     layout = pn.panel(view)

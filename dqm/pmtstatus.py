@@ -50,6 +50,7 @@ __all__ = [
     "dead_in_all",
     "decode_codes",
     "decode_ids",
+    "describe_origin",
     "encode_codes",
     "encode_ids",
     "format_pmt_ids",
@@ -256,3 +257,15 @@ def status_from_sums(
     classes = classify(pmtstats.hit_rate(np.asarray(sums["fired_events"]), n_events), cuts)
     flags = noisy(sums["dark_count"], livetime_ns, detector.nominal_dark_rate_hz(), classes=classes)
     return status_codes(classes, flags)
+
+
+def describe_origin(origin: Mapping[str, object]) -> str:
+    """How a mask version was made, in words (its ``origin`` as stored)."""
+    if origin.get("kind") == "derived":
+        runs = origin.get("runs")
+        listed = format_pmt_ids(runs, 5) if isinstance(runs, list) else "?"
+        return (
+            f"dead in each of {origin.get('consecutive')} {origin.get('run_type')} runs ({listed})"
+        )
+    base = origin.get("base_version")
+    return f"edited from version {base}" if base else "written by hand"

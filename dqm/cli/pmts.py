@@ -140,15 +140,7 @@ def mask_group() -> None:
 
 
 def _mask_row(mask: Any) -> dict[str, Any]:
-    origin = dict(mask.origin or {})
-    if origin.get("kind") == "derived":
-        how = (
-            f"dead in {origin.get('consecutive')} {origin.get('run_type')} runs "
-            f"{pmtstatus.format_pmt_ids(origin.get('runs', []), 5)}"
-        )
-    else:
-        base = origin.get("base_version")
-        how = f"edited from version {base}" if base else "written by hand"
+    how = pmtstatus.describe_origin(dict(mask.origin or {}))
     return {
         "version": mask.version,
         "valid_from_run": mask.valid_from_run,

@@ -193,7 +193,8 @@ def masked_light(
         np.ascontiguousarray(vertex, dtype=np.float64),
         detector.ATTENUATION_LENGTH_MM,
     )
-    return np.asarray(light / pde_rel.sum())  # the light of the centre: every PMT at cos η = 1, d = R
+    # the unit, the light of the centre: every PMT at cos η = 1 and d = R
+    return np.asarray(light / pde_rel.sum())
 
 
 def energy_from_charge(
