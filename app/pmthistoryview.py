@@ -194,7 +194,13 @@ class PmtHistoryView(pn.viewable.Viewer):
         )
         return pn.pane.HoloViews(
             (line * points).opts(
-                height=220, responsive=True, xlabel="run", ylabel=label, shared_axes=False
+                height=240,
+                responsive=True,
+                xlabel="run",
+                ylabel=label,
+                xformatter="%d",
+                yformatter="%.3g",
+                shared_axes=False,
             ),
             sizing_mode="stretch_width",
             min_width=260,

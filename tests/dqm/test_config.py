@@ -83,6 +83,8 @@ def test_passwords_are_masked() -> None:
         ({"DQM_ALARM_RECIPIENTS": "a@b.c, nobody"}, "'nobody' is not an e-mail address"),
         ({"DQM_SMTP_URL": "smtp://mail:25"}, "e-mail needs recipients too"),
         ({"DQM_WARNING_STREAK": "many"}, "a number of runs from 1 to 100"),
+        ({"DQM_MASK_CONSECUTIVE": "0"}, "DQM_MASK_CONSECUTIVE: expected a number of runs from 1"),
+        ({"DQM_MASK_CONSECUTIVE": "three"}, "a number of runs from 1 to 1000, got 'three'"),
         ({"DQM_ROLES": "alice=expert"}, "DQM_ROLES: expected a JSON object of roles"),
         ({"DQM_ROLES": '["alice"]'}, "DQM_ROLES: expected roles by user or group"),
         ({"DQM_ROLES": '{"alice": "boss"}'}, "DQM_ROLES, alice: 'boss' is not a role"),
@@ -160,3 +162,9 @@ def test_the_json_apis_token_and_rate(tmp_path: Path) -> None:
     assert settings.masked()["api_token"] == "***" and settings.masked()["api_rate"] == "no limit"
     default = load_settings(env={})
     assert (default.api_token, default.api_rate) == (None, 6000)
+
+
+def test_the_runs_a_derived_mask_looks_at() -> None:
+    assert load_settings(env={}).mask_consecutive == 3
+    settings = load_settings(env={"DQM_MASK_CONSECUTIVE": "5"})
+    assert settings.mask_consecutive == 5 and settings.masked()["mask_consecutive"] == "5 runs"
