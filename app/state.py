@@ -601,6 +601,11 @@ class JobsState(Acting):
         doc="The latest backfills with their progress (app.source.BACKFILL_COLUMNS).",
     )
     notice = param.String(default="", doc="The outcome of the last retry.")
+    retry_reason = param.String(
+        default="",
+        doc="Why a job is retried: recorded with the retry, and needed to reprocess a certified "
+        "run (which goes back to sign-off).",
+    )
 
     @property
     def _source(self) -> Source:
@@ -621,11 +626,12 @@ class JobsState(Acting):
     def retry(self, job_id: int) -> None:
         """Put a failed job back to TODO (logged-in users only); :attr:`notice` says how it went."""
         try:
-            self._source.retry_job(job_id, actor=self.actor)
+            self._source.retry_job(job_id, actor=self.actor, reason=self.retry_reason.strip())
         except DQMError as exc:
             self.notice = f"Job {job_id} not retried: {exc}"
             return
         self.refresh()
+        self.retry_reason = ""
         self.notice = f"Job {job_id} is back to TODO: the job server will run it again."
 
 

@@ -1141,6 +1141,14 @@ class JobsView(_BuiltOnce):
                 alert_type="info",
                 visible=pn.bind(bool, state.param.notice),
             ),
+            pn.widgets.TextInput.from_param(
+                state.param.retry_reason,
+                label="Reason for a retry (recorded; needed to reprocess a certified run)",
+                placeholder="e.g. the file was copied again",
+                width=520,
+                css_classes=["retry-reason"],
+                visible=state.may("retry_job"),
+            ),
             self._failures_table(),
             pn.pane.Markdown("### Changes made here (who and when)"),
             pn.widgets.Tabulator.from_param(

@@ -102,3 +102,32 @@ def test_a_write_is_refused_to_every_role_below_the_one_it_needs(
 
 def test_every_write_of_the_dashboard_is_covered() -> None:
     assert set(WRITES) == set(PERMISSIONS)
+
+
+def test_the_jobs_page_reprocesses_a_certified_run_with_a_reason_only(
+    installation: tuple[Source, dict[str, int]],
+) -> None:
+    from app.state import JobsState
+
+    source, ids = installation
+    job = ids["certified_job"]
+    expert = JobsState(source=source, user="eve", role=Role.EXPERT)
+    expert.retry(job)
+    assert expert.notice == (
+        f"Job {job} not retried: run 101 is certified: reprocessing it sends it back to "
+        "sign-off, and needs an expert and the reason."
+    )
+    with transaction(source.database_url) as s:
+        assert queries.get_job(s, job_id=job).state is JobState.FAILED
+        assert str(queries.get_run(s, run_id=101).certification) == "CERTIFIED"
+    shifter = JobsState(source=source, user="sam", role=Role.SHIFTER, retry_reason="copied again")
+    shifter.retry(job)
+    assert "needs the expert role" in shifter.notice
+    expert.retry_reason = "the new calibration"
+    expert.retry(job)
+    assert expert.notice.startswith(f"Job {job} is back to TODO") and expert.retry_reason == ""
+    with transaction(source.database_url) as s:
+        assert queries.get_job(s, job_id=job).state is JobState.TODO
+        assert str(queries.get_run(s, run_id=101).certification) == "OPEN"
+        change = queries.changes(s, limit=1)[0]
+        assert change.detail["reason"] == "the new calibration" and change.user == "eve"

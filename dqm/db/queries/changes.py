@@ -124,6 +124,7 @@ def retry_job_as(
             "run_id": job.run_id,
             "state": str(job.state),
             "error": job.error,
+            **({"reason": reason.strip()} if reason.strip() else {}),
         },
     )
     (job,) = retry_jobs(session, job_id=job_id, user=user, role=role, reason=reason)
