@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from dqm.users import Role, parse_role, role_for
+from dqm.users import Role, parse_role
 
 log = logging.getLogger("dqm.dashboard")
 
@@ -133,7 +133,7 @@ def serve(
 
     pn.extension("tabulator", sizing_mode="stretch_width", notifications=True)
 
-    from app.main import apps_in_memory
+    from app.main import apps_in_memory, session_role
 
     def session() -> Any:
         pn.state.on_session_destroyed(_session_dropped)
@@ -372,21 +372,3 @@ def _login_options(credentials: str) -> tuple[dict[str, Any], dict[str, Role]]:
         "logout_template": str(templates / "logout.html"),
     }
     return options, roles
-
-
-def session_role(
-    user: str | None,
-    user_info: dict[str, Any] | None,
-    *,
-    credential_roles: dict[str, Role] | None,
-    settings: Any,
-) -> Role:
-    """The role of a session's user: the credentials file's, else what the configured roles give
-    the user or their groups (the OAuth provider's ``roles_claim``), else the default role."""
-    if credential_roles is not None and user in credential_roles:
-        return credential_roles[user]
-    groups = (user_info or {}).get(settings.roles_claim) or []
-    if isinstance(groups, str):
-        groups = [groups]
-    groups = [g for g in groups if isinstance(g, str)]
-    return role_for(user, groups, roles=settings.roles, default=settings.default_role)

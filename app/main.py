@@ -40,7 +40,7 @@ from app.trends import CHOICE, URL_PARAMETERS, TrendsState
 from app.trendsview import TrendsView
 from app.views import JobsView, RecentRunsView, RunPage
 from dqm.pmtclass import HitRateCuts
-from dqm.users import Role, may_write
+from dqm.users import GUEST, Role, may_write, role_for
 
 PAGES = ("overview", "runs", "run", "trends", "jobs", "alarms", "calibrations", "editor")
 TITLES = {
@@ -334,6 +334,24 @@ class DQMApp(pn.viewable.Viewer):
         return template
 
 
+def session_role(
+    user: str | None,
+    user_info: dict[str, Any] | None,
+    *,
+    credential_roles: dict[str, Role] | None,
+    settings: Any,
+) -> Role:
+    """The role of a session's user: the credentials file's, else what the configured roles give
+    the user or their groups (the OAuth provider's ``roles_claim``), else the default role."""
+    if credential_roles is not None and user in credential_roles:
+        return credential_roles[user]
+    groups = (user_info or {}).get(settings.roles_claim) or []
+    if isinstance(groups, str):
+        groups = [groups]
+    groups = [g for g in groups if isinstance(g, str)]
+    return role_for(user, groups, roles=settings.roles, default=settings.default_role)
+
+
 def create_app(
     database_url: str | None = None,
     refresh_s: float = 10.0,
@@ -351,10 +369,22 @@ def create_app(
         settings = load_settings()
         database_url = settings.database_url
         checks_file = checks_file or settings.checks_file
-    if user is None and pn.state.curdoc is not None:
+    served = pn.state.curdoc is not None
+    if user is None and served:
         user = pn.state.user
     if login is None:
         login = bool(pn.config.basic_auth or pn.config.oauth_provider)
+    if role is None and login and user and user != GUEST:
+        # `panel serve app/main.py --basic-auth ...` or `--oauth-provider ...`: the role the
+        # configuration gives the user or their groups (dqm serve passes the role itself)
+        from dqm.config import load_settings
+
+        role = session_role(
+            user,
+            pn.state.user_info if served else None,
+            credential_roles=None,
+            settings=load_settings(),
+        )
     return DQMApp(
         source=Source(database_url, checks_file=checks_file),
         refresh_s=refresh_s,

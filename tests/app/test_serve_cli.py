@@ -98,7 +98,7 @@ def test_an_unknown_oauth_provider(tmp_path: Path) -> None:
 
 
 def test_a_sessions_role_comes_from_the_credentials_then_the_configuration() -> None:
-    from app.cli import session_role
+    from app.main import session_role
     from dqm.config import load_settings
     from dqm.users import Role
 
@@ -121,3 +121,19 @@ def test_a_sessions_role_comes_from_the_credentials_then_the_configuration() -> 
     assert role("carol", {"memberOf": [3, None]}) is Role.VIEWER
     assert role("guest", {"memberOf": ["dqm-shift"]}) is Role.VIEWER
     assert role(None, None, None) is Role.VIEWER
+
+
+def test_panel_serve_gives_a_logged_in_user_the_configured_role(
+    sqlite_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `panel serve app/main.py --basic-auth ...`: no credentials file of roles, the configuration
+    from app.main import create_app
+    from dqm.users import Role
+
+    monkeypatch.setenv("DQM_ROLES", '{"bob": "expert"}')
+    monkeypatch.setenv("DQM_DEFAULT_ROLE", "shifter")
+    assert create_app(sqlite_database, user="bob", login=True).role is Role.EXPERT
+    assert create_app(sqlite_database, user="carol", login=True).role is Role.SHIFTER
+    assert create_app(sqlite_database, user="guest", login=True).role is Role.VIEWER
+    assert create_app(sqlite_database, user="bob", login=False).role is Role.VIEWER
+    assert create_app(sqlite_database, user="bob", login=True, role=Role.ADMIN).role is Role.ADMIN
