@@ -138,13 +138,18 @@ def tab_badges(checks: RunChecks | None) -> dict[str, str]:
     return badges
 
 
-def tab_badges_css(checks: RunChecks | None) -> str:
-    """A stylesheet that writes each tab's quality badge after its title (Bokeh's tab titles are
-    plain text: the badge is drawn by CSS, and follows the checks as they change)."""
+def tab_badges_css(checks: RunChecks | None, certification: RunCertification | None = None) -> str:
+    """A stylesheet that writes each tab's quality badge after its title, and the run's sign-off
+    state on the Certification tab (Bokeh's tab titles are plain text: the badges are drawn by
+    CSS, and follow the checks and the decisions as they change)."""
     rules = []
-    for tab, quality in tab_badges(checks).items():
+    badges = {tab: (q, QUALITY_COLOURS.get(q, "#DDD")) for tab, q in tab_badges(checks).items()}
+    if certification is not None and certification.description:
+        verdict = certification.verdict
+        colour = QUALITY_COLOURS.get(verdict, "#DDD") if verdict else "#DDD"
+        badges["certification"] = (certification.description, colour)
+    for tab, (quality, colour) in badges.items():
         index = RUN_TABS.index(tab) + 1
-        colour = QUALITY_COLOURS.get(quality, "#DDD")
         rules.append(
             f'.bk-tab:nth-child({index})::after {{ content: "{quality}"; margin-left: 6px; '
             f"padding: 0 6px; border-radius: 8px; background: {colour}; color: black; "
@@ -524,10 +529,12 @@ class RunPage(_BuiltOnce):
             dynamic=True,
             sizing_mode="stretch_width",
         )
-        self._tabs.stylesheets = [tab_badges_css(state.checks)]
+        self._tabs.stylesheets = [tab_badges_css(state.checks, state.certification)]
         state.param.watch(
-            lambda event: setattr(self._tabs, "stylesheets", [tab_badges_css(event.new)]),
-            "checks",
+            lambda _event: setattr(
+                self._tabs, "stylesheets", [tab_badges_css(state.checks, state.certification)]
+            ),
+            ["checks", "certification"],
         )
         self._tabs.active = list(self.param.tab.objects).index(self.tab)
         self._tabs.param.watch(self._tab_changed, "active")

@@ -60,6 +60,22 @@ def test_a_shift_signs_off_and_an_expert_certifies(source: Source) -> None:
     assert list(expert.certification.decisions["action"]) == ["sign_off", "certify", "reopen"]
 
 
+def test_the_certification_tab_carries_the_sign_off_state(source: Source) -> None:
+    from app.state import RUN_TABS
+    from app.views import tab_badges_css
+
+    tab = RUN_TABS.index("certification") + 1
+    checks = RUN_TABS.index("checks") + 1
+    run = RunState(source=source, run_id=105, user="eve", role=Role.EXPERT)
+    css = tab_badges_css(None, run.certification)
+    assert f'.bk-tab:nth-child({tab})::after {{ content: "Open"' in css and "#DDD" in css
+    run.decide("sign_off", "PMT map: 31 dead in one sector", {"analyses": "Bad"})
+    run.decide("certify", "agreed")
+    css = tab_badges_css(run.checks, run.certification)
+    assert f'.bk-tab:nth-child({tab})::after {{ content: "Certified · Bad"' in css
+    assert f'.bk-tab:nth-child({checks})::after {{ content: "Bad"' in css  # the checks' stays
+
+
 def test_the_recent_runs_show_and_filter_the_sign_off_state(source: Source) -> None:
     shifter = RunState(source=source, run_id=104, user="sam", role=Role.SHIFTER)
     shifter.decide("sign_off", "all tabs fine")
