@@ -3,7 +3,9 @@
 - after each merge of the run (while it takes data its checks are TooFew at first, then judge as
   its statistics grow);
 - once its analyses are done (the checks of analysis variables read them);
-- by ``dqm checks rerun`` (a check's definition changed version).
+- by ``dqm checks rerun`` (a check's definition changed version);
+- when an earlier run of its type completes and becomes its reference (runs complete out of
+  order: a run judged against an older reference is judged again against the right one).
 
 A run's pending TODO checks job is reused, and one is out at a time (a run-level job). The inputs
 are read in the job server (:func:`dqm.checks.runinputs.build_check_inputs`), the checks are
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 from dqm.analyses.runview import build_run_view
 from dqm.checks.evaluate import CheckInputs, CheckOutcome, CheckTask, evaluate_task
 from dqm.checks.records import queue_checks, store_outcomes, with_saved_versions
+from dqm.checks.references import choose_reference
 from dqm.checks.runinputs import build_check_inputs
 from dqm.db import queries
 from dqm.db.models import Job
@@ -58,8 +61,29 @@ def _complete(
         job_id=job.id,
     )
     log.info("run %d: %d checks evaluated, quality %s", job.run_id, len(outcomes), quality)
-    if context.on_checked is not None and _final(session, job.run_id):
-        context.on_checked(job.run_id, job.id)
+    if _final(session, job.run_id):
+        _judge_again_later_runs(session, job.run_id, context)
+        if context.on_checked is not None:
+            context.on_checked(job.run_id, job.id)
+
+
+def _judge_again_later_runs(session: Session, run_id: int, context: jobs.Context) -> None:
+    """A run just became a possible reference (complete and judged): later runs of its type that
+    were judged against an earlier reference, because it was not ready when they completed, are
+    judged again if it is now theirs (runs complete out of order)."""
+    run = queries.get_run(session, run_id=run_id)
+    for later, used in queries.runs_judged_before(
+        session, run_type=run.run_type, reference_run=run_id
+    ).items():
+        choice = choose_reference(session, run_id=later)
+        if choice.run_id is not None and choice.run_id != used:
+            log.info(
+                "run %d: judged against run %d, its reference is now run %d: checks queued",
+                later,
+                used,
+                choice.run_id,
+            )
+            queue_checks(session, run_id=later, code_version=context.code_version)
 
 
 def _final(session: Session, run_id: int) -> bool:

@@ -184,3 +184,20 @@ def test_the_worker_sees_no_database(sampled_runs) -> None:
     first = evaluate(check, inputs)
     again = evaluate(check, dataclasses.replace(inputs))
     assert first == again
+
+
+def test_a_run_judged_before_its_reference_completed_is_judged_again(
+    tmp_path: Path, sqlite_database: str
+) -> None:
+    # runs complete out of order: 913 is judged against 911, then 912 completes and is 913's
+    # (the same events in all three, so that each is clean against the others)
+    settings = make_settings(tmp_path, sqlite_database)
+    for run_id in (911, 913, 912):
+        simulate(settings, run_id, n_files=1, events=1000, seed=7)
+        run_server(settings)
+    with session(settings) as s:
+        assert queries.get_run(s, run_id=912).quality in queries.CLEAN_QUALITIES
+        used = {r.reference_run for r in queries.check_results(s, run_id=913)} - {None}
+        assert used == {912}
+        checks_jobs = [j for j in queries.list_jobs(s, run_id=913) if j.kind == "checks"]
+        assert len(checks_jobs) >= 2  # the first judgement, and the one against 912

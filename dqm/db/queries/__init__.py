@@ -112,6 +112,7 @@ from dqm.db.queries.checks import (
     reference_pin,
     reference_pins,
     run_stage_qualities,
+    runs_judged_before,
     save_check_results,
 )
 from dqm.db.queries.comments import (
@@ -331,6 +332,7 @@ __all__ = [
     "run_stage_qualities",
     "run_tags",
     "run_types",
+    "runs_judged_before",
     "runs_missing_files",
     "runs_page",
     "runs_to_sign_off",

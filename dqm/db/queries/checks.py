@@ -50,6 +50,7 @@ __all__ = [
     "reference_pin",
     "reference_pins",
     "run_stage_qualities",
+    "runs_judged_before",
     "save_check_results",
 ]
 
@@ -459,3 +460,27 @@ def pin_reference(
     session.add(pin)
     session.flush()
     return pin
+
+
+def runs_judged_before(
+    session: Session, *, run_type: str, reference_run: int, limit: int = 20
+) -> dict[int, int]:
+    """The All Completed runs of ``run_type`` after ``reference_run`` whose checks were judged
+    against an earlier reference (a run that was not yet clean when they were checked): run →
+    the reference their checks used, the first ``limit`` by run number."""
+    used = func.max(CheckResult.reference_run)
+    rows = session.execute(
+        select(Run.run_id, used)
+        .join(CheckResult, CheckResult.run_id == Run.run_id)
+        .where(
+            Run.run_type == run_type,
+            Run.run_id > reference_run,
+            Run.status == RunStatus.ALL_COMPLETED,
+            CheckResult.reference_run.is_not(None),
+        )
+        .group_by(Run.run_id)
+        .having(used < reference_run)
+        .order_by(Run.run_id)
+        .limit(limit)
+    )
+    return {run_id: reference for run_id, reference in rows}
