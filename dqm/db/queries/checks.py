@@ -483,4 +483,4 @@ def runs_judged_before(
         .order_by(Run.run_id)
         .limit(limit)
     )
-    return {run_id: reference for run_id, reference in rows}
+    return {run_id: reference for run_id, reference in rows if reference is not None}
