@@ -206,13 +206,16 @@ def test_kill_9_at_any_moment_loses_nothing(tmp_path: Path, broker_url: tuple[st
     run.check_as_uninterrupted()
 
 
+#: The broker of the tests about jobs: what a kill does to the messages is the first test's, on
+#: both brokers; what it does to jobs does not depend on the broker.
+EMBEDDED = ("filesystem://", "dqm.transfer")
+
+
 @pytest.mark.slow
-def test_repeated_kills_with_the_same_job_out_cost_no_attempt(
-    tmp_path: Path, broker_url: tuple[str, str]
-) -> None:
+def test_repeated_kills_with_the_same_job_out_cost_no_attempt(tmp_path: Path) -> None:
     """The same job out with four job servers that die (more than its three attempts), then five
     kills at random moments 1.5-6 s apart: every file DONE once, as if uninterrupted."""
-    run = Crashed(tmp_path, broker_url, n_files=8)
+    run = Crashed(tmp_path, EMBEDDED, n_files=8)
     for _ in range(4):  # each new server submits the orphan first, and dies with it out
         assert run.server(failpoints="submit:after-handoff@1") == -signal.SIGKILL
     with session(run.settings) as s:
@@ -263,14 +266,12 @@ ANALYSIS_CRASH_POINTS = [
 
 
 @pytest.mark.slow
-def test_kill_9_during_analyses_leaves_exactly_one_result(
-    tmp_path: Path, broker_url: tuple[str, str]
-) -> None:
+def test_kill_9_during_analyses_leaves_exactly_one_result(tmp_path: Path) -> None:
     """Analysis jobs killed at every moment of their lives: at the end, exactly one result per
     (analysis, version, run), equal to the uninterrupted run's, and every analysis job DONE."""
     analyses_file = tmp_path / "analyses.toml"
     analyses_file.write_text(ANALYSES)
-    run = Crashed(tmp_path, broker_url, n_files=6, analyses_file=analyses_file)
+    run = Crashed(tmp_path, EMBEDDED, n_files=6, analyses_file=analyses_file)
     killed = 0
     for point in ANALYSIS_CRASH_POINTS:
         killed += run.server(failpoints=point) == -signal.SIGKILL
