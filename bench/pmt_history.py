@@ -7,8 +7,8 @@ per-PMT statistics (8 arrays of 17,612 float64, as the job server stores them: 1
 its PMT status (one byte a PMT), then times, each 20 times for PMTs chosen at random:
 
 - ``search_ms``: ``queries.pmt_history`` over every run and ``queries.first_dead_run`` (the
-  search of the PMT page and of ``dqm pmt history``), which read a few bytes of each run's blobs
-  with ``substr``;
+  search of the PMT page and of ``dqm pmt history``), which read the PMT's block of each run
+  (4 kB), not the run's arrays;
 - ``changes_ms``: ``queries.pmt_changes`` of the latest run (two statuses read and compared).
 
 Figures (the last line is one JSON object): ``p50``/``p95`` of both, in ms, the runs, and the
@@ -22,6 +22,7 @@ import datetime as dt
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -73,11 +74,12 @@ def fill(url: str, n_runs: int) -> None:
                     codes=pmtstatus.status_from_sums(sums, N_EVENTS, LIVETIME_NS, DEFAULT_CUTS),
                     cuts=DEFAULT_CUTS,
                     n_events=N_EVENTS,
+                    values=pmtstatus.history_values(sums, N_EVENTS, LIVETIME_NS),
                 )
         print(f"  {min(chunk + 50, n_runs)} / {n_runs} runs stored", flush=True)
 
 
-def timed(function, repeats: int) -> list[float]:
+def timed(function: Callable[[], None], repeats: int) -> list[float]:
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -115,9 +117,7 @@ def main() -> None:
         search()  # the first query warms the caches of the database
         search_ms = timed(search, 20)
         changes_ms = timed(changes, 20)
-        size = (
-            os.path.getsize(Path(tmp) / "history.sqlite") if args.database_url is None else None
-        )
+        size = os.path.getsize(Path(tmp) / "history.sqlite") if args.database_url is None else None
         dispose_engines()
     print_figures(
         {

@@ -5,8 +5,10 @@ among :data:`STATUS_CLASSES` — dead, hot, noisy, normal or other. Dead, hot, n
 :func:`dqm.pmtclass.classify`'s classes under the run type's saved cuts (the built-in ones when none
 are saved); **noisy** is :func:`dqm.pmtclass.noisy`'s flag, which wins over normal and other (a dead or
 hot PMT is never noisy). One byte a PMT, uncompressed, so that the database can hand out one PMT's
-status over many runs without reading whole arrays (``substr`` of the blob; see
-:func:`dqm.db.queries.pmt_history`): 17.6 kB a run, 26 MB for a year of 1,500 runs.
+status for the changes between runs: 17.6 kB a run, 26 MB for a year of 1,500 runs. The same
+codes are kept by blocks of :data:`BLOCK_PMTS` PMTs with each PMT's hit rate, dark rate and charge
+per signal hit (:func:`history_values`, :func:`blocks`), so that one PMT's history reads one
+4-kB row a run (:func:`dqm.db.queries.pmt_history`).
 
 **Changes.** :func:`changes_between` compares two runs' statuses: the PMTs newly dead, hot or noisy,
 and those recovered (dead, hot or noisy before, normal now).
@@ -38,6 +40,8 @@ from dqm.errors import InvalidValueError
 from dqm.pmtclass import DEAD, HOT, NORMAL, OTHER, HitRateCuts, PmtClassification, classify, noisy
 
 __all__ = [
+    "BLOCK_PMTS",
+    "BLOCK_VALUES",
     "STATUS_CLASSES",
     "STATUS_VERSION",
     "S_DEAD",
@@ -46,6 +50,7 @@ __all__ = [
     "S_NORMAL",
     "S_OTHER",
     "PmtChanges",
+    "blocks",
     "changes_between",
     "dead_in_all",
     "decode_codes",
@@ -54,8 +59,10 @@ __all__ = [
     "encode_codes",
     "encode_ids",
     "format_pmt_ids",
+    "history_values",
     "parse_pmt_id",
     "parse_pmt_ids",
+    "read_block",
     "status_codes",
     "status_from_sums",
 ]
@@ -269,3 +276,53 @@ def describe_origin(origin: Mapping[str, object]) -> str:
         )
     base = origin.get("base_version")
     return f"edited from version {base}" if base else "written by hand"
+
+
+#: PMTs a block: one PMT's history reads its block of each run (4 kB), not the run's arrays.
+BLOCK_PMTS = 256
+#: The values kept with the status, PMT by PMT, for the history (float32; NaN: not measured).
+BLOCK_VALUES = ("hit_rate", "dark_rate_hz", "signal_charge_pe")
+
+
+def history_values(
+    sums: Mapping[str, npt.ArrayLike], n_events: int, livetime_ns: float
+) -> npt.NDArray[np.float32]:
+    """The :data:`BLOCK_VALUES` of every PMT of a run, (3, n) float32: the fraction of events
+    with a hit, the dark rate (Hz), and the mean charge of the signal hits of central low-energy
+    events (PE: the PMT's gain relative to its calibration)."""
+    fired = np.asarray(sums["fired_events"], dtype=np.float64)
+    dark = np.asarray(sums["dark_count"], dtype=np.float64)
+    zeros = np.zeros_like(fired)
+    hits = np.asarray(sums.get("signal_hits", zeros), dtype=np.float64)
+    charge = np.asarray(sums.get("signal_charge_sum", zeros), dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        signal = np.where(hits > 0, charge / np.where(hits > 0, hits, 1.0), np.nan)
+    return np.stack(
+        [
+            pmtstats.hit_rate(fired, n_events),
+            pmtstats.dark_rate_hz(dark, livetime_ns),
+            signal,
+        ]
+    ).astype(np.float32)
+
+
+def blocks(codes: npt.ArrayLike, values: npt.ArrayLike) -> list[tuple[int, bytes, bytes]]:
+    """A run's statuses and :func:`history_values` as stored by block: (block, codes, values)."""
+    codes_array, values_array = np.asarray(codes, dtype=np.uint8), np.asarray(values, "<f4")
+    return [
+        (
+            start // BLOCK_PMTS,
+            codes_array[start : start + BLOCK_PMTS].tobytes(),
+            np.ascontiguousarray(values_array[:, start : start + BLOCK_PMTS]).tobytes(),
+        )
+        for start in range(0, len(codes_array), BLOCK_PMTS)
+    ]
+
+
+def read_block(codes: bytes, values: bytes, pmt_id: int) -> tuple[int, list[float | None]]:
+    """One PMT's status code and :data:`BLOCK_VALUES` (None: not measured) from its block."""
+    offset = pmt_id % BLOCK_PMTS
+    array = np.frombuffer(values, dtype="<f4").reshape(len(BLOCK_VALUES), len(codes))
+    return codes[offset], [
+        None if not np.isfinite(v) else float(v) for v in array[:, offset].tolist()
+    ]

@@ -372,6 +372,7 @@ def _store_pmt_status(session: Session, run: Run, sums: calib.Sums) -> None:
         codes=pmtstatus.status_from_sums(arrays, sums.n_events, sums.livetime_ns, cuts),
         cuts=cuts,
         n_events=sums.n_events,
+        values=pmtstatus.history_values(arrays, sums.n_events, sums.livetime_ns),
     )
 
 

@@ -69,5 +69,6 @@ def fill_pmt_history(url: str) -> str:
                 codes=pmtstatus.status_from_sums(sums, N_EVENTS, LIVETIME_NS, DEFAULT_CUTS),
                 cuts=DEFAULT_CUTS,
                 n_events=N_EVENTS,
+                values=pmtstatus.history_values(sums, N_EVENTS, LIVETIME_NS),
             )
     return url

@@ -646,6 +646,24 @@ class PmtStatus(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class PmtBlock(Base):
+    """A block of :data:`dqm.pmtstatus.BLOCK_PMTS` consecutive PMTs in a run: their status codes
+    and their hit rate, dark rate and charge per signal hit (float32, one array after the other).
+    One PMT's history reads one small row a run (its block), whatever the database."""
+
+    __tablename__ = "pmt_blocks"
+    __table_args__ = (Index("ix_pmt_blocks_block_run_id", "block", "run_id"),)
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("pmt_status.run_id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    )
+    block: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    codes: Mapped[bytes] = mapped_column(LargeBinary)  # one byte a PMT of the block
+    values: Mapped[bytes] = mapped_column(LargeBinary)  # dqm.pmtstatus.BLOCK_VALUES, float32
+
+
 class PmtMask(Base):
     """A version of the PMT mask: the PMTs reconstruction leaves out, valid from a run on."""
 

@@ -1,4 +1,5 @@
-"""The PMT status of every run (one byte a PMT) and the versions of the PMT mask.
+"""The PMT status of every run (one byte a PMT; and by blocks of PMTs, with their rates, for
+one PMT's history) and the versions of the PMT mask.
 
 Revision ID: 0009
 Revises: 0008
@@ -42,6 +43,21 @@ def upgrade() -> None:
     )
     op.create_index("ix_pmt_status_run_type_run_id", "pmt_status", ["run_type", "run_id"])
     op.create_table(
+        "pmt_blocks",
+        sa.Column("run_id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("block", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("codes", sa.LargeBinary(), nullable=False),
+        sa.Column("values", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["run_id"],
+            ["pmt_status.run_id"],
+            name=op.f("fk_pmt_blocks_run_id_pmt_status"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("run_id", "block", name=op.f("pk_pmt_blocks")),
+    )
+    op.create_index("ix_pmt_blocks_block_run_id", "pmt_blocks", ["block", "run_id"])
+    op.create_table(
         "pmt_masks",
         sa.Column("version", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("valid_from_run", sa.Integer(), nullable=False),
@@ -58,4 +74,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("pmt_masks")
+    op.drop_table("pmt_blocks")
     op.drop_table("pmt_status")

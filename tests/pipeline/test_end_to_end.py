@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import uproot
 from helpers import make_settings, run_server, session, simulate
 
@@ -100,8 +101,11 @@ def test_runs_go_from_data_taking_to_all_completed(
             (row,) = queries.pmt_history(s, pmt_id=pmt, run_type="physics")
             assert row.run_id == 301
             assert row.status == ("dead" if pmt in DEAD else "normal")
-            assert row.hit_rate == sums["fired_events"][pmt] / stats_row.n_events
-            assert row.dark_rate_hz == sums["dark_count"][pmt] / (stats_row.livetime_ns * 1e-9)
+            # (kept as float32 with the status)
+            hit_rate = sums["fired_events"][pmt] / stats_row.n_events
+            dark_rate = sums["dark_count"][pmt] / (stats_row.livetime_ns * 1e-9)
+            assert row.hit_rate == pytest.approx(hit_rate, rel=1e-6)
+            assert row.dark_rate_hz == pytest.approx(dark_rate, rel=1e-6)
         assert [r.run_id for r in queries.pmt_history(s, pmt_id=alive)] == [301, 302]
         assert queries.first_dead_run(s, pmt_id=DEAD[0]) == 301
         assert queries.first_dead_run(s, pmt_id=alive) is None

@@ -1,8 +1,9 @@
 """The PMT status of every run, one PMT's history over runs, and the versions of the PMT mask.
 
-A PMT's history reads a few bytes of each run's arrays in the database (``substr`` of the blobs:
-8 bytes of each float64 sum, 1 byte of the status), never whole arrays, so that searching a PMT
-over a year of runs moves kilobytes, not gigabytes.
+A PMT's history reads one row a run: the block of :data:`dqm.pmtstatus.BLOCK_PMTS` PMTs it
+belongs to (4 kB: their statuses, hit rates, dark rates and charges per signal hit), never the
+run's arrays, so that searching a PMT over a year of runs moves megabytes, not gigabytes, on any
+database. The calibrated gain comes from the calibrations (8 bytes of each version's gains).
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from dqm import pmtstatus
-from dqm.db.models import Calibration, PmtMask, PmtStats, PmtStatus, Run
+from dqm.db.models import Calibration, PmtBlock, PmtMask, PmtStatus, Run
 from dqm.db.queries.changes import record_change
 from dqm.errors import InvalidValueError, NotFoundError
 from dqm.pmtclass import HitRateCuts
@@ -48,13 +49,17 @@ def save_pmt_status(
     codes: np.ndarray,
     cuts: HitRateCuts,
     n_events: int,
+    values: np.ndarray | None = None,
 ) -> PmtStatus:
-    """Store (or replace) the status of a run's PMTs."""
+    """Store (or replace) the status of a run's PMTs, and by blocks with ``values``
+    (:func:`dqm.pmtstatus.history_values`; None: NaN) for the PMTs' histories."""
     row = session.get(PmtStatus, run_id)
     if row is None:
         row = PmtStatus(run_id=run_id)
         session.add(row)
     codes = np.asarray(codes)
+    if values is None:
+        values = np.full((len(pmtstatus.BLOCK_VALUES), codes.size), np.nan, dtype=np.float32)
     row.run_type = run_type
     row.n_pmts = int(codes.size)
     row.codes = pmtstatus.encode_codes(codes)
@@ -70,6 +75,14 @@ def save_pmt_status(
     row.n_events = int(n_events)
     row.updated_at = utcnow()
     session.flush()
+    session.execute(delete(PmtBlock).where(PmtBlock.run_id == run_id))
+    session.execute(
+        insert(PmtBlock),
+        [
+            {"run_id": run_id, "block": block, "codes": block_codes, "values": block_values}
+            for block, block_codes, block_values in pmtstatus.blocks(codes, values)
+        ],
+    )
     return row
 
 
@@ -132,11 +145,12 @@ def _as_float(blob: bytes | None) -> float | None:
 def pmt_history(
     session: Session, *, pmt_id: int, run_type: str | None = None, limit: int | None = 500
 ) -> list[PmtHistoryRow]:
-    """One PMT's hit rate, dark rate, relative gain, status and calibrated gain in each run (the
-    ``limit`` latest runs with PMT statistics, of ``run_type`` if given), oldest first.
+    """One PMT's status, hit rate, dark rate, relative gain and calibrated gain in each run (the
+    ``limit`` latest runs with a PMT status, of ``run_type`` if given), oldest first: one row of
+    its block a run.
 
     Raises:
-        InvalidValueError: ``pmt_id`` is negative.
+        InvalidValueError: no such PMT.
     """
     if pmt_id < 0:
         raise InvalidValueError(f"there is no PMT {pmt_id}: PMT ids are 0 or more.")
@@ -145,17 +159,19 @@ def pmt_history(
             Run.run_id,
             Run.run_type,
             Run.start_time,
-            PmtStats.n_events,
-            PmtStats.livetime_ns,
-            PmtStats.n_pmts,
-            _float_at(PmtStats.fired_events, pmt_id, "fired"),
-            _float_at(PmtStats.dark_count, pmt_id, "dark"),
-            _float_at(PmtStats.signal_hits, pmt_id, "signal_hits"),
-            _float_at(PmtStats.signal_charge_sum, pmt_id, "signal_charge"),
-            func.substr(PmtStatus.codes, pmt_id + 1, 1).label("code"),
+            PmtStatus.n_events,
+            PmtStatus.n_pmts,
+            PmtBlock.codes,
+            PmtBlock.values,
         )
-        .join(PmtStats, and_(PmtStats.run_id == Run.run_id, PmtStats.file_id.is_(None)))
-        .outerjoin(PmtStatus, PmtStatus.run_id == Run.run_id)
+        .join(PmtStatus, PmtStatus.run_id == Run.run_id)
+        .join(
+            PmtBlock,
+            and_(
+                PmtBlock.run_id == Run.run_id,
+                PmtBlock.block == pmt_id // pmtstatus.BLOCK_PMTS,
+            ),
+        )
         .order_by(Run.run_id.desc())
     )
     if run_type is not None:
@@ -163,6 +179,12 @@ def pmt_history(
     if limit is not None:
         query = query.limit(limit)
     rows = list(session.execute(query))
+    if not rows:
+        largest = session.scalar(select(func.max(PmtStatus.n_pmts)))
+        if largest is not None and pmt_id >= largest:
+            raise InvalidValueError(
+                f"there is no PMT {pmt_id}: the runs have PMTs 0 to {largest - 1}."
+            )
     calibrations = _calibration_gains(session, pmt_id)
     history = []
     for row in reversed(rows):
@@ -170,9 +192,9 @@ def pmt_history(
             raise InvalidValueError(
                 f"there is no PMT {pmt_id}: run {row.run_id} has PMTs 0 to {row.n_pmts - 1}."
             )
-        fired, dark = _as_float(row.fired), _as_float(row.dark)
-        hits, charge = _as_float(row.signal_hits), _as_float(row.signal_charge)
-        code = row.code
+        code, (hit_rate, dark_rate, signal_charge) = pmtstatus.read_block(
+            row.codes, row.values, pmt_id
+        )
         version, gain = _valid_calibration(calibrations, row.run_id)
         history.append(
             PmtHistoryRow(
@@ -180,13 +202,11 @@ def pmt_history(
                 run_type=row.run_type,
                 start_time=row.start_time,
                 n_events=int(row.n_events),
-                hit_rate=fired / row.n_events if fired is not None and row.n_events else None,
-                dark_rate_hz=dark / (row.livetime_ns * 1e-9)
-                if dark is not None and row.livetime_ns
-                else None,
-                signal_charge_pe=charge / hits if charge is not None and hits else None,
-                status=pmtstatus.STATUS_CLASSES[code[0]]
-                if code is not None and len(code) == 1 and code[0] < len(pmtstatus.STATUS_CLASSES)
+                hit_rate=hit_rate,
+                dark_rate_hz=dark_rate,
+                signal_charge_pe=signal_charge,
+                status=pmtstatus.STATUS_CLASSES[code]
+                if code < len(pmtstatus.STATUS_CLASSES)
                 else None,
                 calibration_version=version,
                 gain_adc_per_pe=gain,
@@ -222,9 +242,11 @@ def _valid_calibration(
 
 def first_dead_run(session: Session, *, pmt_id: int) -> int | None:
     """The first run in which the PMT was dead, if any."""
+    offset = pmt_id % pmtstatus.BLOCK_PMTS
     return session.scalar(
-        select(func.min(PmtStatus.run_id)).where(
-            func.substr(PmtStatus.codes, pmt_id + 1, 1) == bytes([pmtstatus.S_DEAD])
+        select(func.min(PmtBlock.run_id)).where(
+            PmtBlock.block == pmt_id // pmtstatus.BLOCK_PMTS,
+            func.substr(PmtBlock.codes, offset + 1, 1) == bytes([pmtstatus.S_DEAD]),
         )
     )
 
