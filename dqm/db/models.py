@@ -680,3 +680,19 @@ class PmtMask(Base):
     created_by: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     comment: Mapped[str] = mapped_column(Text, default="")
+
+
+class KeptEvents(Base):
+    """A few raw events of a file for the event display (:mod:`dqm.keptevents`): its first and
+    its highest-energy physics events, each with its PMTs' charges and first-hit times and its
+    reconstructed vertex and energy, compressed."""
+
+    __tablename__ = "kept_events"
+    __table_args__ = (UniqueConstraint("file_id"), Index("ix_kept_events_run_id", "run_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.run_id", ondelete="CASCADE"))
+    file_id: Mapped[int] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"))
+    n_events: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(Blob)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -172,6 +172,7 @@ from dqm.db.queries.results import (
     has_event_tables,
     histogram_rows,
     histograms_of_files,
+    kept_events,
     load_histogram,
     pmt_arrays,
     pmt_stats_of_files,
@@ -179,6 +180,7 @@ from dqm.db.queries.results import (
     run_events,
     save_event_table,
     save_histogram,
+    save_kept_events,
     save_pmt_stats,
 )
 from dqm.db.queries.runs import (
@@ -286,6 +288,7 @@ __all__ = [
     "job_kinds",
     "jobs_in_states",
     "jobs_with_ids",
+    "kept_events",
     "latest_analysis_values",
     "list_alarms",
     "list_calibrations",
@@ -343,6 +346,7 @@ __all__ = [
     "save_cut_defaults",
     "save_event_table",
     "save_histogram",
+    "save_kept_events",
     "save_pmt_stats",
     "save_pmt_status",
     "set_run_comment",

@@ -10,7 +10,7 @@ from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 
 from dqm import eventtable
-from dqm.db.models import EventTable, File, Histogram, PmtStats
+from dqm.db.models import EventTable, File, Histogram, KeptEvents, PmtStats
 from dqm.errors import InvalidValueError
 from dqm.histcodec import (
     AnyHist,
@@ -233,3 +233,28 @@ def has_event_tables(session: Session, *, run_id: int) -> bool:
         session.scalar(select(EventTable.id).where(EventTable.run_id == run_id).limit(1))
         is not None
     )
+
+
+def save_kept_events(
+    session: Session, *, run_id: int, file_id: int, data: bytes, n_events: int
+) -> KeptEvents:
+    """Store (or replace) a file's kept raw events (encoded by :mod:`dqm.keptevents`)."""
+    row = session.scalars(select(KeptEvents).where(KeptEvents.file_id == file_id)).one_or_none()
+    if row is None:
+        row = KeptEvents(run_id=run_id, file_id=file_id, n_events=n_events, data=data)
+        session.add(row)
+    else:
+        row.run_id, row.n_events, row.data, row.created_at = run_id, n_events, data, utcnow()
+    session.flush()
+    return row
+
+
+def kept_events(session: Session, *, run_id: int) -> list[tuple[int, bytes]]:
+    """(file sequence number, encoded kept events) of a run's DONE files, in file order."""
+    rows = session.execute(
+        select(File.seq, KeptEvents.data)
+        .join(File, File.id == KeptEvents.file_id)
+        .where(KeptEvents.run_id == run_id, File.state == FileState.DONE)
+        .order_by(File.seq)
+    )
+    return [(seq, data) for seq, data in rows]
