@@ -82,7 +82,8 @@ class DQMApp(pn.viewable.Viewer):
     run = param.String(default="", doc="The run of the Run page, as given in the URL.")
     tab = param.String(
         default="base",
-        doc="The tab of the Run page (base, calib, rec, pmt, analyses, checks, certification).",
+        doc="The tab of the Run page (base, calib, rec, pmt, events, analyses, checks, "
+        "certification).",
     )
     trend = param.Dict(
         default={}, doc="The choice of the Trends page, as URL parameters (app.trends)."

@@ -43,7 +43,7 @@ from dqm.pmtclass import PMT_CLASSES
 if TYPE_CHECKING:
     from bokeh.models.sources import DataDict
 
-__all__ = ["CLASS_COLOURS", "PmtMap"]
+__all__ = ["CLASS_COLOURS", "PmtMap", "draw_graticule"]
 
 #: Class colours (Okabe-Ito palette, distinguishable with the common colour-vision deficiencies).
 CLASS_COLOURS = {
@@ -69,6 +69,20 @@ WARNING_STYLE = {
     "border-radius": "0.375rem",
     "padding": "0.6rem 1rem",
 }
+
+
+def draw_graticule(fig: Any) -> None:
+    """Outline of the Aitoff projection and lines every 30° of θ and 60° of φ, for orientation (the
+    PMT map's, and any other map of the detector's PMTs)."""
+    theta = np.linspace(0.0, 180.0, 91)
+    for phi in (-180.0, -120.0, -60.0, 0.0, 60.0, 120.0, 180.0):
+        x, y = aitoff(theta, np.full_like(theta, phi))
+        edge = abs(phi) == 180.0
+        fig.line(x, y, line_color="#888888" if edge else "#DDDDDD", line_width=1.5 if edge else 1)
+    phis = np.linspace(-180.0, 180.0, 121)
+    for theta_line in (30.0, 60.0, 90.0, 120.0, 150.0):
+        x, y = aitoff(np.full_like(phis, theta_line), phis)
+        fig.line(x, y, line_color="#DDDDDD")
 
 
 class PmtMap(pn.viewable.Viewer):
@@ -242,7 +256,7 @@ class PmtMap(pn.viewable.Viewer):
         fig.xaxis.axis_line_color = None
         fig.yaxis.visible = False
         fig.grid.visible = False
-        self._draw_graticule(fig)
+        draw_graticule(fig)
 
         self._class_mapper = LinearColorMapper(
             palette=[CLASS_COLOURS[name] for name in PMT_CLASSES],
@@ -307,21 +321,6 @@ class PmtMap(pn.viewable.Viewer):
         )
         fig.add_layout(self._legend)
         return fig, pmts
-
-    @staticmethod
-    def _draw_graticule(fig: Any) -> None:
-        """Outline of the projection and lines every 30° of θ and 60° of φ, for orientation."""
-        theta = np.linspace(0.0, 180.0, 91)
-        for phi in (-180.0, -120.0, -60.0, 0.0, 60.0, 120.0, 180.0):
-            x, y = aitoff(theta, np.full_like(theta, phi))
-            edge = abs(phi) == 180.0
-            fig.line(
-                x, y, line_color="#888888" if edge else "#DDDDDD", line_width=1.5 if edge else 1
-            )
-        phis = np.linspace(-180.0, 180.0, 121)
-        for theta_line in (30.0, 60.0, 90.0, 120.0, 150.0):
-            x, y = aitoff(np.full_like(phis, theta_line), phis)
-            fig.line(x, y, line_color="#DDDDDD")
 
     # --- updates --------------------------------------------------------------------------------
 

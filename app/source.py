@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from dqm import detector, pmtstatus
+from dqm import detector, keptevents, pmtstatus
 from dqm.calibdiff import moved_pmts
 from dqm.certification import certification_of, parse_stage_decisions
 from dqm.certification import describe as describe_certification
@@ -1684,6 +1684,13 @@ class Source:
                 normal_band=normal_band,
                 user=user,
             )
+
+    def kept_events(self, run_id: int) -> list[keptevents.KeptEvent]:
+        """The raw events kept of a run for the event display (the first and the highest-energy
+        physics events of each done file), file after file, each with its file's ``seq``."""
+        with transaction(self.database_url) as session:
+            stored = queries.kept_events(session, run_id=run_id)
+        return [event for seq, data in stored for event in keptevents.decode(data, seq=seq)]
 
     # --- PMT status history and masks --------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import pandas as pd
 import param
 
 from app.cuts import PmtCuts
+from app.events import EventsState
 from app.source import (
     ALARM_COLUMNS,
     BACKFILL_COLUMNS,
@@ -42,7 +43,7 @@ from dqm.users import Actor, Role
 #: Search modes of the recent-runs page.
 MODES = ("Recent Runs", "Recent Completed", "Recent Days")
 #: Tabs of the run page, as they appear in the URL.
-RUN_TABS = ("base", "calib", "rec", "pmt", "analyses", "checks", "certification")
+RUN_TABS = ("base", "calib", "rec", "pmt", "events", "analyses", "checks", "certification")
 #: The qualities the recent runs can be filtered on.
 QUALITY_FILTER = (*[q.value for q in Quality], NOT_JUDGED)
 
@@ -349,6 +350,10 @@ class RunState(Acting):
     pmt_history = param.ClassSelector(
         class_=PmtHistoryState, doc="The run's PMT changes, the PMT search and the masks."
     )
+    kept_events = param.ClassSelector(
+        class_=EventsState,
+        doc="The event display: the run's kept raw events, read when the Events tab is opened.",
+    )
 
     # What the run looked like when last read (Source.run_token), and its events as read then.
     _token: tuple[object, ...] | None
@@ -366,6 +371,18 @@ class RunState(Acting):
             self.pmt_history = PmtHistoryState(
                 source=self.source, user=self.user, role=self.role, run_id=self.run_id
             )
+        if self.kept_events is None and self.source is not None:
+            self.kept_events = EventsState(loader=self.source.kept_events)
+
+    def open_events(self) -> None:
+        """Read the run's kept events for the event display (when its tab is shown): once a run,
+        and again when the run has changed since (more files done)."""
+        assert self.kept_events is not None
+        if self.kept_events.run_id != self.run_id:
+            self.kept_events.run_id = self.run_id
+        elif getattr(self, "_events_token", None) != self._token:
+            self.kept_events.load()
+        self._events_token = self._token
 
     @param.depends("run_id", watch=True, on_init=True)
     def load(self) -> None:

@@ -16,6 +16,7 @@ import param
 from bokeh.models.widgets.tables import HTMLTemplateFormatter, NumberFormatter
 from holoviews.operation.datashader import rasterize
 
+from app.eventsview import EventDisplay
 from app.pmthistoryview import PmtHistoryView
 from app.pmtmap import PmtMap
 from app.source import RunAnalysis, RunCertification, RunChecks, StoredHistogram, utc
@@ -523,6 +524,7 @@ class RunPage(_BuiltOnce):
                 ),
             ),
             ("PMT info", pn.panel(self._pmt)),
+            ("Events", pn.panel(self._events)),
             ("Analyses", pn.panel(self._analyses)),
             ("Checks", pn.panel(self._checks)),
             ("Certification", pn.panel(self._certification)),
@@ -868,6 +870,20 @@ class RunPage(_BuiltOnce):
 
     def _tab_changed(self, event: Any) -> None:
         self.tab = self.param.tab.objects[event.new]
+
+    @param.depends("tab", "state.summary", watch=True)
+    def _events_shown(self) -> None:
+        """The kept events are read when the Events tab is shown (and again after the run
+        changed), not with every run page."""
+        if self.tab == "events" and self._state.summary is not None:
+            self._state.open_events()
+
+    def _events(self) -> EventDisplay:
+        if getattr(self, "_event_display", None) is None:
+            assert self._state.kept_events is not None
+            self._event_display = EventDisplay(state=self._state.kept_events)
+            self._events_shown()
+        return self._event_display
 
     def _tab_param_changed(self, event: Any) -> None:
         index = list(self.param.tab.objects).index(event.new)

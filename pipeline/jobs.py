@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from dqm import __version__, detector, pmtstatus, rawformat
+from dqm import __version__, detector, keptevents, pmtstatus, rawformat
 from dqm.analyses.declarations import Catalog
 from dqm.checks.declarations import CheckCatalog
 from dqm.checks.runinputs import pmt_cuts
@@ -280,6 +280,14 @@ def _complete_process_file(
     )
     if result.events:
         queries.save_event_table(session, run_id=job.run_id, file_id=file.id, columns=result.events)
+    if result.kept:
+        queries.save_kept_events(
+            session,
+            run_id=job.run_id,
+            file_id=file.id,
+            data=keptevents.encode(result.kept),
+            n_events=len(result.kept),
+        )
     if file.n_events is None:
         file.n_events = result.n_read
 

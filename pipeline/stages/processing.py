@@ -19,7 +19,7 @@ from typing import Any
 import joblib
 import numpy as np
 
-from dqm import detector, eventtable, rawformat
+from dqm import detector, eventtable, keptevents, rawformat
 from dqm.config import DEFAULT_REC_METHOD, REC_METHODS
 from dqm.errors import first_line
 from dqm.histcodec import AnyHist
@@ -87,6 +87,8 @@ class FileResult:
     last_trigger_s: float | None = None
     #: the reconstructed physics events (dqm.eventtable.COLUMNS), float32
     events: dict[str, np.ndarray] = field(default_factory=dict)
+    #: a few raw events for the event display: the first and the highest-energy ones
+    kept: list[keptevents.KeptEvent] = field(default_factory=list)
 
 
 def _unreadable(path: Path, exc: Exception) -> rawformat.RawFormatError:
@@ -112,6 +114,7 @@ def _process_range(task: FileTask, entry_start: int, entry_stop: int) -> FileRes
     result = FileResult(n_events=0, n_read=0, rec_method=method, mask_version=task.mask_version)
     residuals = counts_for(rec["time_residual"]) if "time_residual" in rec else None
     events: dict[str, list[np.ndarray]] = {name: [] for name in eventtable.COLUMNS}
+    kept: list[keptevents.KeptEvent] = []
     masked = task.masked_pmts if task.masked_pmts is not None and len(task.masked_pmts) else None
     used = np.ones(len(constants.gain), dtype=np.bool_)
     if masked is not None:
@@ -130,8 +133,9 @@ def _process_range(task: FileTask, entry_start: int, entry_stop: int) -> FileRes
                 continue
             calibrated = calib.calibrate_chunk(chunk, constants, histograms, sums, used)
             result.fits_not_converged += _reconstruct(
-                chunk, calibrated, method, rec, residuals, events, masked, used
+                chunk, calibrated, method, rec, residuals, events, masked, used, kept
             )
+            kept = keptevents.reduce_events(kept)
             times_s = chunk.trigger_time * 1e-9
             rec["trigger_rate"].fill(times_s)
             rec["trigger_interval"].fill(_intervals_ms(result.last_trigger_s, times_s))
@@ -152,6 +156,7 @@ def _process_range(task: FileTask, entry_start: int, entry_stop: int) -> FileRes
         for name, parts in events.items()
     }
     result.livetime_ns = result.n_events * detector.PRETRIGGER_WINDOW_NS
+    result.kept = kept
     return result
 
 
@@ -171,10 +176,12 @@ def _reconstruct(
     events: dict[str, list[np.ndarray]],
     masked: np.ndarray | None = None,
     used: np.ndarray | None = None,
+    kept: list[keptevents.KeptEvent] | None = None,
 ) -> int:
     """Reconstruct the chunk's physics events (global triggers), fill the Rec histograms and add
-    the events to ``events`` (columns of dqm.eventtable); returns the number of fits that did not
-    converge. The ``masked`` PMTs (``used`` False) are left out of every step."""
+    the events to ``events`` (columns of dqm.eventtable) and the chunk's candidates for the event
+    display to ``kept``; returns the number of fits that did not converge. The ``masked`` PMTs
+    (``used`` False) are left out of every step."""
     physics = chunk.trigger_type == rawformat.TRIGGER_GLOBAL
     if not physics.any():
         return 0
@@ -212,6 +219,20 @@ def _reconstruct(
     events["z_mm"].append(vertex[:, 2].astype(np.float32))
     events["energy_mev"].append(energy.astype(np.float32))
     events["time_s"].append((chunk.trigger_time[physics][good] * 1e-9).astype(np.float32))
+    if kept is not None:
+        kept.extend(
+            keptevents.select_events(
+                chunk.event_id,  # events are known by their id (a sampled chunk skips some)
+                chunk.pmt_id,
+                calibrated.pe,
+                calibrated.time,
+                chunk.nhits,
+                np.flatnonzero(physics)[good],
+                vertex,
+                energy,
+                chunk.trigger_time[physics][good] * 1e-9,
+            )
+        )
     rec["energy"].fill(energy)
     rec["x"].fill(vertex[:, 0])
     rec["y"].fill(vertex[:, 1])
@@ -237,6 +258,7 @@ def _combine(parts: Iterator[FileResult]) -> FileResult:
         total.events = {
             name: np.concatenate((total.events[name], part.events[name])) for name in total.events
         }
+        total.kept = keptevents.reduce_events([*total.kept, *part.kept])
         if part.first_trigger_s is not None:
             if total.last_trigger_s is not None:
                 total.histograms[reco.STAGE]["trigger_interval"].fill(

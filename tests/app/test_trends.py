@@ -361,10 +361,11 @@ def test_the_app_opens_a_trend_from_its_url_parameters(source: Source) -> None:
 
 def test_the_run_page_shows_its_analyses_and_tags(source: Source) -> None:
     from app.main import DQMApp
+    from app.state import RUN_TABS
     from app.views import tag_chips, variables_table
 
     app = DQMApp(source=source, refresh_s=0, page="run", run=str(LAST), tab="analyses")
-    assert not app._message.visible and app._run_page._tabs.active == 4
+    assert not app._message.visible and app._run_page._tabs.active == RUN_TABS.index("analyses")
     app.__panel__()
     analyses = app.run_state.analyses
     assert [(a.analysis, a.version, a.status) for a in analyses] == [

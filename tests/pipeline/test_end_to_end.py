@@ -10,7 +10,7 @@ import pytest
 import uproot
 from helpers import make_settings, run_server, session, simulate
 
-from dqm import pmtstatus
+from dqm import keptevents, pmtstatus
 from dqm.db import queries
 from dqm.db.models import FileState, JobState, MessageOutcome, RunStatus
 
@@ -109,6 +109,23 @@ def test_runs_go_from_data_taking_to_all_completed(
         assert [r.run_id for r in queries.pmt_history(s, pmt_id=alive)] == [301, 302]
         assert queries.first_dead_run(s, pmt_id=DEAD[0]) == 301
         assert queries.first_dead_run(s, pmt_id=alive) is None
+        # A few raw events of each file are kept for the event display: the first 10 physics
+        # events and the 10 of highest energy, with their PMTs' charges and times.
+        stored = queries.kept_events(s, run_id=301)
+        assert [seq for seq, _ in stored] == [0, 1, 2]
+        events = queries.run_events(s, run_id=301)
+        for seq, data in stored:
+            kept = keptevents.decode(data, seq=seq)
+            assert 10 <= len(kept) <= 20 and {e.seq for e in kept} == {seq}
+            first = [e for e in kept if "first" in e.reasons]
+            highest = sorted(
+                (e for e in kept if "highest" in e.reasons), key=lambda e: -e.energy_mev
+            )
+            assert len(first) == 10 and len(highest) == 10
+            assert [e.entry for e in first] == sorted(e.entry for e in first)
+            assert all(set(e.pmt_id) <= set(range(17_612)) and len(e.pmt_id) for e in kept)
+            energies = np.asarray([e.energy_mev for e in highest], dtype=np.float32)
+            assert np.isin(energies, events["energy_mev"]).all()
         accepted = queries.messages(s, outcome=MessageOutcome.ACCEPTED, limit=None)
         assert len(accepted) == 2 + 2 + 3 + 1  # run_start, run_end of each, one file_ready per file
         assert not queries.messages(s, outcome=MessageOutcome.REJECTED)

@@ -1,0 +1,284 @@
+"""The kept events: which events a chunk offers, the per-PMT collapse of their hits, the
+associative reduction to a file's set, and the encoding."""
+
+from __future__ import annotations
+
+import itertools
+import zlib
+
+import numpy as np
+import pytest
+from imports import modules_loaded
+
+from dqm.errors import InvalidValueError
+from dqm.keptevents import (
+    FORMAT_VERSION,
+    MAGIC,
+    KeptEvent,
+    decode,
+    encode,
+    reduce_events,
+    select_events,
+)
+
+
+def fields(event: KeptEvent) -> tuple[object, ...]:
+    """Everything an event holds, comparable with ``==``."""
+    return (
+        event.entry,
+        event.trigger_time_s,
+        event.energy_mev,
+        event.vertex_mm,
+        event.n_hits,
+        event.pmt_id.tolist(),
+        event.charge_pe.tolist(),
+        event.first_hit_ns.tolist(),
+        event.reasons,
+        event.seq,
+    )
+
+
+def hand_made_chunk() -> dict[str, np.ndarray]:
+    """Five events from entry 100 on; 101 is not a physics event (a calibration trigger) and
+    103 was not reconstructed."""
+    hits = {
+        100: [(5, 1.0, 30.0), (5, 2.0, 20.0), (9, 0.5, 40.0)],  # PMT 5 twice
+        101: [(1, 1.0, 10.0)],
+        102: [(7, 3.0, 25.0)],
+        103: [(2, 1.0, 11.0), (3, 1.0, 12.0)],
+        104: [(9, 1.5, 50.0), (2, 0.25, 60.0), (9, 0.5, 45.0), (9, 1.0, 70.0)],  # PMT 9 thrice
+    }
+    flat = [hit for entry in sorted(hits) for hit in hits[entry]]
+    return {
+        "pmt": np.array([h[0] for h in flat], dtype=np.int32),
+        "pe": np.array([h[1] for h in flat], dtype=np.float32),
+        "time": np.array([h[2] for h in flat], dtype=np.float32),
+        "nhits": np.array([len(hits[e]) for e in sorted(hits)]),
+        "physics_index": np.array([0, 2, 4]),
+        "vertex": np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [-5.0, 5.0, 100.0]]),
+        "energy": np.array([2.0, 8.0, 1.0]),
+        "trigger_time_s": np.array([10.0, 10.5, 11.0]),
+    }
+
+
+def test_a_chunk_offers_its_first_and_highest_physics_events_with_one_entry_per_pmt() -> None:
+    chunk = hand_made_chunk()
+    kept = select_events(100, **chunk, keep_first=1, keep_highest=1)
+    assert [(e.entry, e.reasons) for e in kept] == [(100, ("first",)), (102, ("highest",))]
+    first = kept[0]
+    assert first.pmt_id.tolist() == [5, 9] and first.pmt_id.dtype == np.int32
+    assert first.charge_pe.tolist() == [3.0, 0.5] and first.charge_pe.dtype == np.float32
+    assert first.first_hit_ns.tolist() == [20.0, 40.0] and first.first_hit_ns.dtype == np.float32
+    assert first.n_hits == 3 and first.n_pmts == 2
+    assert first.vertex_mm == (1.0, 2.0, 3.0) and first.trigger_time_s == 10.0
+
+    both = select_events(100, **chunk, keep_first=2, keep_highest=1)
+    assert [(e.entry, e.reasons) for e in both] == [(100, ("first",)), (102, ("first", "highest"))]
+
+    everything = select_events(100, **chunk)
+    assert [e.entry for e in everything] == [100, 102, 104]
+    last = everything[-1]
+    assert last.pmt_id.tolist() == [2, 9]
+    assert last.charge_pe.tolist() == [0.25, 3.0]
+    assert last.first_hit_ns.tolist() == [60.0, 45.0]
+    assert last.n_hits == 4 and last.energy_mev == 1.0
+    assert last.reasons == ("first", "highest")
+
+
+def test_entries_of_a_sampled_chunk_are_given_one_by_one() -> None:
+    chunk = hand_made_chunk()
+    kept = select_events([3, 8, 20, 21, 40], **chunk, keep_first=1, keep_highest=1)
+    assert [e.entry for e in kept] == [3, 20]
+    with pytest.raises(ValueError, match="entries"):
+        select_events([3, 8], **chunk)
+
+
+def test_inconsistent_arrays_are_refused() -> None:
+    chunk = hand_made_chunk()
+    with pytest.raises(ValueError, match="hits"):
+        select_events(0, **{**chunk, "pe": chunk["pe"][:-1]})
+    with pytest.raises(ValueError, match="same events"):
+        select_events(0, **{**chunk, "energy": chunk["energy"][:2]})
+
+
+def test_an_energy_that_is_not_finite_is_never_the_highest() -> None:
+    chunk = hand_made_chunk()
+    chunk["energy"] = np.array([np.nan, np.inf, 1.0])
+    kept = select_events(100, **chunk, keep_first=0, keep_highest=2)
+    assert [e.entry for e in kept] == [104]
+
+
+def test_an_empty_chunk_or_one_without_physics_events_offers_nothing() -> None:
+    empty = select_events(
+        0,
+        pmt=np.zeros(0, np.int32),
+        pe=np.zeros(0, np.float32),
+        time=np.zeros(0, np.float32),
+        nhits=np.zeros(0, np.int64),
+        physics_index=np.zeros(0, np.int64),
+        vertex=np.zeros((0, 3)),
+        energy=np.zeros(0),
+        trigger_time_s=np.zeros(0),
+    )
+    assert empty == []
+    chunk = hand_made_chunk()
+    none = {**chunk, "physics_index": [], "vertex": np.zeros((0, 3)), "energy": []}
+    assert select_events(0, **{**none, "trigger_time_s": []}) == []
+    assert reduce_events([]) == []
+
+
+def random_chunk(rng: np.random.Generator, n_events: int) -> dict[str, np.ndarray]:
+    nhits = rng.integers(0, 40, n_events)
+    n = int(nhits.sum())
+    physics = np.flatnonzero(rng.random(n_events) < 0.8)
+    energy = rng.exponential(2.0, physics.size).round(1)  # rounded: ties on energy
+    return {
+        "pmt": rng.integers(0, 30, n).astype(np.int32),  # few PMTs: many with several hits
+        "pe": rng.exponential(1.0, n).astype(np.float32),
+        "time": rng.uniform(0, 1000, n).astype(np.float32),
+        "nhits": nhits,
+        "physics_index": physics,
+        "vertex": rng.normal(0, 5000, (physics.size, 3)),
+        "energy": energy,
+        "trigger_time_s": physics * 1e-3,
+    }
+
+
+def sliced(chunk: dict[str, np.ndarray], start: int, stop: int) -> dict[str, np.ndarray]:
+    """The events ``start`` to ``stop`` of a chunk, as a chunk of their own."""
+    bounds = np.concatenate(([0], np.cumsum(chunk["nhits"])))
+    hits = slice(bounds[start], bounds[stop])
+    physics = chunk["physics_index"]
+    mine = (physics >= start) & (physics < stop)
+    return {
+        "pmt": chunk["pmt"][hits],
+        "pe": chunk["pe"][hits],
+        "time": chunk["time"][hits],
+        "nhits": chunk["nhits"][start:stop],
+        "physics_index": physics[mine] - start,
+        "vertex": chunk["vertex"][mine],
+        "energy": chunk["energy"][mine],
+        "trigger_time_s": chunk["trigger_time_s"][mine],
+    }
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_reducing_chunks_and_ranges_gives_the_file_set_for_any_split(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_events = 400
+    chunk = random_chunk(rng, n_events)
+    whole = [fields(e) for e in select_events(1000, **chunk)]
+    assert len(whole) >= 15  # the first and the highest overlap in a few events at most
+    for _ in range(4):
+        cuts = np.sort(rng.choice(np.arange(1, n_events), rng.integers(1, 12), replace=False))
+        edges = [0, *cuts.tolist(), n_events]
+        per_chunk = [
+            select_events(1000 + a, **sliced(chunk, a, b)) for a, b in itertools.pairwise(edges)
+        ]
+        flat = reduce_events(e for part in per_chunk for e in part)
+        assert [fields(e) for e in flat] == whole
+        # reduced per range of chunks (of any size), then over the ranges, in any order
+        k = int(rng.integers(1, len(per_chunk) + 1))
+        ranges = [
+            reduce_events(e for part in per_chunk[:k] for e in part),
+            reduce_events(e for part in per_chunk[k:] for e in part),
+        ]
+        rng.shuffle(ranges)
+        nested = reduce_events([*ranges[0], *ranges[1]])
+        assert [fields(e) for e in nested] == whole
+        assert [fields(e) for e in reduce_events(nested)] == whole  # idempotent
+
+
+def test_reduce_gives_the_reasons_again_and_keeps_each_entry_once() -> None:
+    def event(entry: int, energy: float, reasons: tuple[str, ...]) -> KeptEvent:
+        empty = np.zeros(0)
+        return KeptEvent(entry, 0.0, energy, (0.0, 0.0, 0.0), 0, empty, empty, empty, reasons)
+
+    candidates = [
+        event(5, 1.0, ("first",)),
+        event(7, 9.0, ("highest",)),
+        event(5, 1.0, ("first",)),
+        event(3, 9.0, ("first",)),
+        event(9, 2.0, ("first", "highest")),
+    ]
+    kept = reduce_events(candidates, keep_first=2, keep_highest=2)
+    # 3 and 7 tie on energy: the smaller entry wins; 9 is neither first nor highest any more
+    assert [(e.entry, e.reasons) for e in kept] == [
+        (3, ("first", "highest")),
+        (5, ("first",)),
+        (7, ("highest",)),
+    ]
+    highest = reduce_events(candidates, keep_first=0, keep_highest=1)
+    assert [e.entry for e in highest] == [3]
+    assert [e.entry for e in reduce_events(candidates[::-1], keep_first=0, keep_highest=1)] == [3]
+
+
+def test_encode_and_decode_give_back_every_field() -> None:
+    rng = np.random.default_rng(7)
+    events = select_events(0, **random_chunk(rng, 200))
+    data = encode(events)
+    assert data.startswith(MAGIC) and data[len(MAGIC)] == FORMAT_VERSION
+    back = decode(data, seq=12)
+    assert [fields(e)[:-1] for e in back] == [fields(e)[:-1] for e in events]
+    assert {e.seq for e in back} == {12}
+    assert back[0].pmt_id.dtype == np.int32 and back[0].charge_pe.dtype == np.float32
+    assert decode(encode([])) == []
+
+
+def test_the_encoding_is_compact_for_events_of_realistic_size() -> None:
+    rng = np.random.default_rng(3)
+    events = []
+    for entry in range(20):
+        n = int(rng.integers(1_500, 15_000))
+        pmt = np.sort(rng.choice(17_612, n, replace=False)).astype(np.int32)
+        events.append(
+            KeptEvent(
+                entry=entry,
+                trigger_time_s=entry * 0.01,
+                energy_mev=float(n) / 1500,
+                vertex_mm=(1.0, 2.0, 3.0),
+                n_hits=n + 100,
+                pmt_id=pmt,
+                charge_pe=rng.exponential(1.0, n).round(2),
+                first_hit_ns=rng.normal(250.0, 20.0, n),
+                reasons=("first",),
+            )
+        )
+    data = encode(events)
+    raw = sum(10 * e.n_pmts for e in events)  # uint16 ids and two float32 columns, as they come
+    assert len(data) < 0.9 * raw
+    assert [fields(e) for e in decode(data)] == [fields(e) for e in events]
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "header"),
+        (b"not kept events at all", "header"),
+        (MAGIC + bytes([FORMAT_VERSION + 1]) + zlib.compress(b"x"), "version 2"),
+        (MAGIC + bytes([FORMAT_VERSION]) + b"garbage", "damaged"),
+        (MAGIC + bytes([FORMAT_VERSION]) + zlib.compress(b"\x01\x00"), "damaged"),
+        (
+            MAGIC + bytes([FORMAT_VERSION]) + zlib.compress(b"\x02\x00\x00\x00" + b"\x00" * 40),
+            "damaged",
+        ),
+    ],
+)
+def test_garbage_is_refused_in_one_sentence(data: bytes, words: str) -> None:
+    with pytest.raises(InvalidValueError, match=words) as caught:
+        decode(data)
+    assert str(caught.value).count(". ") == 0 and str(caught.value).endswith(".")
+
+
+def test_truncated_bytes_are_refused() -> None:
+    data = encode(select_events(0, **random_chunk(np.random.default_rng(1), 50)))
+    with pytest.raises(InvalidValueError, match="damaged"):
+        decode(data[:-10])
+    tampered = zlib.decompress(data[len(MAGIC) + 1 :])[:-4]
+    with pytest.raises(InvalidValueError, match="damaged"):
+        decode(MAGIC + bytes([FORMAT_VERSION]) + zlib.compress(tampered))
+
+
+def test_the_module_needs_numpy_only() -> None:
+    watched = ["app", "daqsim", "pandas", "panel", "pipeline", "sqlalchemy"]
+    assert modules_loaded(["dqm.keptevents"], watched) == []
