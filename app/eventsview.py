@@ -26,15 +26,13 @@ from bokeh.models import (
     LinearColorMapper,
     LogColorMapper,
     LogTicker,
-    Range1d,
 )
 from bokeh.models.annotations import ColorBar, Legend, LegendItem  # bokeh.models: lazy exports
 from bokeh.palettes import Cividis256, Viridis256
-from bokeh.plotting import figure
 from bokeh.transform import transform
 
 from app.events import EventsState
-from app.pmtmap import draw_graticule
+from app.pmtmap import aitoff_figure
 
 if TYPE_CHECKING:
     from bokeh.models.sources import DataDict
@@ -153,25 +151,7 @@ class EventDisplay(pn.viewable.Viewer):
         self._show_events()
 
     def _make_figure(self) -> tuple[Any, Any]:
-        # bokeh's stubs declare figure's own options (tools, axis labels, ...) as InitVars of
-        # dataclasses without __init__, which mypy does not count as arguments
-        fig = figure(  # type: ignore[call-arg]
-            x_range=Range1d(start=-185.0, end=185.0),
-            y_range=Range1d(start=-95.0, end=95.0),
-            width=1000,
-            height=560,
-            sizing_mode="scale_width",
-            tools="pan,wheel_zoom,box_zoom,reset,save",
-            output_backend="canvas",
-            x_axis_label="Aitoff projection: θ = 0° at the top, φ = 0° at the centre, φ grows "
-            "to the right",
-        )
-        fig.toolbar.logo = None
-        fig.xaxis.ticker = []
-        fig.xaxis.axis_line_color = None
-        fig.yaxis.visible = False
-        fig.grid.visible = False
-        draw_graticule(fig)
+        fig = aitoff_figure()
 
         self._mappers: dict[str, LinearColorMapper | LogColorMapper] = {
             "charge": LogColorMapper(palette=Viridis256, low=0.1, high=1.0),
@@ -217,8 +197,7 @@ class EventDisplay(pn.viewable.Viewer):
             line_color="black",
             line_width=1.5,
         )
-        # bokeh wants GlyphRenderer[Glyph] here, and its parameter is invariant
-        item = LegendItem(label="vertex direction", renderers=[vertex])  # type: ignore[list-item]
+        item = LegendItem(label="vertex direction", renderers=[vertex])
         fig.add_layout(
             Legend(
                 items=[item],

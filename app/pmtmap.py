@@ -43,7 +43,7 @@ from dqm.pmtclass import PMT_CLASSES
 if TYPE_CHECKING:
     from bokeh.models.sources import DataDict
 
-__all__ = ["CLASS_COLOURS", "PmtMap", "draw_graticule"]
+__all__ = ["CLASS_COLOURS", "PmtMap", "aitoff_figure", "draw_graticule"]
 
 #: Class colours (Okabe-Ito palette, distinguishable with the common colour-vision deficiencies).
 CLASS_COLOURS = {
@@ -83,6 +83,34 @@ def draw_graticule(fig: Any) -> None:
     for theta_line in (30.0, 60.0, 90.0, 120.0, 150.0):
         x, y = aitoff(np.full_like(phis, theta_line), phis)
         fig.line(x, y, line_color="#DDDDDD")
+
+
+def aitoff_figure(**options: Any) -> Any:
+    """An empty Bokeh figure for a map of the detector's PMTs on the Aitoff projection: its
+    ranges, tools, the axis kept for its label only, and the graticule (``options``: more of
+    :func:`bokeh.plotting.figure`'s, e.g. a title)."""
+    # bokeh's stubs declare figure's own options (tools, axis labels, ...) as InitVars of
+    # dataclasses without __init__, which mypy does not count as arguments
+    fig = figure(  # type: ignore[call-arg]
+        x_range=Range1d(start=-185.0, end=185.0),
+        y_range=Range1d(start=-95.0, end=95.0),
+        width=1000,
+        height=560,
+        sizing_mode="scale_width",
+        tools="pan,wheel_zoom,box_zoom,reset,save",
+        output_backend="canvas",
+        x_axis_label="Aitoff projection: θ = 0° at the top, φ = 0° at the centre, φ grows "
+        "to the right",
+        **options,
+    )
+    fig.toolbar.logo = None
+    # Projected coordinates mean nothing to the reader: keep the axis for its label only.
+    fig.xaxis.ticker = []
+    fig.xaxis.axis_line_color = None
+    fig.yaxis.visible = False
+    fig.grid.visible = False
+    draw_graticule(fig)
+    return fig
 
 
 class PmtMap(pn.viewable.Viewer):
@@ -236,27 +264,7 @@ class PmtMap(pn.viewable.Viewer):
         }
 
     def _make_figure(self, source: ColumnDataSource) -> tuple[Any, Any]:
-        # bokeh's stubs declare figure's own options (tools, axis labels, ...) as InitVars of
-        # dataclasses without __init__, which mypy does not count as arguments
-        fig = figure(  # type: ignore[call-arg]
-            title="PMT map",
-            x_range=Range1d(start=-185.0, end=185.0),
-            y_range=Range1d(start=-95.0, end=95.0),
-            width=1000,
-            height=560,
-            sizing_mode="scale_width",
-            tools="pan,wheel_zoom,box_zoom,reset,save",
-            output_backend="canvas",
-            x_axis_label="Aitoff projection: θ = 0° at the top, φ = 0° at the centre, φ grows "
-            "to the right",
-        )
-        fig.toolbar.logo = None
-        # Projected coordinates mean nothing to the reader: keep the axis for its label only.
-        fig.xaxis.ticker = []
-        fig.xaxis.axis_line_color = None
-        fig.yaxis.visible = False
-        fig.grid.visible = False
-        draw_graticule(fig)
+        fig = aitoff_figure(title="PMT map")
 
         self._class_mapper = LinearColorMapper(
             palette=[CLASS_COLOURS[name] for name in PMT_CLASSES],
@@ -305,10 +313,7 @@ class PmtMap(pn.viewable.Viewer):
             LegendItem(
                 label=name,
                 renderers=[
-                    # bokeh wants GlyphRenderer[Glyph] here, and its parameter is invariant
-                    fig.scatter(  # type: ignore[list-item]
-                        x=[], y=[], size=8, line_color=None, fill_color=CLASS_COLOURS[name]
-                    )
+                    fig.scatter(x=[], y=[], size=8, line_color=None, fill_color=CLASS_COLOURS[name])
                 ],
             )
             for name in PMT_CLASSES
