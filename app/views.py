@@ -1164,14 +1164,7 @@ class JobsView(_BuiltOnce):
                 alert_type="info",
                 visible=pn.bind(bool, state.param.notice),
             ),
-            pn.widgets.TextInput.from_param(
-                state.param.retry_reason,
-                label="Reason for a retry (recorded; needed to reprocess a certified run)",
-                placeholder="e.g. the file was copied again",
-                width=520,
-                css_classes=["retry-reason"],
-                visible=state.may("retry_job"),
-            ),
+            *self._retry_reason(),
             self._failures_table(),
             pn.pane.Markdown("### Changes made here (who and when)"),
             pn.widgets.Tabulator.from_param(
@@ -1196,6 +1189,20 @@ class JobsView(_BuiltOnce):
                 "progress": {"type": "progress", "max": 100, "legend": True, "color": "#009E73"}
             },
         )
+
+    def _retry_reason(self) -> list[pn.viewable.Viewable]:
+        """The reason of a retry, for those who may retry (nothing on the page for the others)."""
+        if not self._state.may("retry_job"):
+            return []
+        return [
+            pn.widgets.TextInput.from_param(
+                self._state.param.retry_reason,
+                label="Reason for a retry (recorded; needed to reprocess a certified run)",
+                placeholder="e.g. the file was copied again",
+                width=520,
+                css_classes=["retry-reason"],
+            )
+        ]
 
     def _failures_table(self) -> pn.widgets.Tabulator:
         table = pn.widgets.Tabulator.from_param(
