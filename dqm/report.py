@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
+from dqm import pmtstatus
 from dqm.certification import certification_of, describe
 from dqm.checks.declarations import HISTOGRAMS
 from dqm.checks.quality import Quality
@@ -291,6 +292,33 @@ def run_report(session: Session, *, run_id: int, now: dt.datetime | None = None)
         parts.append("".join(lines))
     else:
         parts.append("<p>The PMT classes were not judged.</p>")
+    found = queries.pmt_changes(session, run_id=run_id)
+    if found is not None:
+        current, previous, changes = found
+        classes = f"{current.n_dead} dead, {current.n_hot} hot, {current.n_noisy} noisy"
+        if previous is None or changes is None:
+            parts.append(f"<p>Stored classes: {classes}; no earlier {e(run.run_type)} run.</p>")
+        else:
+            rows = [
+                [e(change), str(len(ids)), e(pmtstatus.format_pmt_ids(ids, 40))]
+                for change, ids in (
+                    ("newly dead", changes.newly_dead),
+                    ("newly hot", changes.newly_hot),
+                    ("newly noisy", changes.newly_noisy),
+                    ("recovered", changes.recovered),
+                )
+            ]
+            parts.append(
+                f"<p>Stored classes: {classes}; changes since run {previous.run_id}:</p>"
+                + _table(rows, ["change", "PMTs", "ids"])
+            )
+    mask = queries.pmt_mask_for_run(session, run_id=run_id)
+    parts.append(
+        f"<p>PMT mask version {mask.version} (from run {mask.valid_from_run}): {mask.n_masked} "
+        "PMT(s) left out of the reconstruction.</p>"
+        if mask is not None
+        else "<p>No PMT mask: the reconstruction used every PMT.</p>"
+    )
 
     parts.append("<h2>Processing</h2>")
     files = queries.files_of_run(session, run_id=run_id)

@@ -41,6 +41,10 @@ def test_a_report_is_self_contained_with_real_plots(demo_data, tmp_path: Path) -
         assert image.std() > 5, "a blank figure"
     for section in ("Checks", "Histograms", "Analyses", "PMT changes", "Processing", "Provenance"):
         assert f"<h2>{section}</h2>" in text
+    # the stored classes of the faulty run, with the dead PMTs the simulator made
+    assert f"Stored classes: {len(demo_data.dead)} dead, {len(demo_data.hot)} hot" in text
+    assert f"<td>newly dead</td><td>{len(demo_data.dead)}</td>" in text
+    assert "No PMT mask: the reconstruction used every PMT." in text
 
 
 def test_dqm_report_writes_the_file_or_says_why_not(demo_data, tmp_path: Path, monkeypatch) -> None:
