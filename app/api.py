@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -26,8 +27,9 @@ from urllib.parse import urlencode
 import tornado.web
 
 from app.source import Source
-from dqm.errors import DQMError
+from dqm.errors import DQMError, InvalidValueError
 from dqm.messages import RUN_TYPES
+from dqm.runs import MAX_ID, parse_id
 from dqm.states import RunStatus, parse_run_status
 
 __all__ = ["MAX_LIMIT", "Api", "RateLimiter", "api_routes"]
@@ -86,16 +88,23 @@ class Api:
         self.limiter = RateLimiter(per_minute)
 
 
-def _int(arguments: dict[str, str], name: str, default: int | None = None, low: int = 0) -> Any:
+def _int(
+    arguments: dict[str, str],
+    name: str,
+    default: int | None = None,
+    low: int = 0,
+    high: int = MAX_ID,
+) -> Any:
     text = arguments.get(name)
     if text is None or text == "":
         return default
-    try:
-        value = int(text)
-    except ValueError:
-        raise BadRequest(400, f"{name} must be a whole number, not {text[:40]!r}.") from None
+    if not re.fullmatch(r"-?[0-9]{1,100}", text.strip()):  # ASCII digits only: not '²'
+        raise BadRequest(400, f"{name} must be a whole number, not {text[:40]!r}.")
+    value = int(text)
     if value < low:
         raise BadRequest(400, f"{name} must be at least {low}, not {value}.")
+    if value > high:
+        raise BadRequest(400, f"{name} must be at most {high}, not {text.strip()[:40]}.")
     return value
 
 
@@ -172,9 +181,7 @@ class _Handler(tornado.web.RequestHandler):
         return {"items": items, "count": len(items), "next": following}
 
     def _limit(self, arguments: dict[str, str]) -> int:
-        limit: int = _int(arguments, "limit", DEFAULT_LIMIT, low=1)
-        if limit > MAX_LIMIT:
-            raise BadRequest(400, f"limit must be at most {MAX_LIMIT}, not {limit}.")
+        limit: int = _int(arguments, "limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
         return limit
 
 
@@ -193,9 +200,10 @@ def _run_types(arguments: dict[str, str]) -> list[str] | None:
 
 
 def _run_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 12:
-        raise BadRequest(400, f"{text[:40]!r} is not a run number.")
-    return int(text)
+    try:
+        return parse_id(text)
+    except InvalidValueError as exc:
+        raise BadRequest(400, str(exc)) from None
 
 
 class RunsHandler(_Handler):

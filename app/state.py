@@ -37,6 +37,7 @@ from dqm.certification import CERTIFICATION_FILTER
 from dqm.checks.quality import Quality
 from dqm.db.queries import NOT_JUDGED
 from dqm.errors import DQMError
+from dqm.runs import parse_id
 from dqm.states import AlarmState, RunStatus
 from dqm.users import Actor, Role
 
@@ -52,10 +53,10 @@ def parse_run_id(text: str | int | None) -> tuple[int | None, str]:
     """A run number from user input (URL, search box): ``(run_id, "")`` or ``(None, reason)``."""
     if text is None or (isinstance(text, str) and not text.strip()):
         return None, ""
-    value = str(text).strip()
-    if not value.isdigit():
-        return None, f"'{value[:40]}' is not a run number: run numbers are positive integers."
-    return int(value), ""
+    try:
+        return parse_id(text), ""
+    except DQMError as exc:
+        return None, f"{str(exc)[0].upper()}{str(exc)[1:]}"
 
 
 def _signature(

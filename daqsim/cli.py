@@ -8,6 +8,7 @@ import click
 
 from dqm.cli import CliContext, pass_cli_ctx
 from dqm.errors import InvalidValueError
+from dqm.runs import MAX_ID
 
 
 def _vertex_option(value: str | None) -> tuple[float, float, float] | None:
@@ -21,7 +22,7 @@ def _vertex_option(value: str | None) -> tuple[float, float, float] | None:
 
 
 @click.command("simulate")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option(
     "--type",
     "run_type",

@@ -1,4 +1,5 @@
-"""Rules about runs that are not queries: what a run's comment may hold, and a run as plain values.
+"""Rules about runs that are not queries: what a run number (or any id the database keeps in an
+integer column) may be, what a run's comment may hold, and a run as plain values.
 
 The query that saves a comment and the dashboard's comment editor both take the limit from here;
 ``dqm run show`` and ``dqm export`` write a run's attributes the same way.
@@ -16,10 +17,37 @@ from dqm.times import format_time
 if TYPE_CHECKING:
     from dqm.db.models import Run
 
-__all__ = ["COMMENT_MAX_CHARS", "TAG_PATTERN", "check_comment", "check_tags", "run_attributes"]
+__all__ = [
+    "COMMENT_MAX_CHARS",
+    "MAX_ID",
+    "TAG_PATTERN",
+    "check_comment",
+    "check_tags",
+    "parse_id",
+    "run_attributes",
+]
+
+#: The largest run number, job id, version, ...: the database keeps them as 32-bit integers.
+MAX_ID = 2**31 - 1
 
 #: The most characters a run's comment may hold (after surrounding blanks are removed).
 COMMENT_MAX_CHARS = 2000
+
+
+def parse_id(text: str | int, what: str = "a run number", low: int = 0) -> int:
+    """A run number (or another id: ``what`` names it) from user input: ASCII digits, from ``low``
+    to :data:`MAX_ID`.
+
+    Raises:
+        InvalidValueError: not such a number.
+    """
+    value = str(text).strip()
+    if not re.fullmatch(r"[0-9]{1,12}", value) or not low <= int(value) <= MAX_ID:
+        raise InvalidValueError(
+            f"{value[:40]!r} is not {what}: {what.split(' ', 1)[-1]}s are whole numbers from "
+            f"{low} to {MAX_ID:,}."
+        )
+    return int(value)
 
 
 def check_comment(comment: str) -> str:

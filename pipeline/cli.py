@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from dqm.runs import MAX_ID
 from pipeline.server import JobServer, ServerOptions
 
 
@@ -29,7 +30,7 @@ from pipeline.server import JobServer, ServerOptions
 @click.option(
     "-j",
     "--max-jobs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID),
     default=2,
     show_default=True,
     help="Jobs out at once (local: worker processes).",
@@ -41,14 +42,14 @@ from pipeline.server import JobServer, ServerOptions
 )
 @click.option(
     "--max-attempts",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID),
     default=3,
     show_default=True,
     help="Attempts before a job is FAILED.",
 )
 @click.option(
     "--max-interruptions",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID),
     default=10,
     show_default=True,
     help="Times a job's job server may vanish (kill -9, OOM) before the job is FAILED; "
@@ -97,7 +98,7 @@ from pipeline.server import JobServer, ServerOptions
 @click.option(
     "--file-jobs",
     "file_jobs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID),
     default=1,
     show_default=True,
     help="Processes over the chunks of one file (for few, large files).",
@@ -142,11 +143,11 @@ def jobserver(
 
 
 @click.command("calibrate")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option(
     "--valid-from",
     "valid_from",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_ID),
     default=None,
     help="First run the constants apply to [the laser run].",
 )
@@ -154,7 +155,7 @@ def jobserver(
     "-j",
     "--jobs",
     "n_jobs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID),
     default=2,
     show_default=True,
     help="Worker processes (one file each).",

@@ -22,6 +22,7 @@ from dqm.cli.base import CliContext, cli, pass_cli_ctx, print_table
 from dqm.db import queries
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
+from dqm.runs import MAX_ID
 from dqm.times import format_time
 
 
@@ -95,7 +96,7 @@ def analyses_list(cli_ctx: CliContext, as_json: bool) -> None:
 
 @analyses_group.command("run")
 @click.argument("name")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli_ctx
 def analyses_run(cli_ctx: CliContext, /, name: str, run_id: int, as_json: bool) -> None:
@@ -169,14 +170,21 @@ def analyses_run(cli_ctx: CliContext, /, name: str, run_id: int, as_json: bool) 
 
 
 @analyses_group.command("results")
-@click.option("--run", "run_id", type=click.IntRange(min=0), default=None, help="Only this run.")
+@click.option(
+    "--run", "run_id", type=click.IntRange(0, MAX_ID), default=None, help="Only this run."
+)
 @click.option("--analysis", default=None, help="Only this analysis.")
 @click.option(
-    "--version", type=click.IntRange(min=1), default=None, help="Only this version of it."
+    "--version", type=click.IntRange(1, MAX_ID), default=None, help="Only this version of it."
 )
 @click.option("--variable", default=None, help="Only this variable.")
 @click.option(
-    "-n", "--limit", type=click.IntRange(min=1), default=200, show_default=True, help="At most N."
+    "-n",
+    "--limit",
+    type=click.IntRange(1, MAX_ID),
+    default=200,
+    show_default=True,
+    help="At most N.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli_ctx
@@ -245,15 +253,15 @@ def analyses_results(
 @click.argument("name")
 @click.option(
     "--version",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID),
     default=None,
     help="The version to queue; must be the one declared [the declared one].",
 )
 @click.option(
-    "--since", "since_run", type=click.IntRange(min=0), default=None, help="From this run on."
+    "--since", "since_run", type=click.IntRange(0, MAX_ID), default=None, help="From this run on."
 )
 @click.option(
-    "--until", "until_run", type=click.IntRange(min=0), default=None, help="Up to this run."
+    "--until", "until_run", type=click.IntRange(0, MAX_ID), default=None, help="Up to this run."
 )
 @click.option("--redo", is_flag=True, help="Also the runs that have a result of this version.")
 @click.option("--wait", is_flag=True, help="Then follow the jobs until they have all finished.")

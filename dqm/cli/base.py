@@ -86,6 +86,8 @@ class DQMGroup(click.Group):
             fail(str(exc), EXIT_FAILURE)
         except SQLAlchemyError as exc:
             fail(f"the database refused the request: {first_line(exc)}", EXIT_FAILURE)
+        except OverflowError:  # a number no column holds, which an option let through
+            fail("a number given is larger than the database keeps.", EXIT_BAD_INPUT)
 
 
 class CliContext:

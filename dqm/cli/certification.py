@@ -18,6 +18,7 @@ from dqm.db import queries
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
 from dqm.messages import RUN_TYPES
+from dqm.runs import MAX_ID
 from dqm.times import format_time
 from dqm.users import Role
 
@@ -38,7 +39,7 @@ def _decided(run_id: int, action: str, decision: Any) -> str:
 
 
 @cli.command("signoff")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option(
     "--stage",
     "stages",
@@ -70,7 +71,7 @@ def signoff_command(
 
 
 @cli.command("certify")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option("--comment", default="", help="Recorded with the certification.")
 @pass_cli_ctx
 def certify_command(cli_ctx: CliContext, run_id: int, comment: str) -> None:
@@ -88,7 +89,7 @@ def certify_command(cli_ctx: CliContext, run_id: int, comment: str) -> None:
 
 
 @cli.command("reopen")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option("--reason", required=True, help="Why the run goes back to sign-off.")
 @pass_cli_ctx
 def reopen_command(cli_ctx: CliContext, run_id: int, reason: str) -> None:
@@ -106,7 +107,7 @@ def reopen_command(cli_ctx: CliContext, run_id: int, reason: str) -> None:
 
 
 @cli.command("decisions")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli_ctx
 def decisions_command(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
@@ -155,8 +156,8 @@ def decisions_command(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
 @click.option(
     "--type", "run_type", type=click.Choice(RUN_TYPES), default=None, help="Only this run type."
 )
-@click.option("--since", type=click.IntRange(min=0), default=None, help="From this run on.")
-@click.option("--until", type=click.IntRange(min=0), default=None, help="Up to this run.")
+@click.option("--since", type=click.IntRange(0, MAX_ID), default=None, help="From this run on.")
+@click.option("--until", type=click.IntRange(0, MAX_ID), default=None, help="Up to this run.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli_ctx
 def goodruns_command(

@@ -30,6 +30,7 @@ from dqm.db import queries
 from dqm.db.models import Alarm
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
+from dqm.runs import MAX_ID
 from dqm.states import AlarmState
 from dqm.times import format_time
 
@@ -85,7 +86,7 @@ def checks_list(cli_ctx: CliContext, as_json: bool) -> None:
 @click.option(
     "--runs",
     "n_runs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID),
     default=50,
     show_default=True,
     help="How many of the latest finished runs.",
@@ -135,7 +136,7 @@ def _settings(values: tuple[str, ...]) -> dict[str, str]:
 @click.option(
     "--runs",
     "n_runs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID),
     default=50,
     show_default=True,
     help="How many of the latest finished runs of the check's types.",
@@ -248,7 +249,7 @@ def checks_save(cli_ctx: CliContext, name: str, settings: tuple[str, ...], comme
 
 
 @cli.command("quality")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli_ctx
 def quality_command(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
@@ -294,18 +295,18 @@ def quality_command(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
 
 
 @cli.command("reference")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option(
     "--pin",
     "pin",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_ID),
     default=None,
     help="Use this run as RUN_ID's reference (a shifter's override for one run).",
 )
 @click.option(
     "--pin-type",
     "pin_type",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_ID),
     default=None,
     help="Use this run as the reference of every run of RUN_ID's type (an expert's pin).",
 )
@@ -374,9 +375,9 @@ def _alarm_row(alarm: Alarm) -> dict[str, Any]:
 
 @cli.group("alarms", invoke_without_command=True)
 @click.option("--open", "only_open", is_flag=True, help="Only alarms not resolved.")
-@click.option("--run", "run_id", type=click.IntRange(min=0), default=None, help="Of this run.")
+@click.option("--run", "run_id", type=click.IntRange(0, MAX_ID), default=None, help="Of this run.")
 @click.option("--severity", default=None, help="Only Bad or Warning.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(1, MAX_ID), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
 def alarms_group(
@@ -427,7 +428,7 @@ def alarms_group(
 
 
 @alarms_group.command("show")
-@click.argument("alarm_id", type=click.IntRange(min=1))
+@click.argument("alarm_id", type=click.IntRange(1, MAX_ID))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli_ctx
 def alarms_show(cli_ctx: CliContext, alarm_id: int, as_json: bool) -> None:
@@ -459,7 +460,7 @@ def alarms_show(cli_ctx: CliContext, alarm_id: int, as_json: bool) -> None:
 
 
 @alarms_group.command("ack")
-@click.argument("alarm_id", type=click.IntRange(min=1))
+@click.argument("alarm_id", type=click.IntRange(1, MAX_ID))
 @click.option("--comment", required=True, help="What was done, or why it is fine.")
 @pass_cli_ctx
 def alarms_ack(cli_ctx: CliContext, alarm_id: int, comment: str) -> None:
@@ -472,7 +473,7 @@ def alarms_ack(cli_ctx: CliContext, alarm_id: int, comment: str) -> None:
 
 
 @alarms_group.command("close")
-@click.argument("alarm_id", type=click.IntRange(min=1))
+@click.argument("alarm_id", type=click.IntRange(1, MAX_ID))
 @click.option("--comment", required=True, help="Why it can be closed.")
 @pass_cli_ctx
 def alarms_close(cli_ctx: CliContext, alarm_id: int, comment: str) -> None:

@@ -11,13 +11,18 @@ from dqm.cli.base import CliContext, cli, pass_cli_ctx, print_table
 from dqm.db import queries
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
+from dqm.runs import MAX_ID
 from dqm.states import JobState, MessageOutcome, parse_job_state
 from dqm.times import format_time
 
 
 @cli.command("jobs")
 @click.option(
-    "--run", "run_id", type=click.IntRange(min=0), default=None, help="Only the jobs of this run."
+    "--run",
+    "run_id",
+    type=click.IntRange(0, MAX_ID),
+    default=None,
+    help="Only the jobs of this run.",
 )
 @click.option(
     "--state",
@@ -28,7 +33,7 @@ from dqm.times import format_time
 @click.option(
     "-n",
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID),
     default=50,
     show_default=True,
     help="At most N jobs, newest first.",
@@ -100,11 +105,11 @@ def jobs_command(
 
 
 @cli.command("retry")
-@click.argument("job_id", type=click.IntRange(min=1), required=False)
+@click.argument("job_id", type=click.IntRange(1, MAX_ID), required=False)
 @click.option(
     "--run",
     "run_id",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_ID),
     default=None,
     help="Retry every FAILED or TOCHECK job of this run.",
 )
@@ -138,7 +143,7 @@ def retry_command(cli_ctx: CliContext, job_id: int | None, run_id: int | None, r
 @click.option(
     "-n",
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID),
     default=50,
     show_default=True,
     help="At most N messages, newest first.",

@@ -9,6 +9,7 @@ import click
 
 from dqm.cli.base import CliContext, cli, pass_cli_ctx
 from dqm.errors import InvalidValueError
+from dqm.runs import MAX_ID
 
 
 @cli.group("notify")
@@ -25,7 +26,7 @@ def _publish(cli_ctx: CliContext, type_: str, **fields: Any) -> None:
 
 
 @notify_group.command("run-start")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option("--type", "run_type", required=True, help="physics, calibration, laser or random.")
 @click.option(
     "--start", "start_time", default="now", show_default=True, help="Start time, ISO 8601."
@@ -43,13 +44,17 @@ def notify_run_start(cli_ctx: CliContext, /, start_time: str, **fields: Any) -> 
 
 
 @notify_group.command("file-ready")
-@click.argument("run_id", type=click.IntRange(min=0))
-@click.argument("seq", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
+@click.argument("seq", type=click.IntRange(0, MAX_ID))
 @click.argument("uri")
-@click.option("--size", type=click.IntRange(min=0), default=None, help="Bytes [from the file].")
+@click.option("--size", type=click.IntRange(0, MAX_ID), default=None, help="Bytes [from the file].")
 @click.option("--checksum", default=None, help="adler32, 8 hex digits [from the file].")
 @click.option(
-    "--events", "n_events", type=click.IntRange(min=0), default=None, help="Events [from the file]."
+    "--events",
+    "n_events",
+    type=click.IntRange(0, MAX_ID),
+    default=None,
+    help="Events [from the file].",
 )
 @pass_cli_ctx
 def notify_file_ready(
@@ -99,13 +104,13 @@ def notify_file_ready(
 
 
 @notify_group.command("run-end")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option("--end", "end_time", default="now", show_default=True, help="End time, ISO 8601.")
 @click.option(
-    "--files", "n_files", type=click.IntRange(min=0), required=True, help="Files of the run."
+    "--files", "n_files", type=click.IntRange(0, MAX_ID), required=True, help="Files of the run."
 )
 @click.option(
-    "--events", "n_events", type=click.IntRange(min=0), required=True, help="Events of the run."
+    "--events", "n_events", type=click.IntRange(0, MAX_ID), required=True, help="Events of the run."
 )
 @pass_cli_ctx
 def notify_run_end(cli_ctx: CliContext, /, end_time: str, **fields: Any) -> None:

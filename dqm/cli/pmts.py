@@ -18,6 +18,7 @@ from dqm.db import queries
 from dqm.db.session import transaction
 from dqm.errors import NotFoundError
 from dqm.messages import RUN_TYPES
+from dqm.runs import MAX_ID
 from dqm.times import format_time
 
 
@@ -36,7 +37,7 @@ def pmt_group() -> None:
     "--type", "run_type", type=click.Choice(RUN_TYPES), default=None, help="Only this run type."
 )
 @click.option(
-    "--limit", type=click.IntRange(min=1), default=100, show_default=True, help="Latest runs."
+    "--limit", type=click.IntRange(1, MAX_ID), default=100, show_default=True, help="Latest runs."
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli_ctx
@@ -92,7 +93,7 @@ def history_command(
 
 
 @pmt_group.command("changes")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli_ctx
 def changes_command(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
@@ -176,7 +177,7 @@ def mask_list_command(cli_ctx: CliContext) -> None:
 
 
 @mask_group.command("show")
-@click.argument("version", type=click.IntRange(min=1))
+@click.argument("version", type=click.IntRange(1, MAX_ID))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli_ctx
 def mask_show_command(cli_ctx: CliContext, version: int, as_json: bool) -> None:
@@ -210,7 +211,7 @@ def _created(mask: Any) -> None:
     help="The runs to derive from.",
 )
 @click.option(
-    "--until", "until_run", type=click.IntRange(min=0), required=True, help="The last run used."
+    "--until", "until_run", type=click.IntRange(0, MAX_ID), required=True, help="The last run used."
 )
 @click.option(
     "--consecutive",
@@ -221,7 +222,7 @@ def _created(mask: Any) -> None:
 @click.option(
     "--valid-from",
     "valid_from",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_ID),
     default=None,
     help="First run it applies to [default: the run after --until].",
 )
@@ -253,7 +254,7 @@ def mask_derive_command(
 @click.option(
     "--from-run",
     "valid_from",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, MAX_ID),
     required=True,
     help="First run the new version applies to.",
 )
@@ -261,7 +262,7 @@ def mask_derive_command(
 @click.option("--remove", "removed", default="", metavar="IDS", help="PMTs to use again.")
 @click.option(
     "--base",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID),
     default=None,
     help="The version to start from [default: the one valid for --from-run].",
 )

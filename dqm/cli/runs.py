@@ -14,7 +14,7 @@ from dqm.config import DEFAULT_REC_METHOD, REC_METHODS
 from dqm.db import queries
 from dqm.db.session import transaction
 from dqm.errors import InvalidValueError
-from dqm.runs import run_attributes
+from dqm.runs import MAX_ID, run_attributes
 from dqm.states import RunStatus, parse_run_status
 from dqm.times import parse_time
 
@@ -34,7 +34,7 @@ STATUS_HELP = (
 @click.option(
     "-n",
     "--limit",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_ID),
     default=None,
     help="At most N runs (default 50 unless --days).",
 )
@@ -119,14 +119,14 @@ def _run_options(required_type: bool) -> Callable[[Callable[..., Any]], Callable
             click.option(
                 "--events",
                 "n_events",
-                type=click.IntRange(min=0),
+                type=click.IntRange(0, MAX_ID),
                 default=None,
                 help="Number of events.",
             ),
             click.option(
                 "--files",
                 "n_files",
-                type=click.IntRange(min=0),
+                type=click.IntRange(0, MAX_ID),
                 default=None,
                 help="Number of raw files.",
             ),
@@ -169,7 +169,7 @@ TIME_OPTIONS = ("start_time", "end_time")
 
 
 @run_group.command("add")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @_run_options(required_type=True)
 @pass_cli_ctx
 def run_add(cli_ctx: CliContext, /, run_id: int, **options: Any) -> None:
@@ -182,7 +182,7 @@ def run_add(cli_ctx: CliContext, /, run_id: int, **options: Any) -> None:
 
 
 @run_group.command("set")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @_run_options(required_type=False)
 @pass_cli_ctx
 def run_set(cli_ctx: CliContext, /, run_id: int, **options: Any) -> None:
@@ -200,7 +200,7 @@ def run_set(cli_ctx: CliContext, /, run_id: int, **options: Any) -> None:
 
 
 @run_group.command("show")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_cli_ctx
 def run_show(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
@@ -233,7 +233,7 @@ def run_show(cli_ctx: CliContext, run_id: int, as_json: bool) -> None:
 
 
 @run_group.command("tag")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.argument("tags", nargs=-1, required=True)
 @pass_cli_ctx
 def run_tag(cli_ctx: CliContext, /, run_id: int, tags: tuple[str, ...]) -> None:
@@ -244,7 +244,7 @@ def run_tag(cli_ctx: CliContext, /, run_id: int, tags: tuple[str, ...]) -> None:
 
 
 @run_group.command("untag")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.argument("tags", nargs=-1, required=True)
 @pass_cli_ctx
 def run_untag(cli_ctx: CliContext, /, run_id: int, tags: tuple[str, ...]) -> None:
@@ -255,7 +255,7 @@ def run_untag(cli_ctx: CliContext, /, run_id: int, tags: tuple[str, ...]) -> Non
 
 
 @run_group.command("delete")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_cli_ctx
 def run_delete(cli_ctx: CliContext, run_id: int, yes: bool) -> None:
@@ -286,7 +286,7 @@ def run_delete(cli_ctx: CliContext, run_id: int, yes: bool) -> None:
 
 
 @cli.command("export")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option(
     "-o",
     "--output",
@@ -329,7 +329,7 @@ def export_command(
 
 
 @cli.command("report")
-@click.argument("run_id", type=click.IntRange(min=0))
+@click.argument("run_id", type=click.IntRange(0, MAX_ID))
 @click.option(
     "-o",
     "--output",

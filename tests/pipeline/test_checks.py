@@ -41,9 +41,9 @@ def wait_for(condition, timeout_s: float = 20.0) -> None:
 
 
 def test_a_faulty_run_is_bad_for_the_right_reason_and_its_alarm_is_heard(
-    tmp_path: Path, database: str, broker_url: tuple[str, str]
+    tmp_path: Path, database_and_broker: tuple[str, str, str]
 ) -> None:
-    settings = make_settings(tmp_path, database, *broker_url)
+    settings = make_settings(tmp_path, *database_and_broker)
     simulate(settings, 901, n_files=1, events=1200)
     run_server(settings)
     simulate(settings, 902, n_files=1, events=1200, faults=("dead:n=30",))

@@ -1,5 +1,5 @@
 """dqm simulate --notify, then the job server: runs from Data Taking to All Completed, on every
-database backend and on both brokers."""
+database backend and on both brokers (conftest.PAIRS)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ DEAD = [17, 4242]
 
 
 def test_runs_go_from_data_taking_to_all_completed(
-    tmp_path: Path, database: str, broker_url: tuple[str, str]
+    tmp_path: Path, database_and_broker: tuple[str, str, str]
 ) -> None:
-    settings = make_settings(tmp_path, database, *broker_url)
+    settings = make_settings(tmp_path, *database_and_broker)
     with session(settings) as s:
         queries.add_pmt_mask(
             s, valid_from_run=301, pmts=np.array(DEAD), origin={"kind": "edited"}, user="expert"

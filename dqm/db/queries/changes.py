@@ -18,6 +18,7 @@ from dqm.db.models import (
 from dqm.db.queries.files_jobs import get_job, retry_jobs
 from dqm.db.queries.runs import get_run
 from dqm.errors import InvalidValueError
+from dqm.messages import RUN_TYPES
 from dqm.pmtclass import HitRateCuts
 from dqm.runs import check_comment
 from dqm.times import utcnow
@@ -64,8 +65,13 @@ def save_cut_defaults(
     """Make these cuts the ones that the PMT map of every run of ``run_type`` starts from.
 
     Raises:
-        InvalidValueError: a cut outside [0, 1], a band whose ends are swapped, or no user.
+        InvalidValueError: an unknown run type, a cut outside [0, 1], a band whose ends are
+            swapped, or no user.
     """
+    if run_type not in RUN_TYPES:
+        raise InvalidValueError(
+            f"{run_type[:40]!r} is not a run type; the run types are {', '.join(RUN_TYPES)}."
+        )
     cuts = HitRateCuts(dead_cut=dead_cut, hot_cut=hot_cut, normal_band=normal_band)
     low, high = cuts.normal_band
     values = {"dead_cut": cuts.dead_cut, "hot_cut": cuts.hot_cut, "normal_low": low}

@@ -20,18 +20,19 @@ from dqm.db.models import (
     File,
     Histogram,
     Job,
+    KeptEvents,
+    PmtBlock,
     PmtStats,
+    PmtStatus,
     Run,
     RunDecision,
     RunTag,
 )
 from dqm.errors import InvalidValueError, NotFoundError
+from dqm.runs import check_comment
 from dqm.runstatus import CHECKS_JOB_KIND, derive_run_status
 from dqm.states import Certification, RunStatus, parse_run_status
 from dqm.times import utcnow
-
-#: Run attributes that ``update_run`` may change.
-
 
 #: Run attributes that ``update_run`` may change.
 RUN_FIELDS = (
@@ -177,6 +178,8 @@ def update_run(session: Session, *, run_id: int, **changes: Any) -> Run:
             )
         if name == "status":
             value = parse_run_status(value)
+        if name == "comment" and value is not None:
+            value = check_comment(str(value)) or None
         setattr(run, name, value)
     _check_run(run)
     session.flush()
@@ -195,7 +198,18 @@ def delete_run(session: Session, *, run_id: int) -> None:
     results = select(AnalysisResult.id).where(AnalysisResult.run_id == run_id)
     for child in (AnalysisValue, AnalysisFigure):
         session.execute(delete(child).where(child.result_id.in_(results)))
-    for model in (AnalysisResult, RunTag, Histogram, PmtStats, EventTable, Job, File):
+    for model in (
+        AnalysisResult,
+        RunTag,
+        Histogram,
+        PmtStats,
+        EventTable,
+        KeptEvents,
+        PmtBlock,
+        PmtStatus,
+        Job,
+        File,
+    ):
         session.execute(delete(model).where(model.run_id == run_id))
     session.execute(delete(Run).where(Run.run_id == run_id))
     session.expunge_all()
