@@ -99,7 +99,7 @@ def test_analyses_and_the_good_run_list(served: Served) -> None:
         ("/api/runs?colour=red", 400, "unknown parameter 'colour'; the parameters are limit"),
         ("/api/runs?limit=1&limit=2", 400, "parameter limit is given 2 times."),
         ("/api/runs/999", 404, "there is no run 999."),
-        ("/api/runs/99x", 400, "'99x' is not a run number."),
+        ("/api/runs/99x", 400, "'99x' is not a run number:"),
         ("/api/runs/999/quality", 404, "there is no run 999."),
         ("/api/analyses?version=1", 400, "give the analysis"),
         ("/api/analyses?analysis=energy_scale", 400, "give the analysis's version"),
