@@ -6,11 +6,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint venv bench geometry clean help
+.PHONY: demo test test-soak lint venv bench geometry clean help
 
 help:
 	@echo "make demo   set up .venv, build the demo data, process it and serve the dashboard"
-	@echo "make test   set up .venv and run the whole test suite"
+	@echo "make test   set up .venv and run the test suite"
+	@echo "make test-soak  the soak tests: job servers killed (kill -9) or cut off (minutes)"
 	@echo "make lint   ruff (lint and format) and mypy, configured in pyproject.toml"
 	@echo "make bench  run the benchmarks under bench/"
 
@@ -24,6 +25,11 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The tests that kill job servers and cut them off from the database and the broker (pytest's -m
+# given last wins over the configuration's "not soak").
+test-soak: $(STAMP)
+	$(BIN)/python -m pytest -m soak $(PYTEST_ARGS)
 
 # The whole list, not the first failure: every command runs, the target fails if any did.
 lint: $(STAMP)

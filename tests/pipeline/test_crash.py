@@ -193,6 +193,7 @@ def dqm_jobserver(
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 def test_kill_9_at_any_moment_loses_nothing(tmp_path: Path, broker_url: tuple[str, str]) -> None:
     run = Crashed(tmp_path, broker_url, n_files=10)
     killed = 0
@@ -212,6 +213,7 @@ EMBEDDED = ("filesystem://", "dqm.transfer")
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 def test_repeated_kills_with_the_same_job_out_cost_no_attempt(tmp_path: Path) -> None:
     """The same job out with four job servers that die (more than its three attempts), then five
     kills at random moments 1.5-6 s apart: every file DONE once, as if uninterrupted."""
@@ -266,6 +268,7 @@ ANALYSIS_CRASH_POINTS = [
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 def test_kill_9_during_analyses_leaves_exactly_one_result(tmp_path: Path) -> None:
     """Analysis jobs killed at every moment of their lives: at the end, exactly one result per
     (analysis, version, run), equal to the uninterrupted run's, and every analysis job DONE."""

@@ -31,6 +31,7 @@ def wait_for(predicate, timeout: float = 60.0) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.soak
 @pytest.mark.services
 def test_database_and_broker_outages(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from sqlalchemy.engine import make_url
