@@ -92,6 +92,12 @@ def make_part(rng: np.random.Generator, n_fill: int = 20_000) -> dict[str, Any]:
         "time_sum": hits * rng.uniform(200, 300, n_pmts),
         "dark_count": rng.poisson(500, n_pmts).astype(float),
     }
+    signal = rng.poisson(40, n_pmts).astype(float)  # the signal hits of central events
+    sums |= {
+        "signal_hits": signal,
+        "signal_charge_sum": signal * rng.uniform(0.9, 1.1, n_pmts),
+        "signal_time_sum": signal * rng.uniform(200, 300, n_pmts),
+    }
     livetime = EVENTS_PER_FILE * detector.PRETRIGGER_WINDOW_NS
     histograms[calib.STAGE].update(calib.derived_histograms(sums, EVENTS_PER_FILE, livetime))
     return {
