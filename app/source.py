@@ -585,18 +585,6 @@ MASK_COLUMNS = (
 )
 
 
-def _mask_info(mask: Any) -> dict[str, Any]:
-    return {
-        "version": mask.version,
-        "valid_from_run": mask.valid_from_run,
-        "n_masked": mask.n_masked,
-        "how": pmtstatus.describe_origin(dict(mask.origin or {})),
-        "created_by": mask.created_by,
-        "created_at": mask.created_at,
-        "comment": mask.comment,
-    }
-
-
 @dataclass(frozen=True, eq=False)
 class PmtChangeSummary:
     """A run's PMT classes and the changes since the previous run of its type.
@@ -1742,7 +1730,7 @@ class Source:
     def pmt_masks(self) -> pd.DataFrame:
         """Every version of the PMT mask, oldest first (columns :data:`MASK_COLUMNS`)."""
         with transaction(self.database_url) as session:
-            rows = [_mask_info(m) for m in queries.list_pmt_masks(session)]
+            rows = [queries.mask_summary(m) for m in queries.list_pmt_masks(session)]
         return pd.DataFrame(rows, columns=list(MASK_COLUMNS))
 
     def mask_for_run(self, run_id: int) -> dict[str, Any] | None:
@@ -1751,7 +1739,7 @@ class Source:
             mask = queries.pmt_mask_for_run(session, run_id=run_id)
             if mask is None:
                 return None
-            return {**_mask_info(mask), "pmts": pmtstatus.decode_ids(mask.pmts).tolist()}
+            return {**queries.mask_summary(mask), "pmts": pmtstatus.decode_ids(mask.pmts).tolist()}
 
     def derive_mask(
         self,

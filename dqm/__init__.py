@@ -11,14 +11,20 @@ Modules:
     memory: giving freed memory back to the system (glibc), for long-lived processes.
     detector: detector constants, the PMT table and the Aitoff projection of the PMT map.
     pmtclass: the classes of the PMTs (dead, hot, normal, other) by hit rate, and the default cuts.
-    runs: rules about runs that are not queries (what a comment may hold).
-    users: who may change things (logged-in users) and who only reads (anonymous visitors).
+    pmtstatus: a run's PMT statuses (dead, hot, noisy, normal, other), their changes between runs,
+        their blocks for one PMT's history, and the PMT masks' ids.
+    runs: rules about runs that are not queries (what a run number and a comment may be).
+    users: the roles and what each write needs (PERMISSIONS); the actor who asks.
+    certification: the sign-off states of a run and the rules of its decisions.
+    calibdiff: the PMTs that moved between two calibration versions.
+    report: a run's self-contained HTML report.
     geometry: generator of ``data/pmt_positions.csv`` (the large-PMT layout).
     rawformat: the raw-file format, written by the simulator and read by the pipeline.
     messages: the messages of data transfer, one validated definition.
     broker: connections to the message broker and its queue.
     histcodec: lossless conversion of ``hist.Hist`` objects to database rows and back.
     eventtable: a file's reconstructed events as a compact table stored in the database.
+    keptevents: a few raw events of each file for the event display: choice and format.
     pmtstats: per-PMT quantities derived from the stored per-PMT sums.
     runstatus: the status of a run, derived from its messages, files and jobs.
     rootexport: a run's histograms and PMT statistics written to a ROOT file (``dqm export``).

@@ -141,16 +141,8 @@ def mask_group() -> None:
 
 
 def _mask_row(mask: Any) -> dict[str, Any]:
-    how = pmtstatus.describe_origin(dict(mask.origin or {}))
-    return {
-        "version": mask.version,
-        "valid_from_run": mask.valid_from_run,
-        "n_masked": mask.n_masked,
-        "how": how,
-        "created_by": mask.created_by,
-        "created_at": format_time(mask.created_at),
-        "comment": mask.comment,
-    }
+    row = queries.mask_summary(mask)
+    return {**row, "created_at": format_time(row["created_at"])}
 
 
 _MASK_COLUMNS = [

@@ -31,6 +31,7 @@ __all__ = [
     "first_dead_run",
     "get_pmt_mask",
     "list_pmt_masks",
+    "mask_summary",
     "pmt_changes",
     "pmt_history",
     "pmt_mask_for_run",
@@ -450,3 +451,17 @@ def pmt_changes(
             pmtstatus.decode_codes(previous.codes), pmtstatus.decode_codes(current.codes)
         ),
     )
+
+
+def mask_summary(mask: PmtMask) -> dict[str, Any]:
+    """A mask version as plain values: version, valid_from_run, n_masked, how (in words),
+    created_by, created_at, comment (what the command line and the dashboard show)."""
+    return {
+        "version": mask.version,
+        "valid_from_run": mask.valid_from_run,
+        "n_masked": mask.n_masked,
+        "how": pmtstatus.describe_origin(dict(mask.origin or {})),
+        "created_by": mask.created_by,
+        "created_at": mask.created_at,
+        "comment": mask.comment,
+    }
