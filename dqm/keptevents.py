@@ -49,6 +49,7 @@ __all__ = [
     "KEEP_HIGHEST",
     "REASONS",
     "KeptEvent",
+    "could_enter",
     "decode",
     "encode",
     "reduce_events",
@@ -267,6 +268,37 @@ def select_events(
             )
         )
     return kept
+
+
+def could_enter(
+    kept: Sequence[KeptEvent],
+    entries: npt.ArrayLike,
+    energies: npt.ArrayLike,
+    keep_first: int = KEEP_FIRST,
+    keep_highest: int = KEEP_HIGHEST,
+) -> npt.NDArray[np.bool_]:
+    """Which of the events (``entries``, ``energies``) could still enter the set ``kept`` (a
+    :func:`reduce_events` result): those among the first while the first are not all found or of
+    an entry below the last of them, and those of an energy at least the lowest of the highest
+    while those are not all found. The others need not be given to :func:`select_events`, whose
+    work grows with its candidates' hits: a file's reading then selects a few events a chunk."""
+    entries = np.asarray(entries, dtype=np.int64)
+    energies = np.asarray(energies, dtype=np.float64)
+    firsts = [e.entry for e in kept if "first" in e.reasons]
+    highest = [e.energy_mev for e in kept if "highest" in e.reasons]
+    if keep_first <= 0:
+        first_ok = np.zeros(entries.shape, dtype=np.bool_)
+    elif len(firsts) >= keep_first:
+        first_ok = entries < max(firsts)
+    else:
+        first_ok = np.ones(entries.shape, dtype=np.bool_)
+    if keep_highest <= 0:
+        highest_ok = np.zeros(energies.shape, dtype=np.bool_)
+    elif len(highest) >= keep_highest:
+        highest_ok = energies >= min(highest)
+    else:
+        highest_ok = np.isfinite(energies)
+    return np.asarray(first_ok | highest_ok, dtype=np.bool_)
 
 
 def reduce_events(

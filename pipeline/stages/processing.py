@@ -220,19 +220,25 @@ def _reconstruct(
     events["energy_mev"].append(energy.astype(np.float32))
     events["time_s"].append((chunk.trigger_time[physics][good] * 1e-9).astype(np.float32))
     if kept is not None:
-        kept.extend(
-            keptevents.select_events(
-                chunk.event_id,  # events are known by their id (a sampled chunk skips some)
-                chunk.pmt_id,
-                calibrated.pe,
-                calibrated.time,
-                chunk.nhits,
-                np.flatnonzero(physics)[good],
-                vertex,
-                energy,
-                chunk.trigger_time[physics][good] * 1e-9,
+        # Events are known by their id (a sampled chunk skips some); only those that could still
+        # enter the set are candidates (most chunks have none or a few).
+        position = np.flatnonzero(physics)[good]
+        entries = np.asarray(chunk.event_id)[position]
+        chosen = keptevents.could_enter(kept, entries, energy)
+        if chosen.any():
+            kept.extend(
+                keptevents.select_events(
+                    chunk.event_id,
+                    chunk.pmt_id,
+                    calibrated.pe,
+                    calibrated.time,
+                    chunk.nhits,
+                    position[chosen],
+                    vertex[chosen],
+                    energy[chosen],
+                    (chunk.trigger_time[physics][good] * 1e-9)[chosen],
+                )
             )
-        )
     rec["energy"].fill(energy)
     rec["x"].fill(vertex[:, 0])
     rec["y"].fill(vertex[:, 1])

@@ -15,6 +15,7 @@ from dqm.keptevents import (
     FORMAT_VERSION,
     MAGIC,
     KeptEvent,
+    could_enter,
     decode,
     encode,
     reduce_events,
@@ -187,6 +188,39 @@ def test_reducing_chunks_and_ranges_gives_the_file_set_for_any_split(seed: int) 
         nested = reduce_events([*ranges[0], *ranges[1]])
         assert [fields(e) for e in nested] == whole
         assert [fields(e) for e in reduce_events(nested)] == whole  # idempotent
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_offering_only_the_events_that_could_enter_gives_the_same_set(seed: int) -> None:
+    """The pipeline gives select_events only what could_enter lets through, chunk after chunk,
+    whatever the chunks' order: the file's set is the same as from every event."""
+    rng = np.random.default_rng(100 + seed)
+    n_events = 600
+    chunk = random_chunk(rng, n_events)
+    whole = [fields(e) for e in select_events(0, **chunk)]
+    edges = [0, *np.sort(rng.choice(np.arange(1, n_events), 9, replace=False)).tolist(), n_events]
+    parts = list(itertools.pairwise(edges))
+    offered = []
+    for order in (parts, parts[::-1]):
+        offered.append(0)
+        kept: list[KeptEvent] = []
+        for a, b in order:
+            part = sliced(chunk, a, b)
+            entries = a + np.asarray(part["physics_index"])
+            mine = could_enter(kept, entries, part["energy"])
+            offered[-1] += int(mine.sum())
+            some = {
+                **part,
+                "physics_index": part["physics_index"][mine],
+                "vertex": part["vertex"][mine],
+                "energy": part["energy"][mine],
+                "trigger_time_s": part["trigger_time_s"][mine],
+            }
+            kept = reduce_events([*kept, *select_events(a, **some)])
+        assert [fields(e) for e in kept] == whole
+    assert offered[0] < len(chunk["physics_index"]) / 2  # in order, most are never offered
+    nothing = could_enter(kept, [0, 10**6], [1e9, -1.0], keep_first=0, keep_highest=0)
+    assert not nothing.any()
 
 
 def test_reduce_gives_the_reasons_again_and_keeps_each_entry_once() -> None:
