@@ -6,14 +6,16 @@ Sources, lowest priority first:
 2. an optional TOML file: the path given with ``--config`` or ``DQM_CONFIG``, otherwise ``dqm.toml``
    in the working directory if it exists. Relative paths in the file are relative to the file;
 3. environment variables ``DQM_DATABASE_URL``, ``DQM_BROKER_URL``, ``DQM_DATA_DIR``,
-   ``DQM_RAW_ROOTS`` (directories separated by ``os.pathsep``). Environment variables win.
+   ``DQM_RAW_ROOTS`` (directories and ``root://`` URLs separated by ``:``; the ``:`` of a URL's
+   scheme and port separate nothing, see :func:`dqm.rawformat.split_raw_roots`). Environment
+   variables win.
 
 Example ``dqm.toml``::
 
     database_url = "postgresql+psycopg://dqm:secret@db.example.org/dqm"
     broker_url = "amqp://dqm:secret@mq.example.org:5672//"
     data_dir = "/srv/dqm"
-    raw_roots = ["/data/raw", "/eos/juno/raw"]
+    raw_roots = ["/data/raw", "root://eos.example.org//eos/juno/raw"]
 
 Every problem (malformed URL, unknown key, unreadable file) raises :class:`~dqm.errors.ConfigError`
 with one sentence that names the source and what is expected.
@@ -51,7 +53,7 @@ KEYS: dict[str, tuple[str, str]] = {
     ),
     "broker_queue": ("DQM_BROKER_QUEUE", "queue on which data transfer announces runs and files"),
     "data_dir": ("DQM_DATA_DIR", "directory for the embedded database, broker and raw data"),
-    "raw_roots": ("DQM_RAW_ROOTS", "directories raw files may come from"),
+    "raw_roots": ("DQM_RAW_ROOTS", "directories and root:// URLs raw files may come from"),
     "analyses_file": (
         "DQM_ANALYSES_FILE",
         "TOML file of the operator's analyses, declared beside the built-in ones",
@@ -181,7 +183,8 @@ class Settings:
             ``data_dir/broker``.
         broker_queue: name of the queue (and routing key) of data-transfer messages.
         data_dir: directory for the embedded database and broker and for simulated raw data.
-        raw_roots: directories raw files may come from; a file outside all of them is refused.
+        raw_roots: where raw files may come from, local directories (Path) and ``root://`` URL
+            prefixes (str); a file outside all of them is refused.
         analyses_file: the operator's analysis declarations (None: only the built-in ones and
             those of installed packages).
         checks_file: the operator's check declarations (None: only the built-in ones).
@@ -201,7 +204,7 @@ class Settings:
     broker_url: str
     broker_queue: str
     data_dir: Path
-    raw_roots: tuple[Path, ...]
+    raw_roots: tuple[Path | str, ...]
     analyses_file: Path | None = None
     checks_file: Path | None = None
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
@@ -221,8 +224,11 @@ class Settings:
 
     @property
     def raw_dir(self) -> Path:
-        """Directory where the simulator writes raw files (the first raw root)."""
-        return self.raw_roots[0]
+        """Directory where the simulator writes raw files: the first local raw root (under the
+        data directory when every raw root is a URL)."""
+        return next(
+            (root for root in self.raw_roots if isinstance(root, Path)), self.data_dir / "raw"
+        )
 
     def masked(self) -> dict[str, str]:
         """The configuration as strings, with passwords replaced by ``***``."""
@@ -231,7 +237,7 @@ class Settings:
             "broker_url": mask_url(self.broker_url),
             "broker_queue": self.broker_queue,
             "data_dir": str(self.data_dir),
-            "raw_roots": os.pathsep.join(str(p) for p in self.raw_roots),
+            "raw_roots": ":".join(str(p) for p in self.raw_roots),
             "analyses_file": str(self.analyses_file) if self.analyses_file else "",
             "checks_file": str(self.checks_file) if self.checks_file else "",
             "smtp_url": mask_url(self.alarms.smtp_url) if self.alarms.smtp_url else "",
@@ -367,16 +373,33 @@ def _as_path(value: object, base: Path, source: str) -> Path:
     return path if path.is_absolute() else (base / path)
 
 
-def _as_paths(value: object, base: Path, source: str) -> tuple[Path, ...]:
+def _as_roots(value: object, base: Path, source: str) -> tuple[Path | str, ...]:
+    """Raw roots: local directories and ``root://`` URLs, as a list or as one string split by
+    :func:`dqm.rawformat.split_raw_roots` (at the ``:`` that are not a URL's)."""
+    from dqm.errors import InvalidValueError
+    from dqm.rawformat import is_remote, parse_xrootd_url, split_raw_roots
+
     if isinstance(value, str):
-        items: list[object] = [v for v in value.split(os.pathsep) if v]
+        items: list[object] = list(split_raw_roots(value))
     elif isinstance(value, list):
         items = list(value)
     else:
-        raise ConfigError(f"{source}: expected a list of directories, got {value!r}.")
+        raise ConfigError(
+            f"{source}: expected a list of directories or root:// URLs, got {value!r}."
+        )
     if not items:
         raise ConfigError(f"{source}: names no directory.")
-    return tuple(_as_path(item, base, source) for item in items)
+    roots: list[Path | str] = []
+    for item in items:
+        if isinstance(item, str) and is_remote(item):
+            try:
+                parse_xrootd_url(item)
+            except InvalidValueError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
+            roots.append(item)
+        else:
+            roots.append(_as_path(item, base, source))
+    return tuple(roots)
 
 
 def load_settings(
@@ -416,9 +439,9 @@ def load_settings(
     data_dir = default_data_dir()
     if "data_dir" in raw:
         data_dir = _as_path(*raw["data_dir"])
-    raw_roots: tuple[Path, ...] = (data_dir / "raw",)
+    raw_roots: tuple[Path | str, ...] = (data_dir / "raw",)
     if "raw_roots" in raw:
-        raw_roots = _as_paths(*raw["raw_roots"])
+        raw_roots = _as_roots(*raw["raw_roots"])
 
     analyses_file = _as_path(*raw["analyses_file"]) if "analyses_file" in raw else None
     checks_file = _as_path(*raw["checks_file"]) if "checks_file" in raw else None

@@ -14,6 +14,7 @@ Simulation truth never goes into a raw file: it lives in a sidecar under ``data_
 
 from __future__ import annotations
 
+import re
 import zlib
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def check_events_tree(file: Any, path: str | Path) -> Any:
     Raises:
         RawFormatError: one sentence naming what is missing or wrong.
     """
-    name = Path(str(path)).name
+    name = location_name(path)
     try:
         tree = file[EVENTS_TREE]
     except Exception:  # noqa: BLE001 - uproot raises several kinds for a missing or odd key
@@ -89,16 +90,25 @@ def check_events_tree(file: Any, path: str | Path) -> Any:
                 f"{name} is not a DQM raw file: branch '{branch_name}' is {interpretation}, "
                 f"expected {'jagged ' if branch_name in HIT_BRANCHES else ''}{dtype}."
             )
-    _check_baskets(tree, Path(str(path)), name)
+    _check_baskets(tree, _file_size(file, path), name)
     return tree
 
 
-def _check_baskets(tree: Any, path: Path, name: str) -> None:
-    """A file cut short (a truncated transfer) still opens; its baskets then point past its end."""
+def _file_size(file: Any, path: str | Path) -> int | None:
+    """The size of an open file: a local file's on disk, a remote one's as its source knows it."""
+    if is_remote(str(path)):
+        size = getattr(getattr(getattr(file, "file", None), "source", None), "num_bytes", None)
+        return int(size) if isinstance(size, int) else None
     try:
-        size = path.stat().st_size
+        return Path(path).stat().st_size
     except OSError:
-        return  # not a local file: the reader will find out
+        return None  # not a file on disk: the reader will find out
+
+
+def _check_baskets(tree: Any, size: int | None, name: str) -> None:
+    """A file cut short (a truncated transfer) still opens; its baskets then point past its end."""
+    if size is None:
+        return
     for branch in tree.branches:
         n = branch.num_baskets
         if not n:
@@ -122,39 +132,146 @@ def raw_file_path(raw_dir: Path, run_id: int, seq: int) -> Path:
     return raw_dir / str(run_id) / raw_file_name(run_id, seq)
 
 
-def resolve_raw_uri(uri: str, raw_roots: tuple[Path, ...] | list[Path]) -> Path:
-    """The local path of an announced raw file, which must lie under one of the allowed raw roots.
+#: URL schemes of raw files read over the network, through XRootD (as from EOS).
+REMOTE_SCHEMES = ("root", "xroot")
+#: The XRootD port a URL without one means.
+XROOTD_PORT = 1094
 
-    Accepts an absolute path, a path relative to a raw root, or a ``file://`` URL.
+#: A raw file's location: a local path, or a ``root://`` URL (a string).
+RawLocation = Path | str
+
+_URL = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[^/:?#@\s]*)(?::(?P<port>[^/]*))?(?P<path>/.*)?",
+    re.DOTALL,
+)
+#: The head of a URL in a list of raw roots: scheme, host and port (which hold ``:``).
+_URL_HEAD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/:]*(?::\d*)?")
+
+
+def is_remote(location: RawLocation) -> bool:
+    """Whether a raw file's location is a URL (read over the network), not a local path."""
+    return isinstance(location, str) and "://" in location
+
+
+def location_name(location: RawLocation) -> str:
+    """The file name of a location (its last component), for messages."""
+    return str(location).rstrip("/").rsplit("/", 1)[-1]
+
+
+def split_raw_roots(text: str) -> list[str]:
+    """The raw roots of a ``DQM_RAW_ROOTS`` value: entries separated by ``:``.
+
+    A ``:`` that belongs to a URL's scheme (``root://``) or port (``host:1094``) separates
+    nothing, so a single URL, a list of URLs and local paths, and a list of local paths all
+    parse: ``/data/raw:root://eos.example.org:1094//eos/juno/raw`` gives the two. (A path cannot
+    hold ``:`` here; the configuration file's list can.) Empty entries are dropped.
+    """
+    entries, i = [], 0
+    while i <= len(text):
+        head = _URL_HEAD.match(text, i)
+        stop = text.find(":", head.end() if head else i)
+        stop = len(text) if stop < 0 else stop
+        entries.append(text[i:stop].strip())
+        i = stop + 1
+    return [entry for entry in entries if entry]
+
+
+def parse_xrootd_url(url: str) -> tuple[str, int, str]:
+    """The server (host), port and absolute path of a ``root://`` URL, whose path follows the
+    host after ``//`` (``root://eos.example.org//eos/juno/raw``) or ``/``.
 
     Raises:
-        InvalidValueError: another URL scheme, a ``..`` component, or a path outside every raw root
-            (no path traversal), as one sentence.
+        InvalidValueError: not a ``root://`` or ``xroot://`` URL with a host, a port that is not a
+            number, a query or fragment, a NUL or a ``..`` component, as one sentence.
+    """
+    from dqm.errors import InvalidValueError
+
+    match = _URL.fullmatch(url)
+    if match is None:
+        raise InvalidValueError(f"{url!r} is not a URL (scheme://host//path).")
+    scheme = match["scheme"].lower()
+    if scheme not in REMOTE_SCHEMES:
+        raise InvalidValueError(
+            f"{url!r}: scheme {scheme!r} is not supported; give a local path or a root:// URL."
+        )
+    host = match["host"].lower()
+    if not host:
+        raise InvalidValueError(f"{url!r} names no server (root://host//path).")
+    port_text = match["port"]
+    if port_text is not None and not (port_text.isdigit() and 0 < int(port_text) < 65536):
+        raise InvalidValueError(f"{url!r}: port {port_text!r} is not a number from 1 to 65535.")
+    port = int(port_text) if port_text else XROOTD_PORT
+    path = match["path"] or "/"
+    if any(c in path for c in "?#\x00"):
+        raise InvalidValueError(
+            f"{url!r}: a raw file's URL holds no query, fragment or NUL character."
+        )
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        raise InvalidValueError(f"{url!r} contains '..'; raw files are named by paths without it.")
+    return host, port, "/" + "/".join(parts)
+
+
+def xrootd_url(host: str, port: int, path: str) -> str:
+    """The canonical form of a ``root://`` URL: ``root://host:port//path``."""
+    return f"root://{host}:{port}/{path if path.startswith('/') else '/' + path}"
+
+
+def resolve_raw_uri(
+    uri: str, raw_roots: tuple[RawLocation, ...] | list[RawLocation]
+) -> RawLocation:
+    """Where an announced raw file is read from, which must lie under one of the allowed raw
+    roots: its resolved local path, or its canonical ``root://`` URL (:func:`xrootd_url`).
+
+    Accepts an absolute path, a path relative to a local raw root, a ``file://`` URL, or a
+    ``root://`` URL under a URL root (same server and port, the path under the root's).
+
+    Raises:
+        InvalidValueError: another URL scheme, a ``..`` component, or a location outside every raw
+            root (no path traversal), as one sentence.
     """
     from dqm.errors import InvalidValueError
 
     text = uri.removeprefix("file://")
     if "://" in text:
-        scheme = text.split("://", 1)[0]
+        host, port, path = parse_xrootd_url(text)
+        for root in raw_roots:
+            if not is_remote(root):
+                continue
+            root_host, root_port, root_path = parse_xrootd_url(str(root))
+            if (host, port) == (root_host, root_port) and (
+                root_path == "/" or path == root_path or path.startswith(root_path + "/")
+            ):
+                return xrootd_url(host, port, path)
         raise InvalidValueError(
-            f"uri {uri!r}: scheme {scheme!r} is not supported; give a local path under a raw root."
+            f"uri {uri!r} is outside the allowed raw roots ({_roots(raw_roots)})."
         )
     if "\x00" in text:
         raise InvalidValueError(f"uri {uri!r} contains a NUL character.")
-    path = Path(text)
-    if ".." in path.parts:
+    local = Path(text)
+    if ".." in local.parts:
         raise InvalidValueError(
             f"uri {uri!r} contains '..'; raw files are named by paths without it."
         )
-    roots = [Path(root).resolve() for root in raw_roots]
-    if not path.is_absolute():
-        candidates = [root / path for root in roots]
-        path = next((c for c in candidates if c.exists()), candidates[0])
-    resolved = path.resolve()
+    roots = [Path(root).resolve() for root in raw_roots if not is_remote(root)]
+    if not roots:
+        raise InvalidValueError(
+            f"uri {uri!r} is a local path, and the allowed raw roots are URLs only "
+            f"({_roots(raw_roots)})."
+        )
+    if not local.is_absolute():
+        candidates = [root / local for root in roots]
+        local = next((c for c in candidates if c.exists()), candidates[0])
+    resolved = local.resolve()
     if not any(resolved.is_relative_to(root) for root in roots):
-        allowed = ", ".join(str(root) for root in roots)
-        raise InvalidValueError(f"uri {uri!r} is outside the allowed raw roots ({allowed}).")
+        raise InvalidValueError(
+            f"uri {uri!r} is outside the allowed raw roots ({_roots(raw_roots)})."
+        )
     return resolved
+
+
+def _roots(raw_roots: tuple[RawLocation, ...] | list[RawLocation]) -> str:
+    return ", ".join(str(root) for root in raw_roots)
 
 
 def adler32_file(path: str | Path, chunk_bytes: int = 4 << 20) -> str:

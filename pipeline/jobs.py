@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -32,7 +31,7 @@ from dqm.histcodec import array_from_bytes
 from dqm.states import FileState, JobState
 from pipeline.stages import calib, merge, processing
 from pipeline.stages.merge import MergeResult, MergeTask
-from pipeline.stages.reading import RawFile
+from pipeline.stages.reading import RawFile, not_ready
 
 EVENTS = ("file_announced", "file_done", "run_ended")
 
@@ -201,12 +200,8 @@ def _prepare_process_file(session: Session, job: Job, context: Context) -> proce
 
 def _ready_process_file(session: Session, job: Job, context: Context) -> str | None:
     file = _file_of(session, job)
-    path = Path(rawformat.resolve_raw_uri(file.uri, context.settings.raw_roots))
-    if not path.is_file():
-        return f"{path} has not arrived"
-    if file.size is not None and path.stat().st_size != file.size:
-        return f"{path} has {path.stat().st_size} of the {file.size} bytes announced"
-    return None
+    location = rawformat.resolve_raw_uri(file.uri, context.settings.raw_roots)
+    return not_ready(location, file.size)
 
 
 def _provenance(context: Context, **extra: Any) -> dict[str, Any]:

@@ -27,7 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from dqm import detector
-from pipeline.stages.reading import RawFile, iterate_events, verify_file
+from dqm.rawformat import RawLocation, location_name
+from pipeline.stages.reading import RawFile, iterate_events, verified
 
 #: Half-widths of the windows around the event time, ns.
 EVENT_WINDOW_NS = 30.0
@@ -97,9 +98,13 @@ class LaserSums:
 
 
 def laser_sums(file: RawFile) -> LaserSums:
-    """The per-PMT laser sums of one raw file (its size and checksum verified first)."""
-    path = file.path
-    verify_file(path, file.size, file.checksum)
+    """The per-PMT laser sums of one raw file (local or ``root://``; its size and checksum verified
+    as it is read, see :func:`~pipeline.stages.reading.verified`)."""
+    with verified(file) as path:
+        return _laser_sums(file, path)
+
+
+def _laser_sums(file: RawFile, path: RawLocation) -> LaserSums:
     sums = np.zeros((5, detector.N_PMTS))
     flight = detector.PMT_RADIUS_MM / detector.LS_GROUP_VELOCITY_MM_PER_NS
     n_events = 0
@@ -108,7 +113,7 @@ def laser_sums(file: RawFile) -> LaserSums:
             from dqm.rawformat import RawFormatError
 
             raise RawFormatError(
-                f"{path.name}: a hit has a PMT id outside 0..{detector.N_PMTS - 1}."
+                f"{location_name(path)}: a hit has a PMT id outside 0..{detector.N_PMTS - 1}."
             )
         n_events += _laser_chunk(chunk.pmt_id, chunk.adc, chunk.tdc, chunk.nhits, flight, sums)
     return LaserSums(n_events, sums)

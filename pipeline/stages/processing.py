@@ -10,10 +10,8 @@ workers and any backend. Pure: a function of the file and its parameters, no dat
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import joblib
@@ -21,7 +19,6 @@ import numpy as np
 
 from dqm import detector, eventtable, keptevents, rawformat
 from dqm.config import DEFAULT_REC_METHOD, REC_METHODS
-from dqm.errors import first_line
 from dqm.histcodec import AnyHist
 from dqm.memory import reusing_freed_memory
 from dqm.pmtstats import PMT_ARRAYS
@@ -32,8 +29,8 @@ from pipeline.stages.reading import (
     RawFile,
     count_events,
     iterate_events,
-    verify_checksum,
-    verify_size,
+    unreadable,
+    verified,
 )
 
 __all__ = ["RANGE_EVENTS", "FileResult", "FileTask", "process_file", "process_range"]
@@ -91,11 +88,6 @@ class FileResult:
     kept: list[keptevents.KeptEvent] = field(default_factory=list)
 
 
-def _unreadable(path: Path, exc: Exception) -> rawformat.RawFormatError:
-    detail = first_line(exc, limit=300)
-    return rawformat.RawFormatError(f"{path.name} cannot be read as ROOT: {detail}")
-
-
 def process_range(task: FileTask, entry_start: int, entry_stop: int) -> FileResult:
     """Process the entries ``entry_start`` to ``entry_stop`` of a raw file; the derived per-PMT
     histograms are left to the caller. Run as a joblib task: the memory it frees is kept for the
@@ -105,7 +97,7 @@ def process_range(task: FileTask, entry_start: int, entry_stop: int) -> FileResu
 
 
 def _process_range(task: FileTask, entry_start: int, entry_stop: int) -> FileResult:
-    path = Path(task.file.path)
+    path = task.file.path
     constants = task.calibration
     method = task.rec_method
     histograms = calib.calib_histograms()
@@ -146,7 +138,7 @@ def _process_range(task: FileTask, entry_start: int, entry_stop: int) -> FileRes
     except rawformat.RawFormatError:
         raise
     except Exception as exc:  # noqa: BLE001 - uproot and the decompressors raise many kinds
-        raise _unreadable(path, exc) from None
+        raise unreadable(path, exc) from None
     if residuals is not None:
         add_counts(rec["time_residual"], residuals[0])
     result.histograms = {calib.STAGE: histograms, reco.STAGE: rec}
@@ -282,64 +274,36 @@ def _combine(parts: Iterator[FileResult]) -> FileResult:
 
 
 def process_file(task: FileTask) -> FileResult:
-    """Calibrate and reconstruct the events of a raw file; every histogram and per-PMT sum.
+    """Calibrate and reconstruct the events of a raw file (local, or ``root://``); every histogram
+    and per-PMT sum.
+
+    Its size is checked first and its adler32 while its events are processed (see
+    :func:`~pipeline.stages.reading.verified`): results of a file that fails either are not
+    returned.
 
     Raises:
-        FileNotReady: the file is not there as announced.
+        FileNotReady: the file is not there as announced (yet), or its server does not answer.
         RawFormatError: not a DQM raw file, or unreadable.
         ValueError: an unknown reconstruction method.
     """
-    path = Path(task.file.path)
     method = task.rec_method
     if method not in REC_METHODS:
         raise ValueError(
             f"unknown reconstruction method {method!r} (known: {', '.join(REC_METHODS)})."
         )
-    verify_size(path, task.file.size)
-    # The checksum is computed while the events are processed (zlib releases the GIL), so the
-    # second read of the file costs no time; results of a file that fails it are not returned.
-    checksum = task.file.checksum
-    checking = _Checksum(path, checksum) if checksum is not None else None
-    try:
-        result = _process(task, path)
-    except BaseException:
-        if checking is not None:  # a file not yet complete explains any error reading it
-            checking.join()
-            checking.raise_if_failed()
-        raise
-    if checking is not None:
-        checking.join()
-        checking.raise_if_failed()
-    return result
+    with verified(task.file) as location:
+        if location != task.file.path:  # a local copy of a remote file
+            task = replace(task, file=replace(task.file, path=location))
+        return _process(task, location)
 
 
-class _Checksum(threading.Thread):
-    """Verifies a file's adler32 in the background."""
-
-    def __init__(self, path: Path, checksum: str) -> None:
-        super().__init__(name="adler32", daemon=True)
-        self.path, self.checksum = path, checksum
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            verify_checksum(self.path, self.checksum)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            self.error = exc
-
-    def raise_if_failed(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-
-def _process(task: FileTask, path: Path) -> FileResult:
+def _process(task: FileTask, path: rawformat.RawLocation) -> FileResult:
     try:
         n_entries = count_events(path)
     except rawformat.RawFormatError:
         raise
     except Exception as exc:  # noqa: BLE001 - uproot raises many kinds for a foreign file
-        raise _unreadable(path, exc) from None
+        raise unreadable(path, exc) from None
     step = RANGE_EVENTS
     ranges = [(start, min(start + step, n_entries)) for start in range(0, n_entries, step)]
     if not ranges:

@@ -7,7 +7,10 @@ of workers) keeps exactly the same events.
 
 from __future__ import annotations
 
+import tempfile
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +19,7 @@ import numpy as np
 import uproot
 
 from dqm import rawformat
-from dqm.errors import DQMError
+from dqm.errors import DQMError, first_line
 
 
 @dataclass(frozen=True)
@@ -24,14 +27,14 @@ class RawFile:
     """A raw file as announced: where it is, whose it is, and what it must be.
 
     Attributes:
-        path: where it is read from.
+        path: where it is read from: a local path, or a ``root://`` URL (a string).
         run_id: the run it belongs to.
         seq: its sequence number in the run.
         size: the announced size in bytes (None: not checked).
         checksum: the announced adler32, 8 hex digits (None: not checked).
     """
 
-    path: Path
+    path: rawformat.RawLocation
     run_id: int
     seq: int
     size: int | None = None
@@ -39,10 +42,11 @@ class RawFile:
 
 
 class FileNotReady(DQMError):
-    """The file is not (yet) there as announced: missing, or size or checksum differ. Wait and retry."""
+    """The file is not (yet) there as announced: missing, or size or checksum differ, or its server
+    does not answer. Wait and retry."""
 
 
-def verify_file(path: Path, size: int | None, checksum: str | None) -> None:
+def verify_file(path: rawformat.RawLocation, size: int | None, checksum: str | None) -> None:
     """Check that the file is there with the announced size and adler32.
 
     Raises:
@@ -53,28 +57,133 @@ def verify_file(path: Path, size: int | None, checksum: str | None) -> None:
         verify_checksum(path, checksum)
 
 
-def verify_size(path: Path, size: int | None) -> None:
+def not_ready(path: rawformat.RawLocation, size: int | None) -> str | None:
+    """Why the file cannot be processed yet (missing, another size, its server down), in one
+    sentence, or None when it is there with the announced size."""
+    try:
+        verify_size(path, size)
+    except FileNotReady as exc:
+        return str(exc)
+    except DQMError as exc:  # a refusal for good: the processing will say it too
+        return str(exc)
+    return None
+
+
+def verify_size(path: rawformat.RawLocation, size: int | None) -> None:
     """Check that the file is there with the announced size.
 
     Raises:
         FileNotReady: it is not (yet).
+        RemoteError: its XRootD server refuses the request for good.
     """
-    if not path.is_file():
-        raise FileNotReady(f"{path} does not exist (yet).")
-    actual = path.stat().st_size
+    if rawformat.is_remote(path):
+        from pipeline.stages import remote
+
+        actual = remote.size(str(path))
+    else:
+        local = Path(path)
+        if not local.is_file():
+            raise FileNotReady(f"{local} has not arrived (yet).")
+        actual = local.stat().st_size
     if size is not None and actual != size:
         raise FileNotReady(f"{path} has {actual} bytes, {size} were announced.")
 
 
-def verify_checksum(path: Path, checksum: str) -> None:
-    """Check the file's adler32 against the announced one.
+def verify_checksum(path: rawformat.RawLocation, checksum: str) -> None:
+    """Check the file's adler32 against the announced one (a remote file's from its server, or by
+    reading it when the server computes none).
 
     Raises:
         FileNotReady: it differs (the file is still being written, or was damaged on the way).
     """
-    found = rawformat.adler32_file(path)
-    if found != checksum:
+    if rawformat.is_remote(path):
+        from pipeline.stages import remote
+
+        found = remote.checksum(str(path))
+        if found is None:
+            with tempfile.TemporaryDirectory(prefix="dqm-raw-") as tmp:
+                found = remote.copy_with_adler32(str(path), Path(tmp) / "copy.root")
+    else:
+        found = rawformat.adler32_file(path)
+    if found != checksum.lower():
         raise FileNotReady(f"{path} has adler32 {found}, {checksum} was announced.")
+
+
+@contextmanager
+def verified(file: RawFile) -> Iterator[rawformat.RawLocation]:
+    """Where to read a raw file from, checked against its announcement without a second read
+    through the network: its size first, then its adler32 while the caller reads it.
+
+    - A local file: a thread computes the adler32 alongside (reading through the page cache that
+      the caller's reads share; zlib releases the GIL).
+    - A ``root://`` file whose server answers adler32 queries: the server's checksum, asked
+      alongside; the caller reads the file where it is.
+    - A ``root://`` file whose server computes no checksum: the file is copied once, in one
+      sequential read that computes its adler32 on the way, to a temporary local file (under
+      ``TMPDIR``), which the caller reads and which is removed after.
+
+    A checksum that differs wins over any error of the caller's reading (a file still being
+    written explains it); results are not to be kept unless the block ends without error.
+
+    Raises:
+        FileNotReady: the file is not there as announced (yet), or its server does not answer.
+    """
+    verify_size(file.path, file.size)
+    if file.checksum is None:
+        yield file.path
+        return
+    if rawformat.is_remote(file.path):
+        from pipeline.stages import remote
+
+        url = str(file.path)
+        if not remote.serves_adler32(url):
+            with tempfile.TemporaryDirectory(prefix="dqm-raw-") as tmp:
+                local = Path(tmp) / rawformat.location_name(url)
+                found = remote.copy_with_adler32(url, local)
+                if found != file.checksum.lower():
+                    raise FileNotReady(f"{url} has adler32 {found}, {file.checksum} was announced.")
+                yield local
+            return
+    checking = _Checksum(file.path, file.checksum)
+    try:
+        yield file.path
+    except BaseException:
+        checking.join()
+        checking.raise_if_failed()
+        raise
+    checking.join()
+    checking.raise_if_failed()
+
+
+class _Checksum(threading.Thread):
+    """Verifies a file's adler32 in the background."""
+
+    def __init__(self, path: rawformat.RawLocation, checksum: str) -> None:
+        super().__init__(name="adler32", daemon=True)
+        self.path, self.checksum = path, checksum
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            verify_checksum(self.path, self.checksum)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            self.error = exc
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def unreadable(path: rawformat.RawLocation, exc: BaseException) -> DQMError:
+    """The one-sentence error of a file whose reading failed: the server of a remote file that
+    went away (wait and retry), or a file that is not readable ROOT."""
+    detail = first_line(exc, limit=300)
+    if rawformat.is_remote(path) and isinstance(exc, OSError | TimeoutError):
+        return FileNotReady(f"reading {path} stopped: {detail}")
+    return rawformat.RawFormatError(
+        f"{rawformat.location_name(path)} cannot be read as ROOT: {detail}"
+    )
 
 
 #: Events read per chunk.
@@ -113,7 +222,7 @@ class EventChunk:
         return len(self.event_id)
 
 
-def count_events(path: str | Path) -> int:
+def count_events(path: rawformat.RawLocation) -> int:
     """Events in a raw file.
 
     Raises:
@@ -139,7 +248,7 @@ def sample_mask(run_id: int, seq: int, event_id: np.ndarray, fraction: float) ->
 
 
 def iterate_events(
-    path: str | Path,
+    path: rawformat.RawLocation,
     *,
     run_id: int,
     seq: int,

@@ -119,6 +119,27 @@ def test_bad_files_are_one_clear_error(tmp_path: Path) -> None:
         load_settings(wrong_type, env={})
 
 
+def test_raw_roots_may_be_root_urls(tmp_path: Path) -> None:
+    url = "root://eos.example.org//eos/juno/raw"
+    settings = load_settings(env={"DQM_DATA_DIR": str(tmp_path), "DQM_RAW_ROOTS": url})
+    assert settings.raw_roots == (url,)
+    assert settings.raw_dir == tmp_path / "raw"  # the simulator writes locally all the same
+    both = f"root://eos.example.org:1094//eos/juno/raw:{tmp_path}/local"
+    settings = load_settings(env={"DQM_DATA_DIR": str(tmp_path), "DQM_RAW_ROOTS": both})
+    assert settings.raw_roots == ("root://eos.example.org:1094//eos/juno/raw", tmp_path / "local")
+    assert settings.raw_dir == tmp_path / "local"
+    assert load_settings(env={"DQM_RAW_ROOTS": both}).masked()["raw_roots"] == both
+    config = tmp_path / "dqm.toml"
+    config.write_text(f'raw_roots = ["{url}", "incoming"]\n')
+    assert load_settings(config, env={}).raw_roots == (url, tmp_path / "incoming")
+    for bad, words in (
+        ("https://eos.example.org//raw", "scheme 'https' is not supported"),
+        ("root://eos.example.org:x//raw", "port 'x' is not a number"),
+    ):
+        with pytest.raises(ConfigError, match=f"DQM_RAW_ROOTS.*{words}"):
+            load_settings(env={"DQM_RAW_ROOTS": bad})
+
+
 def test_alarm_settings_from_file_and_environment(tmp_path: Path) -> None:
     config = tmp_path / "dqm.toml"
     config.write_text(

@@ -3,6 +3,7 @@ on files that break the format in one way each; names, paths and checksums of ra
 
 from __future__ import annotations
 
+import re
 import json
 import shutil
 import zlib
@@ -171,3 +172,53 @@ def test_announced_uris_resolve_under_a_raw_root_only(tmp_path: Path) -> None:
     for uri, words in refused.items():
         with pytest.raises(InvalidValueError, match=words):
             rawformat.resolve_raw_uri(uri, [root])
+
+
+def test_root_urls_resolve_under_a_url_root_in_their_canonical_form(tmp_path: Path) -> None:
+    roots = [tmp_path, "root://EOS.example.org//eos/juno/raw/"]
+    for uri in (
+        "root://eos.example.org//eos/juno/raw/7001/7001.0.root",
+        "root://eos.example.org:1094//eos/juno/raw/7001/7001.0.root",
+        "xroot://eos.example.org/eos/juno/raw/./7001/7001.0.root",
+    ):
+        assert rawformat.resolve_raw_uri(uri, roots) == (
+            "root://eos.example.org:1094//eos/juno/raw/7001/7001.0.root"
+        )
+    refused = {
+        "root://eos.example.org//eos/juno/rawer/7001.0.root": "outside the allowed raw roots",
+        "root://eos.example.org:1095//eos/juno/raw/7001.0.root": "outside the allowed raw roots",
+        "root://other.example.org//eos/juno/raw/7001.0.root": "outside the allowed raw roots",
+        "root://eos.example.org//eos/juno/raw/../secret.root": "contains '..'",
+        "root://eos.example.org//eos/juno/raw/a.root?authz=x": "no query, fragment or NUL",
+        "root://eos.example.org:port//eos/juno/raw/a.root": "port 'port' is not a number",
+        "root:///eos/juno/raw/a.root": "names no server",
+        "https://eos.example.org//eos/juno/raw/a.root": "scheme 'https' is not supported",
+    }
+    for uri, words in refused.items():
+        with pytest.raises(InvalidValueError, match=re.escape(words)):
+            rawformat.resolve_raw_uri(uri, roots)
+    with pytest.raises(InvalidValueError, match="the allowed raw roots are URLs only"):
+        rawformat.resolve_raw_uri(str(tmp_path / "7001.0.root"), roots[1:])
+
+
+@pytest.mark.parametrize(
+    ("text", "roots"),
+    [
+        ("/data/raw", ["/data/raw"]),
+        ("/data/raw:/eos/juno/raw", ["/data/raw", "/eos/juno/raw"]),
+        ("root://eos.example.org//eos/juno/raw", ["root://eos.example.org//eos/juno/raw"]),
+        (
+            "root://eos.example.org:1094//eos/juno/raw:/data/raw:xroot://b.example.org//raw",
+            [
+                "root://eos.example.org:1094//eos/juno/raw",
+                "/data/raw",
+                "xroot://b.example.org//raw",
+            ],
+        ),
+        ("/data/raw::/b:", ["/data/raw", "/b"]),
+    ],
+)
+def test_a_list_of_raw_roots_splits_at_the_colons_that_are_not_a_urls(
+    text: str, roots: list[str]
+) -> None:
+    assert rawformat.split_raw_roots(text) == roots

@@ -81,9 +81,9 @@ def bad_messages(raw_dir: Path) -> list[tuple[str, bytes | str, str]]:
         ),
         ("relative uri escaping", mutated(ready, seq=3, uri="../../etc/shadow"), "contains '..'"),
         (
-            "remote uri",
+            "remote uri outside the raw roots",
             mutated(ready, seq=4, uri="root://eos.example.org//eos/raw/900.4.root"),
-            "scheme 'root' is not supported",
+            "is outside the allowed raw roots",
         ),
         ("end of an unknown run", mutated(end, run_id=778), "run 778 is unknown"),
         ("end before start", mutated(end, end_time="2026-10-01T00:00:00"), "before its start time"),

@@ -140,7 +140,7 @@ def test_a_file_not_there_as_announced_is_not_ready(tmp_path: Path) -> None:
         verify_file(path, size + 1, checksum)
     with pytest.raises(FileNotReady, match=f"has adler32 {checksum}, 00000001 was announced"):
         verify_file(path, size, "00000001")
-    with pytest.raises(FileNotReady, match="does not exist"):
+    with pytest.raises(FileNotReady, match="has not arrived"):
         verify_file(tmp_path / "7001.1.root", size, checksum)
 
 
