@@ -249,8 +249,9 @@ class Scheduler:
                 now=now,
             )
         else:
-            if job.not_before is None:
+            if job.not_before is None or job.error != reason:
                 log.info("job %d %s run %d: waiting: %s", job.id, job.kind, job.run_id, reason)
+            job.error = reason  # what it waits for, shown with it until it is done
             job.not_before = now + dt.timedelta(seconds=self.options.availability_poll_s)
 
     # --- results ---------------------------------------------------------------------------------

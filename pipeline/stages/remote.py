@@ -41,7 +41,7 @@ _CLIENT_SETTINGS = {
     "ConnectionWindow": 5,
     "ConnectionRetry": 2,
     "RequestTimeout": 120,
-    "StreamErrorWindow": 10,
+    "StreamErrorWindow": 5,
 }
 
 # XRootD's error numbers (XProtocol.hh) and client error codes (XrdClStatus.hh) that mean

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import kombu
+import numpy as np
 from sqlalchemy.orm import Session
 
 from daqsim import SimulationConfig, SimulationResult, parse_fault, simulate_run
@@ -16,6 +17,7 @@ from dqm.config import Settings, load_settings
 from dqm.db.session import transaction
 from pipeline.executors import LocalExecutor
 from pipeline.server import JobServer, ServerOptions
+from pipeline.stages import processing
 
 _POOL: LocalExecutor | None = None
 
@@ -105,11 +107,27 @@ def publish_raw(settings: Settings, *bodies: bytes | str) -> None:
             )
 
 
+def assert_identical(a: processing.FileResult, b: processing.FileResult) -> None:
+    assert (a.n_events, a.n_read, a.livetime_ns) == (b.n_events, b.n_read, b.livetime_ns)
+    assert a.histograms.keys() == b.histograms.keys()
+    for stage, by_name in a.histograms.items():
+        assert by_name.keys() == b.histograms[stage].keys()
+        for name, histogram in by_name.items():
+            other = b.histograms[stage][name]
+            assert np.array_equal(histogram.view(flow=True), other.view(flow=True)), (stage, name)
+    for name, values in a.pmt_sums.items():
+        assert np.array_equal(values, b.pmt_sums[name]), name
+    assert a.events.keys() == b.events.keys()
+    for name, values in a.events.items():  # the same events, in the same order
+        assert np.array_equal(values, b.events[name]), name
+
+
 def session(settings: Settings) -> AbstractContextManager[Session]:
     return transaction(settings.database_url)
 
 
 __all__ = [
+    "assert_identical",
     "kombu",
     "make_settings",
     "publish_raw",

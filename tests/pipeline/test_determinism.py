@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from helpers import make_settings, simulate
+from helpers import assert_identical, make_settings, simulate
 
 from pipeline.stages import calib, processing
 from pipeline.stages.reading import RawFile
@@ -25,21 +25,6 @@ def task(tmp_path_factory: pytest.TempPathFactory) -> processing.FileTask:
         calibration=constants,
         rec_method="tlh",
     )
-
-
-def assert_identical(a: processing.FileResult, b: processing.FileResult) -> None:
-    assert (a.n_events, a.n_read, a.livetime_ns) == (b.n_events, b.n_read, b.livetime_ns)
-    assert a.histograms.keys() == b.histograms.keys()
-    for stage, by_name in a.histograms.items():
-        assert by_name.keys() == b.histograms[stage].keys()
-        for name, histogram in by_name.items():
-            other = b.histograms[stage][name]
-            assert np.array_equal(histogram.view(flow=True), other.view(flow=True)), (stage, name)
-    for name, values in a.pmt_sums.items():
-        assert np.array_equal(values, b.pmt_sums[name]), name
-    assert a.events.keys() == b.events.keys()
-    for name, values in a.events.items():  # the same events, in the same order
-        assert np.array_equal(values, b.events[name]), name
 
 
 def test_one_two_processes_and_dask_identical(
