@@ -7,12 +7,16 @@
 The embedded transport is kombu's filesystem transport made crash-safe: a message taken from the
 queue is moved to a spool folder and deleted only when it is acknowledged, and a consumer that starts
 puts back whatever a consumer before it left unacknowledged (killed before it acknowledged), so no
-message is lost. It serves one consumer (one job server); for several, use RabbitMQ.
+message is lost. It serves one consumer (one job server): a second one, in another process, is
+refused with :class:`BrokerBusy` (an exclusive lock on ``broker/control/consumer.lock``, which the
+system releases when the first one's process ends, even killed); for several, use RabbitMQ.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
 import time
 import uuid
 from pathlib import Path
@@ -34,6 +38,54 @@ EXCHANGE = kombu.Exchange("dqm", type="direct", durable=True)
 
 class BrokerError(DQMError):
     """The broker cannot be reached or refused a message."""
+
+
+class BrokerBusy(BrokerError):
+    """The embedded broker already has its one consumer, in another process."""
+
+
+#: The embedded brokers this process consumes from: lock file -> [its descriptor, channels].
+_CONSUMING: dict[str, list[int]] = {}
+
+
+def claim_embedded_consumer(control_folder: Path) -> None:
+    """Make this process the one consumer of the embedded broker whose control folder this is
+    (again: each claim is released once by :func:`release_embedded_consumer`).
+
+    Raises:
+        BrokerBusy: another process consumes from it (one sentence that points to RabbitMQ).
+    """
+    lock = str(Path(control_folder).resolve() / "consumer.lock")
+    if lock in _CONSUMING:
+        _CONSUMING[lock][1] += 1
+        return
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 200, 0).decode(errors="replace").strip()
+        os.close(fd)
+        raise BrokerBusy(
+            f"the embedded broker (filesystem://, under {Path(control_folder).parent}) already "
+            f"serves a job server{f' ({holder})' if holder else ''} and serves only one; to run "
+            "several job servers, give them all a RabbitMQ broker "
+            "(DQM_BROKER_URL=amqp://user:password@host:5672//)."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"process {os.getpid()} on {socket.gethostname()}".encode(), 0)
+    _CONSUMING[lock] = [fd, 1]
+
+
+def release_embedded_consumer(control_folder: Path) -> None:
+    """Undo one :func:`claim_embedded_consumer` of this process (the last one frees the lock)."""
+    lock = str(Path(control_folder).resolve() / "consumer.lock")
+    held = _CONSUMING.get(lock)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] <= 0:
+        del _CONSUMING[lock]
+        os.close(held[0])  # closing the descriptor releases the lock
 
 
 # kombu leaves its channels' and transports' methods unannotated, and the configuration's
@@ -69,7 +121,9 @@ class SpoolingChannel(filesystem.Channel):
             raise kombu.exceptions.ChannelError(f"cannot add a message to {folder}: {exc}") from exc
 
     def _recover(self) -> None:
-        """Put back the messages a previous consumer took but never acknowledged."""
+        """Become the broker's one consumer, and put back the messages a previous consumer took
+        but never acknowledged (which another consumer still running would have lost)."""
+        claim_embedded_consumer(Path(self.control_folder))
         self._recovered = True
         self.spool_folder.mkdir(parents=True, exist_ok=True)
         for path in self.spool_folder.iterdir():
@@ -94,6 +148,13 @@ class SpoolingChannel(filesystem.Channel):
             self._spooled[payload["properties"]["delivery_tag"]] = spooled
             return payload
         raise Empty()
+
+    def close(self) -> None:
+        control = Path(self.control_folder) if self._recovered else None  # gone once closed
+        super().close()  # type: ignore[no-untyped-call]
+        if control is not None:
+            self._recovered = False
+            release_embedded_consumer(control)
 
     def _forget(self, delivery_tag: str) -> None:
         path = self._spooled.pop(delivery_tag, None)

@@ -1,7 +1,9 @@
 """Processing stages: pure functions that run in worker processes (no database access).
 
 Modules:
-    reading: raw files in chunks of events, deterministic event sampling, availability checks.
+    reading: raw files in chunks of events, deterministic event sampling, availability checks
+        (size, and the adler32 checked while a file is read: ``verified``).
+    remote: raw files on an XRootD server (``root://``): stat, the server's checksum, one copy.
     calib: ADC to PE and time offsets applied; the Calib histograms and per-PMT sums of a file.
     fill: compiled histogram filling (counts kept in plain arrays inside the kernels).
     reco: the ``centroid`` vertex and the energy with its non-uniformity correction.

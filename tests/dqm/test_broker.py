@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import kombu
@@ -67,3 +70,47 @@ def test_unreachable_broker_is_one_clear_error(tmp_path: Path) -> None:
     )
     assert "secret" not in str(info.value)
     assert isinstance(info.value.__cause__, OSError | kombu.exceptions.KombuError)
+
+
+def test_the_embedded_broker_refuses_a_second_job_server_in_one_sentence(tmp_path: Path) -> None:
+    """One consumer at a time: a job server started beside one that consumes is refused, with a
+    sentence that points to RabbitMQ; once the first has stopped, the second may start."""
+    settings = load_settings(
+        env={"DQM_DATA_DIR": str(tmp_path), "DQM_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}"}
+    )
+    env = {
+        **os.environ,
+        "DQM_DATA_DIR": str(tmp_path),
+        "DQM_DATABASE_URL": settings.database_url,
+    }
+    dqm = str(Path(sys.executable).parent / "dqm")
+    assert (
+        subprocess.run([dqm, "init-db"], env=env, capture_output=True, check=False).returncode == 0
+    )
+    with broker.connection(settings) as connection:
+        queue = broker.transfer_queue(settings)(connection.default_channel)
+        queue.declare()
+        assert queue.get(no_ack=False) is None  # this process now consumes
+        second = subprocess.run(
+            [dqm, "jobserver", "--once"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert second.returncode != 0
+        lines = [line for line in second.stderr.splitlines() if line.strip()]
+        assert lines and "Traceback" not in second.stderr, second.stderr
+        assert "already serves a job server" in lines[-1] and "RabbitMQ" in lines[-1]
+        assert f"process {os.getpid()}" in lines[-1]
+    # the first consumer has gone: the next one may start (and stops, having nothing to do)
+    again = subprocess.run(
+        [dqm, "jobserver", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert again.returncode == 0, again.stderr
