@@ -198,10 +198,13 @@ class Scheduler:
 
     def _submit_one(self, job_id: int, now: dt.datetime) -> Job | None:
         with self.transaction() as session:
-            job = queries.find_job(session, job_id=job_id)
+            # Locked: of several job servers that see it due, one only submits it.
+            job = queries.find_job(session, job_id=job_id, lock=True, skip_locked=True)
             if job is None or job.state != JobState.TODO:
                 return None
             kind = jobs.REGISTRY.get(job.kind)
+            if kind is not None and not kind.per_file and not self._run_free(session, job):
+                return None
             if kind is None:
                 reason = f"no job kind {job.kind!r} is registered in this job server"
                 transition_job(session, job=job, state=JobState.FAILED, reason=reason, now=now)
@@ -234,6 +237,18 @@ class Scheduler:
         self.active[job.id] = _Out(handle, kind, attempt)
         failpoint("submit:after-handoff", kind.name)
         return job
+
+    @staticmethod
+    def _run_free(session: Session, job: Job) -> bool:
+        """Whether no job of the same run-level key is out, asked with the run's row locked, so
+        that two job servers never submit two merges of one run (or two of one analysis) at
+        once: they would overtake each other."""
+        queries.lock_run(session, run_id=job.run_id)
+        key = _run_key(job)
+        return not any(
+            _run_key(other) == key and other.id != job.id
+            for other in queries.jobs_in_states(session, states=jobs.ACTIVE_STATES)
+        )
 
     def _wait_for_data(self, session: Session, job: Job, reason: str, now: dt.datetime) -> None:
         """Keep a TODO job waiting for its data, or send it to TOCHECK once it waited too long."""
@@ -278,7 +293,7 @@ class Scheduler:
             except BaseException as exc:  # noqa: BLE001 - whatever the job raised is its outcome
                 result, error = None, exc
             with self.transaction() as session:
-                job = queries.find_job(session, job_id=job_id)
+                job = queries.find_job(session, job_id=job_id, lock=True)
                 if (
                     job is None
                     or job.state not in jobs.ACTIVE_STATES
@@ -378,7 +393,9 @@ class Scheduler:
         lease = dt.timedelta(seconds=self.options.lease_s)
         changed = False
         with self.transaction() as session:
-            for job in queries.jobs_in_states(session, states=jobs.ACTIVE_STATES):
+            # the jobs another server is storing the result of right now are left alone
+            active = queries.jobs_in_states(session, states=jobs.ACTIVE_STATES, lock_free_only=True)
+            for job in active:
                 if job.id in self.active:
                     continue
                 stale = job.heartbeat_at is None or now - job.heartbeat_at > lease

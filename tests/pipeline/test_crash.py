@@ -11,12 +11,14 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers import make_settings, run_server, session, simulate
+from services import fresh_database, fresh_queue
 
 from dqm import broker
 from dqm.db import migrate, queries
@@ -46,9 +48,10 @@ class Crashed:
         broker_url: tuple[str, str],
         n_files: int,
         analyses_file: Path | None = None,
+        database_url: str | None = None,
     ) -> None:
         reference_db = f"sqlite:///{tmp_path / 'reference.sqlite'}"
-        crashed_db = f"sqlite:///{tmp_path / 'crashed.sqlite'}"
+        crashed_db = database_url or f"sqlite:///{tmp_path / 'crashed.sqlite'}"
         for url in (reference_db, crashed_db):
             migrate.upgrade(url)
         self.reference = replace(
@@ -144,16 +147,9 @@ class Crashed:
             assert not list((self.settings.broker_dir / "unacked").iterdir())
 
 
-def dqm_jobserver(
-    env: dict[str, str],
-    log: Path,
-    failpoints: str = "",
-    kill_after_s: float | None = None,
-    extra: tuple[str, ...] = (),
-) -> int:
-    """Run ``dqm jobserver --once`` (with the default attempts and interruptions) until it stops,
-    dies at a failpoint, or is killed with SIGKILL after ``kill_after_s``; its return code."""
-    command = [
+def jobserver_command(*extra: str) -> list[str]:
+    """``dqm jobserver --once`` with short retries and lease (and the default attempts)."""
+    return [
         str(Path(sys.executable).parent / "dqm"),
         "jobserver",
         "--once",
@@ -167,6 +163,18 @@ def dqm_jobserver(
         "5",
         *extra,
     ]
+
+
+def dqm_jobserver(
+    env: dict[str, str],
+    log: Path,
+    failpoints: str = "",
+    kill_after_s: float | None = None,
+    extra: tuple[str, ...] = (),
+) -> int:
+    """Run ``dqm jobserver --once`` (with the default attempts and interruptions) until it stops,
+    dies at a failpoint, or is killed with SIGKILL after ``kill_after_s``; its return code."""
+    command = jobserver_command(*extra)
     with log.open("ab") as out:
         process = subprocess.Popen(
             command,
@@ -300,3 +308,63 @@ def test_kill_9_during_analyses_leaves_exactly_one_result(tmp_path: Path) -> Non
             assert result.lineage["events_used"] == 150 * run.n_files
         jobs = queries.analysis_jobs(s, run_id=RUN)
         assert {j.state for j in jobs} == {JobState.DONE}
+
+
+@pytest.mark.slow
+@pytest.mark.soak
+def test_two_job_servers_share_a_run_and_one_takes_over_when_the_other_is_killed(
+    tmp_path: Path,
+) -> None:
+    """Two job servers on one RabbitMQ queue and one PostgreSQL database share the 20 files of a
+    run; one is killed (kill -9) mid-run; the other takes over its jobs: every file is done
+    exactly once and the run's results are those of an uninterrupted run."""
+    with fresh_database("postgresql") as database_url, fresh_queue() as broker_url:
+        run = Crashed(tmp_path, broker_url, n_files=20, database_url=database_url)
+        logs = [tmp_path / "first.log", tmp_path / "second.log"]
+        outs = [log.open("ab") for log in logs]
+        servers = [
+            subprocess.Popen(
+                jobserver_command(),
+                env=run.env,
+                stdout=out,
+                stderr=out,
+                start_new_session=True,
+            )
+            for out in outs
+        ]
+        first, second = servers
+        first_id = f"{os.uname().nodename}:{first.pid}"
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:  # the first has done some files, not all
+                with session(run.settings) as s:
+                    done = [
+                        j
+                        for j in queries.list_jobs(s, run_id=RUN, kind="process_file", limit=None)
+                        if j.state is JobState.DONE
+                    ]
+                if sum(j.worker == first_id for j in done) >= 2:
+                    break
+                time.sleep(0.2)
+            assert len(done) < run.n_files, "the run ended before the kill"
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait(30)
+            assert second.wait(timeout=240) == 0  # it stops once the run is done
+        finally:
+            for process in servers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            for out in outs:
+                out.close()
+        for log in logs:
+            assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+            # no job was out with both at once (its result would be dropped by one of them)
+            assert "dropped: the job changed meanwhile" not in log.read_text()
+        run.check_as_uninterrupted()  # without another server: the second finished it
+        with session(run.settings) as s:
+            jobs = queries.list_jobs(s, run_id=RUN, kind="process_file", limit=None)
+            workers = {j.worker for j in jobs}
+            assert first_id in workers and len(workers) == 2  # both did files
+            taken_over = [j for j in jobs if j.interruptions]
+            assert all(j.worker != first_id for j in taken_over)

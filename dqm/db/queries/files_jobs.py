@@ -129,12 +129,19 @@ def due_jobs(session: Session, *, now: dt.datetime, limit: int) -> list[Job]:
 
 
 def jobs_in_states(
-    session: Session, *, states: Iterable[JobState], worker: str | None = None
+    session: Session,
+    *,
+    states: Iterable[JobState],
+    worker: str | None = None,
+    lock_free_only: bool = False,
 ) -> list[Job]:
-    """Jobs in any of ``states`` (of one worker if given)."""
+    """Jobs in any of ``states`` (of one worker if given); ``lock_free_only``: those no other
+    transaction holds, locked until this one ends (see :func:`find_job`)."""
     query = select(Job).where(Job.state.in_(list(states)))
     if worker is not None:
         query = query.where(Job.worker == worker)
+    if lock_free_only:
+        query = query.with_for_update(skip_locked=True)
     return list(session.scalars(query.order_by(Job.id)))
 
 
@@ -190,9 +197,20 @@ def find_file(session: Session, *, run_id: int, seq: int) -> File | None:
     return session.scalar(select(File).where(File.run_id == run_id, File.seq == seq))
 
 
-def find_job(session: Session, *, job_id: int) -> Job | None:
-    """The job ``job_id``, or None if there is no such job."""
-    return session.get(Job, job_id)
+def find_job(
+    session: Session, *, job_id: int, lock: bool = False, skip_locked: bool = False
+) -> Job | None:
+    """The job ``job_id``, or None if there is no such job.
+
+    ``lock``: its row is locked until the transaction ends (``SELECT … FOR UPDATE`` on PostgreSQL
+    and MariaDB; SQLite has one writer at a time anyway), so that of several job servers one only
+    changes it; with ``skip_locked``, a job another transaction holds is None at once.
+    """
+    if not lock:
+        return session.get(Job, job_id)
+    return session.get(
+        Job, job_id, with_for_update={"skip_locked": skip_locked}, populate_existing=True
+    )
 
 
 def jobs_with_ids(

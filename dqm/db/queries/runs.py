@@ -57,6 +57,12 @@ RUN_FIELDS = (
 FINAL_STATUSES = (RunStatus.ALL_COMPLETED, RunStatus.FAILED)
 
 
+def lock_run(session: Session, *, run_id: int) -> Run | None:
+    """The run ``run_id`` (None if there is none), its row locked until the transaction ends
+    (``SELECT … FOR UPDATE``): what several job servers take in turn before deciding for a run."""
+    return session.get(Run, run_id, with_for_update=True, populate_existing=True)
+
+
 def get_run(session: Session, *, run_id: int) -> Run:
     """The run ``run_id``.
 
