@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,24 @@ OAUTH_PROVIDERS = (
     help='JSON object of the provider\'s settings, e.g. {"AUTHORIZE_URL": "...", "TOKEN_URL": '
     '"...", "USER_URL": "...", "USER_KEY": "email"} for a generic provider.',
 )
+@click.option(
+    "--num-procs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Processes that serve the dashboard on the one port (a browser's page and its "
+    "websocket may reach different ones: each builds the session it is asked for).",
+)
+@click.option(
+    "--allow-websocket-origin",
+    "origins",
+    multiple=True,
+    envvar="DQM_ALLOW_WEBSOCKET_ORIGIN",
+    metavar="HOST[:PORT]",
+    help="A further address browsers reach the dashboard at, as behind a proxy "
+    "(dqm.example.org, dqm.example.org:8443); repeat for several (in the environment variable: "
+    "separated by spaces).",
+)
 @click.option("--show/--no-show", default=False, help="Open a browser.")
 @click.pass_obj
 def serve(
@@ -98,6 +117,8 @@ def serve(
     oauth_secret: str | None,
     oauth_redirect_uri: str | None,
     oauth_extra_params: str | None,
+    num_procs: int,
+    origins: tuple[str, ...],
     show: bool,
 ) -> None:
     """Serve the dashboard: recent runs, run pages, the PMT map and the jobs."""
@@ -105,6 +126,7 @@ def serve(
 
     from dqm.errors import InvalidValueError
 
+    extra_origins = _origins(origins)
     database_url = cli_ctx.database()  # reachable and migrated, or one clear line
     with socket.socket() as probe:
         try:
@@ -135,7 +157,14 @@ def serve(
 
     from app.main import apps_in_memory, session_role
 
+    quieted: set[int] = set()  # the forked processes whose loop is quieted
+
     def session() -> Any:
+        if num_procs > 1 and os.getpid() not in quieted:
+            import asyncio
+
+            quieted.add(os.getpid())
+            _quiet_closed_connections(asyncio.get_event_loop())
         pn.state.on_session_destroyed(_session_dropped)
         try:
             user = pn.state.user
@@ -156,6 +185,8 @@ def serve(
             log.info(
                 "a session opened: %d dashboard sessions in memory", apps_in_memory(collect=False)
             )
+            if num_procs > 1:
+                return _served_locally(page)
             return page
         except Exception:  # one page must never show a traceback to a shifter
             log.exception("the dashboard could not be built for a session")
@@ -165,7 +196,8 @@ def serve(
                 alert_type="danger",
             )
 
-    _quiet_closed_connections()
+    if num_procs == 1:
+        _quiet_closed_connections()
     _no_mathjax()
     # What is loaded by now (Panel, Bokeh, pandas, the app's modules) stays for the server's
     # life: out of the garbage collector's sight, a collection only walks the sessions' objects
@@ -187,19 +219,64 @@ def serve(
         token=settings.api_token,
         per_minute=settings.api_rate,
     )
+    if num_procs > 1:
+        from dqm.db.session import dispose_engines
+
+        dispose_engines()  # each process opens its own connections: none cross the fork
     pn.serve(
         {"/": session},
         extra_patterns=api_routes(api),
         port=port,
         address=address,
-        show=show,
+        show=show and num_procs == 1,
         title="DQM",
-        websocket_origin=[f"{address}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"],
+        num_procs=num_procs,
+        websocket_origin=[
+            f"{address}:{port}",
+            f"localhost:{port}",
+            f"127.0.0.1:{port}",
+            *extra_origins,
+        ],
         print_url=False,
         unused_session_lifetime_milliseconds=int(session_lifetime_s * 1000),
         check_unused_sessions_milliseconds=int(max(1.0, min(session_lifetime_s / 2, 17.0)) * 1000),
         **login,
     )
+
+
+def _served_locally(page: Any) -> None:
+    """Puts ``page`` in the session's document with its stylesheets served by this server.
+
+    Panel points them at this server when it renders a session's HTML page, and at its CDN
+    otherwise. With several processes on one port, a page's websocket can reach a process that
+    did not render the page, which then builds the session anew: without this, its stylesheets
+    would come from the CDN (none, on a network without the internet)."""
+    import panel as pn
+    from panel.io.resources import LOCAL_DIST, patch_model_css
+
+    doc = page.server_doc(pn.state.curdoc)
+    for root in doc.roots:
+        patch_model_css(root, dist_url=LOCAL_DIST)
+
+
+def _origins(given: tuple[str, ...]) -> list[str]:
+    """The further websocket origins, each ``host`` or ``host:port`` (split at spaces too).
+
+    Raises:
+        InvalidValueError: one that is not a host name with an optional port, in one sentence.
+    """
+    import re
+
+    from dqm.errors import InvalidValueError
+
+    origins = [item for text in given for item in text.split()]
+    for origin in origins:
+        if not re.fullmatch(r"[A-Za-z0-9.-]+(:\d{1,5})?|\*", origin):
+            raise InvalidValueError(
+                f"--allow-websocket-origin {origin!r} is not HOST or HOST:PORT "
+                "(dqm.example.org, dqm.example.org:8443)."
+            )
+    return origins
 
 
 def _no_mathjax() -> None:
@@ -212,17 +289,19 @@ def _no_mathjax() -> None:
         resources._panel_use_mathjax = lambda roots: False
 
 
-def _quiet_closed_connections() -> None:
+def _quiet_closed_connections(loop: Any = None) -> None:
     """A browser that goes away while the server writes to it is routine, not an error: without
     this, every closed tab could leave a "Task exception was never retrieved" traceback of
-    tornado's in the log."""
+    tornado's in the log. On a new event loop made current, or on ``loop`` (the running one of a
+    process forked to serve: a loop made before the fork cannot serve after it)."""
     import asyncio
 
     from tornado.iostream import StreamClosedError
     from tornado.websocket import WebSocketClosedError
 
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
+    if loop is None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
 
     def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         if isinstance(context.get("exception"), WebSocketClosedError | StreamClosedError):

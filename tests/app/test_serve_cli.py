@@ -55,7 +55,13 @@ def test_a_port_in_use_and_bad_options(tmp_path: Path) -> None:
         done = _serve(tmp_path, "--port", str(port))
     assert done.returncode == 2 and f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "Traceback" not in done.stderr
-    for args in (["--port", "0"], ["--refresh", "-1"], ["--credentials", "/nonexistent.json"]):
+    for args in (
+        ["--port", "0"],
+        ["--refresh", "-1"],
+        ["--credentials", "/nonexistent.json"],
+        ["--num-procs", "0"],
+        ["--allow-websocket-origin", "https://dqm.example.org/"],
+    ):
         done = _serve(tmp_path, *args)
         assert done.returncode == 2 and "Traceback" not in done.stderr, args
 
