@@ -30,6 +30,17 @@ from tornado.websocket import websocket_connect
 PROTOCOL = Protocol()
 
 
+def _register_app_models() -> None:
+    """The dashboard's own components (Panel makes their Bokeh models when first shown, under
+    names it numbers): one of each made here registers the models under the server's names."""
+    from app.alarmsview import AlarmSignal
+
+    AlarmSignal(count=0).get_root()
+
+
+_register_app_models()
+
+
 class Session:
     """One dashboard session: :meth:`open` it, change its :attr:`document`, :meth:`wait_for`."""
 

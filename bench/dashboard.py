@@ -1,6 +1,6 @@
 """Dashboard speed: the PMT map's slider, the recent-runs page on 100,000 runs, 20 sessions at once.
 
-    .venv/bin/python bench/dashboard.py [--runs 100000] [--sessions 20]
+    .venv/bin/python bench/dashboard.py [--runs 100000] [--sessions 20] [--many-sessions 50]
 
 Figures (the last line is one JSON object):
 
@@ -27,6 +27,10 @@ Figures (the last line is one JSON object):
   CPU time during those moves per update.
 - ``p95_update_browsers_here_s``: the same with ``--sessions`` Chromium pages, all drawing
   17,612 markers in software on this machine's cores beside the server.
+- ``p50_update_50_sessions_2_procs_s`` / ``p95_update_50_sessions_2_procs_s``: ``--many-sessions``
+  protocol sessions moving their dead cuts at once against one ``dqm serve --num-procs``
+  ``--processes``, both cores free for all; ``server_rss_peak_50_sessions_2_procs_mb`` the
+  processes' summed RSS meanwhile (``--only-many-sessions``: this part alone).
 - ``server_rss_baseline_mb``, ``server_rss_peak_mb``, ``server_rss_after_mb``,
   ``rss_after_to_baseline``: the server's memory after one session (baseline), with all sessions
   open, and once they are closed and the server has dropped them.
@@ -37,6 +41,7 @@ Needs /usr/bin/chromium (Debian's package) and the playwright Python package.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -195,13 +200,13 @@ def filter_change_server_ms(database_url: str) -> float:
 
 
 class Server:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], *options: str) -> None:
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.url = f"http://{self.address}"
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "dqm"), "serve", "--port", str(self.port)]
-            + ["--refresh", "10", "--session-lifetime", "5"],
+            + ["--refresh", "10", "--session-lifetime", "5", *options],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -210,6 +215,15 @@ class Server:
 
     def rss_mb(self) -> float:
         return float(psutil.Process(self.process.pid).memory_info().rss / 1e6)
+
+    def tree_rss_mb(self) -> float:
+        """The RSS of the server and the processes it forked."""
+        main = psutil.Process(self.process.pid)
+        total = 0
+        for process in [main, *main.children(recursive=True)]:
+            with contextlib.suppress(psutil.Error):
+                total += process.memory_info().rss
+        return total / 1e6
 
     def cpu_s(self) -> float:
         times = psutil.Process(self.process.pid).cpu_times()
@@ -380,10 +394,62 @@ def protocol_sessions(server: Server, run_id: int, n: int) -> dict[str, float]:
     }
 
 
+def sessions_on_processes(
+    env: dict[str, str], run_id: int, n: int, processes: int
+) -> dict[str, float]:
+    """``n`` sessions speaking Bokeh's protocol (as :func:`protocol_sessions`) against one
+    ``dqm serve --num-procs processes``, free to use both cores as the sessions are: each moves
+    its dead cut 5 times while the others do. The latencies' p50 and p95, and the peak RSS of
+    the server's processes together."""
+    import asyncio
+    import threading
+
+    from _bokehclient import concurrent_cut_changes
+
+    server = Server(env, "--num-procs", str(processes))
+    peak = 0.0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.2):
+            peak = max(peak, server.tree_rss_mb())
+
+    try:
+        asyncio.run(concurrent_cut_changes(server.address, run_id, n, FRACTIONS[:1]))
+        time.sleep(12)  # the warm-up's sessions dropped
+        baseline = server.tree_rss_mb()
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        latencies, _ = asyncio.run(concurrent_cut_changes(server.address, run_id, n, FRACTIONS))
+        stop.set()
+        sampler.join()
+    finally:
+        server.close()
+    return {
+        f"p50_update_{n}_sessions_{processes}_procs_s": percentile(latencies, 0.5),
+        f"p95_update_{n}_sessions_{processes}_procs_s": percentile(latencies, 0.95),
+        f"server_rss_baseline_{processes}_procs_mb": baseline,
+        f"server_rss_peak_{n}_sessions_{processes}_procs_mb": peak,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument(
+        "--many-sessions",
+        type=int,
+        default=50,
+        help="sessions against one server of --processes processes (0: not measured)",
+    )
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument(
+        "--only-many-sessions",
+        action="store_true",
+        help="measure the sessions against several processes only",
+    )
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
@@ -400,6 +466,14 @@ def main() -> None:
         add_runs(data.database_url, args.runs)
         run_id = demo.FAULTY_RUN
 
+        if args.many_sessions:
+            print(f"{args.many_sessions} sessions against {args.processes} processes…", flush=True)
+            figures.update(
+                sessions_on_processes(data.env, run_id, args.many_sessions, args.processes)
+            )
+            if args.only_many_sessions:
+                print(json.dumps({k: round(v, 3) for k, v in figures.items()}))
+                return
         figures["slider_server_ms"] = slider_server_ms(data.database_url, run_id)
         figures["events_2m_render_ms"] = events_render_ms()
         figures["filter_change_server_ms"] = filter_change_server_ms(data.database_url)
