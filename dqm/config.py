@@ -117,6 +117,10 @@ KEYS: dict[str, tuple[str, str]] = {
         "DQM_MASK_CONSECUTIVE",
         "a PMT dead in this many consecutive runs of a type goes into a mask derived from them",
     ),
+    "compact_after": (
+        "DQM_COMPACT_AFTER",
+        "a final run's per-file histograms and PMT sums are dropped this long after it ended",
+    ),
     "default_role": (
         "DQM_DEFAULT_ROLE",
         "the role of a logged-in user whom the roles do not name (viewer, shifter, expert)",
@@ -195,6 +199,8 @@ class Settings:
         api_token: the token the JSON API asks for (None: open).
         api_rate: requests a minute one client may make to the JSON API (0: no limit).
         mask_consecutive: a PMT dead in this many consecutive runs goes into a derived mask.
+        compact_after_s: seconds after its end when a final run's per-file histograms and PMT
+            sums are dropped, its run-level results kept (None: never).
         config_file: the TOML file that was read, if any.
         sources: for each key, where its value came from (``default``, the file path, or the
             environment variable).
@@ -214,6 +220,7 @@ class Settings:
     api_token: str | None = None
     api_rate: int = 6000
     mask_consecutive: int = 3
+    compact_after_s: float | None = 7 * 86_400.0
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -259,6 +266,9 @@ class Settings:
             "api_token": "***" if self.api_token else "",
             "api_rate": f"{self.api_rate} a minute" if self.api_rate else "no limit",
             "mask_consecutive": f"{self.mask_consecutive} runs",
+            "compact_after": (
+                "never" if self.compact_after_s is None else f"{self.compact_after_s:g} s"
+            ),
             "config_file": str(self.config_file) if self.config_file else "",
         }
 
@@ -471,6 +481,13 @@ def load_settings(
             raise ConfigError(
                 f"{source}: expected a number of requests a minute (0: no limit), got {value!r}."
             )
+    compact_after_s: float | None = 7 * 86_400.0
+    if "compact_after" in raw:
+        value, _base, source = raw["compact_after"]
+        if isinstance(value, str) and value.strip().lower() == "never":
+            compact_after_s = None
+        else:
+            compact_after_s = _duration(value, source, maximum_s=3650 * 86_400.0, zero=True)
     mask_consecutive = 3
     if "mask_consecutive" in raw:
         value, _base, source = raw["mask_consecutive"]
@@ -504,29 +521,36 @@ def load_settings(
         api_token=api_token,
         api_rate=api_rate,
         mask_consecutive=mask_consecutive,
+        compact_after_s=compact_after_s,
         config_file=path,
         sources=sources,
     )
 
 
-_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(s|sec|min|m|h)?\s*", re.IGNORECASE)
-_UNIT_S = {None: 1.0, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(s|sec|min|m|h|d)?\s*", re.IGNORECASE)
+_UNIT_S = {None: 1.0, "s": 1.0, "sec": 1.0, "min": 60.0, "m": 60.0, "h": 3600.0, "d": 86_400.0}
 _ADDRESS = re.compile(r"[^@\s,]+@[^@\s,]+")
 
 
-def _duration(value: object, source: str) -> float:
-    """Seconds from a number or a text such as ``90``, ``90s``, ``10min``, ``1.5h``."""
+def _duration(
+    value: object, source: str, maximum_s: float = 10 * 86_400.0, zero: bool = False
+) -> float:
+    """Seconds from a number or a text such as ``90``, ``90s``, ``10min``, ``1.5h``, ``7d``
+    (above 0, or 0 too with ``zero``, and below ``maximum_s``)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
     else:
         match = _DURATION.fullmatch(value) if isinstance(value, str) else None
         if match is None:
             raise ConfigError(
-                f"{source}: expected a duration such as 600, 90s, 10min or 1h, got {value!r}."
+                f"{source}: expected a duration such as 600, 90s, 10min, 1h or 7d, got {value!r}."
             )
         seconds = float(match[1]) * _UNIT_S[match[2].lower() if match[2] else None]
-    if not 0 < seconds < 10 * 86_400:
-        raise ConfigError(f"{source}: a duration must be above 0 and below 10 days, got {value!r}.")
+    if not (0 <= seconds if zero else 0 < seconds) or not seconds < maximum_s:
+        raise ConfigError(
+            f"{source}: a duration must be {'at least' if zero else 'above'} 0 and below "
+            f"{maximum_s / 86_400:g} days, got {value!r}."
+        )
     return seconds
 
 

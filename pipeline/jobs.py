@@ -26,7 +26,7 @@ from dqm.checks.runinputs import pmt_cuts
 from dqm.config import DEFAULT_REC_METHOD, Settings
 from dqm.db import queries
 from dqm.db.models import File, Job, Run
-from dqm.errors import DQMError
+from dqm.errors import DQMError, InvalidValueError
 from dqm.histcodec import array_from_bytes
 from dqm.states import FileState, JobState
 from pipeline.stages import calib, merge, processing
@@ -297,6 +297,15 @@ def _prepare_merge_run(session: Session, job: Job, context: Context) -> MergeTas
     file_ids = [f.id for f in done]
     histogram_rows = queries.histograms_of_files(session, run_id=job.run_id, file_ids=file_ids)
     pmt_rows = queries.pmt_stats_of_files(session, run_id=job.run_id, file_ids=file_ids)
+    run = queries.get_run(session, run_id=job.run_id)
+    compacted = [f.seq for f in done if f.id not in pmt_rows or not histogram_rows[f.id]]
+    if run.compacted_at is not None and compacted:
+        raise InvalidValueError(
+            f"run {job.run_id} was compacted on {run.compacted_at:%Y-%m-%d %H:%M} (the retention "
+            f"policy): {len(compacted)} of its done files have no per-file results left to merge "
+            f"(file {compacted[0]} first); its merged results stand; to merge it again, process "
+            "its files again."
+        )
     parts = []
     titles: dict[str, str] = {}
     file_provenances = []

@@ -95,11 +95,13 @@ def _owner_gone(worker: str | None) -> bool:
 
 @dataclass
 class _Out:
-    """A job out with the executor: its handle, its kind and the attempt it is."""
+    """A job out with the executor: its handle, its kind, the attempt it is and when it was handed
+    off (``time.monotonic()``)."""
 
     handle: Any
     kind: jobs.JobKind
     attempt: int
+    since: float
 
 
 class Scheduler:
@@ -110,6 +112,8 @@ class Scheduler:
         options: limits and timings.
         context: what the job kinds' ``prepare`` and ``complete`` may use.
         transaction: opens a session in a transaction (the job server's way to the database).
+        on_finished: told each job whose result is stored: its kind, the state the result left
+            it in, and the seconds since its hand-off (the metrics).
     """
 
     def __init__(
@@ -118,12 +122,14 @@ class Scheduler:
         options: ServerOptions,
         context: jobs.Context,
         transaction: Callable[[], AbstractContextManager[Session]],
+        on_finished: Callable[[str, JobState, float], None] | None = None,
     ) -> None:
         self.executor = executor
         self.options = options
         self.context = context
         self.server_id = context.server_id
         self.transaction = transaction
+        self.on_finished = on_finished
         self.active: dict[int, _Out] = {}
         self._backoff: set[int] = set()  # jobs this server put back to TODO to be retried later
         self._last_housekeeping = 0.0
@@ -148,13 +154,40 @@ class Scheduler:
 
     def housekeeping(self) -> bool:
         """Jobs of vanished job servers back to TODO, silent jobs to TOCHECK, files never announced
-        recorded as missing (every few seconds, and once more before ``--once`` stops). Whether
-        anything changed."""
+        recorded as missing, final runs compacted (every few seconds, and once more before
+        ``--once`` stops). Whether anything changed (compaction changes nothing of the work)."""
         busy = self._recover_orphans()
         busy |= self._time_out()
         busy |= self._unannounced_files()
+        self._compact()
         self._last_housekeeping = time.monotonic()
         return busy
+
+    def _compact(self, per_pass: int = 5) -> None:
+        """The retention policy: runs final, and untouched by any job, for ``compact_after`` (the
+        settings) lose their per-file histograms and PMT sums, a few runs a pass, each under its run's lock (several
+        job servers may look at once)."""
+        after_s = self.context.settings.compact_after_s
+        if after_s is None:
+            return
+        before = utcnow() - dt.timedelta(seconds=after_s)
+        with self.transaction() as session:
+            run_ids = queries.runs_to_compact(session, before=before, limit=per_pass)
+        for run_id in run_ids:
+            with self.transaction() as session:
+                queries.lock_run(session, run_id=run_id)
+                if not queries.runs_to_compact(
+                    session, before=before, run_ids=[run_id]
+                ):
+                    continue  # changed meanwhile: compacted, or at work again
+                done = queries.compact_run(session, run_id=run_id)
+            log.info(
+                "run %d compacted: %d histograms and %d PMT sums of its files dropped (%.1f MB)",
+                run_id,
+                done.histograms,
+                done.pmt_stats,
+                done.bytes / 1e6,
+            )
 
     def waiting_retries(self) -> bool:
         """Whether a job this server is to retry after a backoff still waits."""
@@ -234,7 +267,7 @@ class Scheduler:
             attempt = job.attempts
         failpoint("submit:after-commit", kind.name)
         handle = self.executor.submit(kind.execute, argument, key=f"{job.kind}-{job.id}-{attempt}")
-        self.active[job.id] = _Out(handle, kind, attempt)
+        self.active[job.id] = _Out(handle, kind, attempt, time.monotonic())
         failpoint("submit:after-handoff", kind.name)
         return job
 
@@ -292,6 +325,7 @@ class Scheduler:
                 result, error = self.executor.outcome(out.handle), None
             except BaseException as exc:  # noqa: BLE001 - whatever the job raised is its outcome
                 result, error = None, exc
+            stored: JobState | None = None
             with self.transaction() as session:
                 job = queries.find_job(session, job_id=job_id, lock=True)
                 if (
@@ -307,9 +341,12 @@ class Scheduler:
                     )
                 else:
                     self._store_outcome(session, job, out.kind, result, error)
+                    stored = job.state
                     failpoint("complete:before-commit", out.kind.name)
             failpoint("complete:after-commit", out.kind.name)
             del self.active[job_id]
+            if stored is not None and self.on_finished is not None:
+                self.on_finished(out.kind.name, stored, time.monotonic() - out.since)
         return bool(done)
 
     def _store_outcome(

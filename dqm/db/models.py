@@ -121,6 +121,8 @@ class Run(Base):
         EnumString(Certification, 16), nullable=True
     )
     verdict: Mapped[Quality | None] = mapped_column(EnumString(Quality, 16), nullable=True)
+    # when the retention policy dropped its per-file histograms and PMT sums (None: not yet)
+    compacted_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 

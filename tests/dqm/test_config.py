@@ -119,6 +119,16 @@ def test_bad_files_are_one_clear_error(tmp_path: Path) -> None:
         load_settings(wrong_type, env={})
 
 
+def test_the_retention_delay(tmp_path: Path) -> None:
+    assert load_settings(env={}).compact_after_s == 7 * 86_400
+    for text, seconds in (("30d", 30 * 86_400.0), ("12h", 43_200.0), ("0", 0.0), ("never", None)):
+        assert load_settings(env={"DQM_COMPACT_AFTER": text}).compact_after_s == seconds
+    assert load_settings(env={"DQM_COMPACT_AFTER": "never"}).masked()["compact_after"] == "never"
+    for bad in ("soon", "-1d", "4000d"):
+        with pytest.raises(ConfigError, match="DQM_COMPACT_AFTER"):
+            load_settings(env={"DQM_COMPACT_AFTER": bad})
+
+
 def test_raw_roots_may_be_root_urls(tmp_path: Path) -> None:
     url = "root://eos.example.org//eos/juno/raw"
     settings = load_settings(env={"DQM_DATA_DIR": str(tmp_path), "DQM_RAW_ROOTS": url})

@@ -9,7 +9,8 @@ Modules:
     runs: adding, changing, finding and listing runs; deriving their status.
     files_jobs: files and jobs, and the one transition function of jobs.
     messages: messages received from the broker, whatever their outcome.
-    results: histograms, per-PMT statistics and event tables, per file and per run.
+    results: histograms, per-PMT statistics and event tables, per file and per run; their
+        compaction (the retention policy).
     analyses: run tags, analysis declarations, results, trends and backfills.
     checks: check declarations and results, run quality, references and their pins.
     alarms: alarms and their transitions, due reminders, stalled runs.
@@ -128,6 +129,7 @@ from dqm.db.queries.files_jobs import (
     add_file,
     add_job,
     count_jobs_by_state,
+    count_jobs_by_state_and_kind,
     due_jobs,
     events_so_far,
     files_of_run,
@@ -140,6 +142,7 @@ from dqm.db.queries.files_jobs import (
     jobs_in_states,
     jobs_with_ids,
     list_jobs,
+    oldest_waiting_job,
     open_job,
     processing_lag,
     record_heartbeat,
@@ -170,6 +173,8 @@ from dqm.db.queries.pmts import (
     save_pmt_status,
 )
 from dqm.db.queries.results import (
+    Compaction,
+    compact_run,
     has_event_tables,
     histogram_rows,
     histograms_of_files,
@@ -179,6 +184,7 @@ from dqm.db.queries.results import (
     pmt_stats_of_files,
     pmt_stats_row,
     run_events,
+    runs_to_compact,
     save_event_table,
     save_histogram,
     save_kept_events,
@@ -213,6 +219,7 @@ __all__ = [
     "RUN_FIELDS",
     "AlarmCounts",
     "BackfillProgress",
+    "Compaction",
     "GoodRun",
     "NewCheckResult",
     "PmtHistoryRow",
@@ -255,7 +262,9 @@ __all__ = [
     "clean_runs",
     "close_alarm",
     "comments_of_run",
+    "compact_run",
     "count_jobs_by_state",
+    "count_jobs_by_state_and_kind",
     "current_certification",
     "cut_defaults",
     "decide",
@@ -302,6 +311,7 @@ __all__ = [
     "mask_summary",
     "message_seen",
     "messages",
+    "oldest_waiting_job",
     "open_analysis_job",
     "open_checks_job",
     "open_job",
@@ -342,6 +352,7 @@ __all__ = [
     "runs_judged_before",
     "runs_missing_files",
     "runs_page",
+    "runs_to_compact",
     "runs_to_sign_off",
     "runs_with_new_comments",
     "runs_with_result",

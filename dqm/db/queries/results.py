@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, select
+from sqlalchemy import and_, delete, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from dqm import eventtable
-from dqm.db.models import EventTable, File, Histogram, KeptEvents, PmtStats
+from dqm.db.models import EventTable, File, Histogram, Job, KeptEvents, PmtStats, Run
 from dqm.errors import InvalidValueError
 from dqm.histcodec import (
     AnyHist,
@@ -20,7 +22,7 @@ from dqm.histcodec import (
     encode_histogram,
 )
 from dqm.pmtstats import PMT_ARRAYS
-from dqm.states import FileState
+from dqm.states import FileState, JobState
 from dqm.times import utcnow
 
 #: Run attributes that ``update_run`` may change.
@@ -258,3 +260,116 @@ def kept_events(session: Session, *, run_id: int) -> list[tuple[int, bytes]]:
         .order_by(File.seq)
     )
     return [(seq, data) for seq, data in rows]
+
+
+# --- retention -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """What :func:`compact_run` dropped of a run: rows and bytes of per-file results."""
+
+    run_id: int
+    histograms: int
+    pmt_stats: int
+    bytes: int
+
+
+def runs_to_compact(
+    session: Session,
+    *,
+    before: dt.datetime,
+    limit: int = 10,
+    run_ids: Sequence[int] | None = None,
+) -> list[int]:
+    """Runs whose per-file histograms and PMT sums may go: final (All Completed or Failed), ended
+    and their last job finished before ``before``, not compacted yet, no job of theirs waiting or
+    out, and holding per-file results; the earliest ended first (among ``run_ids`` if given). A
+    run processed again (a backfill, a retry) thus waits the whole delay again."""
+    from dqm.db.queries.runs import FINAL_STATUSES
+
+    busy = select(Job.id).where(
+        Job.run_id == Run.run_id,
+        or_(
+            Job.state.in_([JobState.TODO, JobState.SUBMITTED, JobState.RUNNING]),
+            Job.finished_at >= before,
+        ),
+    )
+    per_file = select(PmtStats.id).where(
+        PmtStats.run_id == Run.run_id, PmtStats.file_id.is_not(None)
+    )
+    per_file_histograms = select(Histogram.id).where(
+        Histogram.run_id == Run.run_id, Histogram.file_id.is_not(None)
+    )
+    query = (
+        select(Run.run_id)
+        .where(
+            Run.status.in_(list(FINAL_STATUSES)),
+            Run.compacted_at.is_(None),
+            Run.end_time < before,
+            ~exists(busy),
+            or_(exists(per_file), exists(per_file_histograms)),
+        )
+        .order_by(Run.end_time)
+        .limit(limit)
+    )
+    if run_ids is not None:
+        query = query.where(Run.run_id.in_(list(run_ids)))
+    return list(session.scalars(query))
+
+
+def compact_run(session: Session, *, run_id: int, now: dt.datetime | None = None) -> Compaction:
+    """Drop a run's per-file histograms and PMT sums, which only a new merge would read: every
+    page, analysis, check, report and export reads the run's merged ones, which stay, as do its
+    per-file reconstructed and kept events. The run is marked compacted (a merge of it then
+    refuses to run on what is left). Idempotent.
+
+    Raises:
+        NotFoundError: no such run.
+    """
+    from dqm.db.queries.runs import get_run
+
+    run = get_run(session, run_id=run_id)
+    sizes = (
+        select(
+            func.count(),
+            func.coalesce(
+                func.sum(
+                    func.length(Histogram.values)
+                    + func.coalesce(func.length(Histogram.variances), 0)
+                ),
+                0,
+            ),
+        )
+        .select_from(Histogram)
+        .where(Histogram.run_id == run_id, Histogram.file_id.is_not(None))
+    )
+    n_histograms, histogram_bytes = session.execute(sizes).one()
+    pmt_bytes = session.scalar(
+        select(
+            func.coalesce(
+                func.sum(
+                    sum(
+                        (
+                            func.coalesce(func.length(getattr(PmtStats, name)), 0)
+                            for name in PMT_ARRAYS
+                        ),
+                        start=literal(0),
+                    )
+                ),
+                0,
+            )
+        ).where(PmtStats.run_id == run_id, PmtStats.file_id.is_not(None))
+    )
+    n_pmt = session.scalar(
+        select(func.count())
+        .select_from(PmtStats)
+        .where(PmtStats.run_id == run_id, PmtStats.file_id.is_not(None))
+    )
+    for model in (Histogram, PmtStats):
+        session.execute(delete(model).where(model.run_id == run_id, model.file_id.is_not(None)))
+    run.compacted_at = now or utcnow()
+    session.flush()
+    return Compaction(
+        run_id, int(n_histograms), int(n_pmt or 0), int(histogram_bytes) + int(pmt_bytes or 0)
+    )
