@@ -180,6 +180,20 @@ def count_jobs_by_state(session: Session, *, run_id: int | None = None) -> dict[
     return {JobState(state): count for state, count in session.execute(query)}
 
 
+def count_jobs_by_state_and_kind(session: Session) -> dict[tuple[JobState, str], int]:
+    """Number of jobs of each (state, kind) there are jobs of (one grouped count)."""
+    query = select(Job.state, Job.kind, func.count()).group_by(Job.state, Job.kind)
+    return {(JobState(state), kind): count for state, kind, count in session.execute(query)}
+
+
+def oldest_waiting_job(session: Session) -> dt.datetime | None:
+    """When the oldest job waiting to be submitted (TODO) was created; None: none waits."""
+    oldest: dt.datetime | None = session.scalar(
+        select(func.min(Job.created_at)).where(Job.state == JobState.TODO)
+    )
+    return oldest
+
+
 def get_file(session: Session, *, file_id: int) -> File:
     """The file ``file_id``.
 
