@@ -45,15 +45,7 @@ def dashboard(
             stderr=subprocess.STDOUT,
         )
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                    break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise AssertionError(log.read_text()[-2000:]) from None
-                    time.sleep(0.2)
+            wait_for_port(process, port, log, timeout_s=60)
             yield f"http://127.0.0.1:{port}", log
         finally:
             process.terminate()
@@ -62,6 +54,29 @@ def dashboard(
             except subprocess.TimeoutExpired:
                 process.kill()
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
+
+
+def wait_for_port(process: subprocess.Popen, port: int, log: Path, timeout_s: float = 20) -> None:
+    """Until ``process`` listens on ``port`` of 127.0.0.1; its log's end if it stops or is late."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(log.read_text()[-2000:]) from None
+            time.sleep(0.1)
+
+
+def drag_first_slider(page, fraction: float) -> None:
+    """Drags the page's first range slider (the PMT map's dead cut) to ``fraction`` of its bar."""
+    bar = page.locator(".noUi-target").first.bounding_box()
+    handle = page.locator(".noUi-handle").first.bounding_box()
+    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(bar["x"] + bar["width"] * fraction, bar["y"] + bar["height"] / 2, steps=5)
+    page.mouse.up()
 
 
 def copy_installation(env: dict[str, str], directory: Path) -> tuple[dict[str, str], str]:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from uihelpers import ARTIFACTS, dashboard
+from uihelpers import ARTIFACTS, dashboard, drag_first_slider
 
 #: The Bokeh model that holds the PMT map's per-PMT class, read in the browser.
 DEAD_IN_BROWSER = """() => {
@@ -85,12 +85,7 @@ def test_moving_the_dead_cut_changes_the_count_and_the_colours(
     assert re.search(r"Dead (\d+)", counts.inner_text()).group(1) == str(len(demo_data.dead))
     assert page.evaluate(DEAD_IN_BROWSER) == len(demo_data.dead)
 
-    bar = page.locator(".noUi-target").first.bounding_box()
-    handle = page.locator(".noUi-handle").first.bounding_box()
-    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(bar["x"] + bar["width"] * 0.5, bar["y"] + bar["height"] / 2, steps=5)
-    page.mouse.up()
+    drag_first_slider(page, 0.5)
     page.wait_for_function(f"() => ({DEAD_IN_BROWSER})() > 10000")
     page.get_by_text(re.compile(r"Dead 1\d,\d{3} ·")).first.wait_for()
 

@@ -9,17 +9,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
 from services import unavailable
-from uihelpers import dashboard, free_port
+from uihelpers import dashboard, drag_first_slider, free_port, wait_for_port
 
 import demo
 
@@ -69,15 +67,7 @@ def nginx(backends: list[int], port: int) -> Iterator[str]:
     assert checked.returncode == 0, checked.stderr
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError((directory / "error.log").read_text()[-2000:]) from None
-                time.sleep(0.1)
+        wait_for_port(process, port, directory / "error.log")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -119,12 +109,7 @@ def test_pages_load_and_a_slider_works_through_nginx(behind_nginx, page, demo_da
     counts = page.get_by_text(re.compile(r"Dead [\d,]+ ·")).first
     counts.wait_for()
     assert re.search(r"Dead (\d+)", counts.inner_text()).group(1) == str(len(demo_data.dead))
-    bar = page.locator(".noUi-target").first.bounding_box()
-    handle = page.locator(".noUi-handle").first.bounding_box()
-    page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(bar["x"] + bar["width"] * 0.5, bar["y"] + bar["height"] / 2, steps=5)
-    page.mouse.up()
+    drag_first_slider(page, 0.5)
     page.get_by_text(re.compile(r"Dead 1\d,\d{3} ·")).first.wait_for()  # the server answered
 
 
