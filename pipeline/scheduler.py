@@ -176,9 +176,7 @@ class Scheduler:
         for run_id in run_ids:
             with self.transaction() as session:
                 queries.lock_run(session, run_id=run_id)
-                if not queries.runs_to_compact(
-                    session, before=before, run_ids=[run_id]
-                ):
+                if not queries.runs_to_compact(session, before=before, run_ids=[run_id]):
                     continue  # changed meanwhile: compacted, or at work again
                 done = queries.compact_run(session, run_id=run_id)
             log.info(

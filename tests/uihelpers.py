@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "ui"
@@ -69,7 +70,7 @@ def wait_for_port(process: subprocess.Popen, port: int, log: Path, timeout_s: fl
             time.sleep(0.1)
 
 
-def drag_first_slider(page, fraction: float) -> None:
+def drag_first_slider(page: Any, fraction: float) -> None:
     """Drags the page's first range slider (the PMT map's dead cut) to ``fraction`` of its bar."""
     bar = page.locator(".noUi-target").first.bounding_box()
     handle = page.locator(".noUi-handle").first.bounding_box()

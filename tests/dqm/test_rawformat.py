@@ -3,8 +3,8 @@ on files that break the format in one way each; names, paths and checksums of ra
 
 from __future__ import annotations
 
-import re
 import json
+import re
 import shutil
 import zlib
 from pathlib import Path
