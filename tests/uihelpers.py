@@ -57,7 +57,9 @@ def dashboard(
     assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
 
 
-def wait_for_port(process: subprocess.Popen, port: int, log: Path, timeout_s: float = 20) -> None:
+def wait_for_port(
+    process: subprocess.Popen[bytes], port: int, log: Path, timeout_s: float = 20
+) -> None:
     """Until ``process`` listens on ``port`` of 127.0.0.1; its log's end if it stops or is late."""
     deadline = time.monotonic() + timeout_s
     while True:
