@@ -33,6 +33,7 @@ Modules:
     checks: automatic checks: qualities, declarations, judgements, references, back-testing.
     alarms: when a check's result opens or resolves an alarm, and who is told when.
     notify: where alarms are sent (e-mail, webhook), off the caller's thread.
+    metrics: the names of the metrics for Prometheus, the rule of ``/health``, their HTTP server.
     cli: the ``dqm`` command line (a package: one module per group of commands).
 """
 

@@ -7,6 +7,9 @@ use (``pool_pre_ping``), so that a server that went away and came back is reconn
 
 from __future__ import annotations
 
+import math
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,8 +17,9 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
 
 from dqm.config import mask_url
 from dqm.errors import DatabaseError, first_line
@@ -115,3 +119,48 @@ def check_schema(engine: Engine) -> None:
         raise DatabaseError(f"database {url} is not reachable: {first_line(exc.orig)}") from exc
     if not has_runs:
         raise DatabaseError(f"database {url} has no DQM schema yet; run 'dqm init-db' first.")
+
+
+_PINGS: dict[tuple[str, float], Engine] = {}
+_PINGS_LOCK = threading.Lock()
+
+
+def _ping_engine(url: str, timeout_s: float) -> Engine:
+    """An engine that opens a new connection each time, and gives up on one after about
+    ``timeout_s`` (a SQLite file is opened read-write only: a missing one is not created)."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
+        uri = Path(parsed.database).absolute().as_uri() + "?mode=rw"
+
+        def connect() -> sqlite3.Connection:
+            return sqlite3.connect(uri, uri=True, timeout=timeout_s, check_same_thread=False)
+
+        return create_engine("sqlite://", creator=connect, poolclass=NullPool)
+    seconds = max(1, math.ceil(timeout_s))
+    connect_args: dict[str, Any] = {}
+    if backend in {"mysql", "mariadb"}:
+        connect_args = {"connect_timeout": seconds, "read_timeout": seconds}
+    elif backend == "postgresql":
+        connect_args = {"connect_timeout": seconds}
+    return create_engine(parsed, poolclass=NullPool, connect_args=connect_args)
+
+
+def ping(url: str, *, timeout_s: float = 2.0) -> None:
+    """Open a new connection to the database and ask it the simplest question, giving up after
+    about ``timeout_s`` (whether the database can be reached now; its schema is not looked at).
+
+    Raises:
+        DatabaseError: it cannot be reached, in one sentence naming the masked URL.
+    """
+    with _PINGS_LOCK:
+        engine = _PINGS.get((url, timeout_s))
+        if engine is None:
+            engine = _PINGS[(url, timeout_s)] = _ping_engine(url, timeout_s)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        raise DatabaseError(
+            f"database {mask_url(url)} is not reachable: {first_line(exc, with_type=True)}"
+        ) from exc
