@@ -9,6 +9,7 @@ Modules:
     scheduler: jobs through their states: results stored, submissions, leases, timeouts, retries.
     jobs: the registry of job kinds (``process_file``, ``merge_run``): when, prepare, complete.
     executors: where the work runs: local worker processes (loky) or a Dask cluster.
+    metrics: the job server's metrics for Prometheus (messages, jobs, durations, files, alarms).
     failpoints: named crash points for the crash-safety tests (``DQM_FAILPOINTS``).
     cli: the ``dqm jobserver`` and ``dqm calibrate`` commands (added through entry points).
     stages: the processing stages, pure functions run in worker processes.

@@ -103,14 +103,37 @@ from pipeline.server import JobServer, ServerOptions
     show_default=True,
     help="Processes over the chunks of one file (for few, large files).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    envvar="DQM_METRICS_PORT",
+    show_default=True,
+    help="Answer /metrics (Prometheus) and /health over HTTP on this port (0: not at all).",
+)
+@click.option(
+    "--metrics-address",
+    default="127.0.0.1",
+    envvar="DQM_METRICS_ADDRESS",
+    show_default=True,
+    help="Interface of --metrics-port (0.0.0.0: every interface).",
+)
 @click.pass_obj
 def jobserver(
-    cli_ctx: Any, /, executor: str, dask_scheduler: str | None, once: bool, **options: Any
+    cli_ctx: Any,
+    /,
+    executor: str,
+    dask_scheduler: str | None,
+    once: bool,
+    metrics_port: int,
+    metrics_address: str,
+    **options: Any,
 ) -> None:
     """Take messages from data transfer and run the jobs they call for.
 
     One log line per message and per job state change. Stops cleanly on SIGTERM or Ctrl-C: running
-    jobs get a grace period; unfinished ones are submitted again by the next job server.
+    jobs get a grace period; unfinished ones are submitted again by the next job server. With
+    --metrics-port, Prometheus scrapes /metrics and a load balancer asks /health there.
     """
     from dqm.errors import InvalidValueError
 
@@ -119,6 +142,8 @@ def jobserver(
         handler.setLevel(logging.NOTSET)
     settings = cli_ctx.settings
     cli_ctx.database()  # reachable and migrated, or one clear line
+    if metrics_port:
+        _check_listen(metrics_address, metrics_port)
     if executor == "dask":
         if not dask_scheduler:
             raise InvalidValueError("--executor dask needs --scheduler tcp://HOST:PORT.")
@@ -137,9 +162,35 @@ def jobserver(
 
         pool = LocalExecutor(options["max_jobs"])
     server = JobServer(settings, pool, ServerOptions(**options))
+    if metrics_port:
+        try:
+            server.serve_metrics(metrics_address, metrics_port)
+        except OSError as exc:  # taken since it was checked
+            pool.close()
+            raise _cannot_listen(metrics_address, metrics_port, exc) from None
     server.install_signal_handlers()
     server.run(once=once)
     sys.stdout.flush()
+
+
+def _check_listen(address: str, port: int) -> None:
+    """Raise the sentence of :func:`_cannot_listen` unless ``address:port`` can be listened on."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
+        try:
+            probe.bind((address, port))
+        except OSError as exc:
+            raise _cannot_listen(address, port, exc) from None
+
+
+def _cannot_listen(address: str, port: int, exc: OSError) -> Exception:
+    from dqm.errors import InvalidValueError
+
+    return InvalidValueError(
+        f"cannot listen on {address}:{port} for the metrics: {exc.strerror or exc} (another "
+        "job server there? give each its own --metrics-port)."
+    )
 
 
 @click.command("calibrate")

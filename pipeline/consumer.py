@@ -46,6 +46,7 @@ class MessageConsumer:
         settings: the broker URL and queue.
         context: what intake passes on to the jobs it creates.
         transaction: opens a session in a transaction (the job server's way to the database).
+        on_recorded: told the outcome of each message recorded and acknowledged (the metrics).
     """
 
     def __init__(
@@ -53,10 +54,12 @@ class MessageConsumer:
         settings: Settings,
         context: jobs.Context,
         transaction: Callable[[], AbstractContextManager[Session]],
+        on_recorded: Callable[[MessageOutcome], None] | None = None,
     ) -> None:
         self.settings = settings
         self.context = context
         self.transaction = transaction
+        self.on_recorded = on_recorded
         self._connection: kombu.Connection | None = None
         self._consumer: kombu.Consumer | None = None
         self._recorded = 0
@@ -133,6 +136,8 @@ class MessageConsumer:
         failpoint("intake:after-commit")
         message.ack()
         self._recorded += 1
+        if self.on_recorded is not None:
+            self.on_recorded(outcome.outcome)
         run = f" run {outcome.run_id}" if outcome.run_id is not None else ""
         if outcome.outcome == MessageOutcome.ACCEPTED:
             log.info("message %s%s accepted", outcome.type, run)

@@ -6,6 +6,9 @@ the broker, then lets the scheduler (:mod:`pipeline.scheduler`) move the jobs al
 A database or broker that goes away is reported in one log line, retried every few seconds, and its
 return is reported too; nothing is lost meanwhile: messages stay on the broker, results of finished
 jobs stay in memory until they are stored.
+
+With :meth:`JobServer.serve_metrics`, the server answers ``/metrics`` (:mod:`pipeline.metrics`)
+and ``/health`` (the database and the broker reachable) over HTTP, from threads of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from contextlib import contextmanager
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from dqm import metrics
 from dqm.analyses.declarations import Catalog, load_catalog
 from dqm.analyses.records import record_catalog
 from dqm.checks.declarations import CheckCatalog, load_checks
@@ -32,6 +36,7 @@ from pipeline import jobs
 from pipeline.alarms import AlarmWatcher
 from pipeline.consumer import BrokerUnavailable, MessageConsumer
 from pipeline.executors import Executor, WorkerLost
+from pipeline.metrics import JobServerMetrics
 from pipeline.reports import ReportWriter
 from pipeline.scheduler import Scheduler, ServerOptions, server_identity
 
@@ -47,6 +52,7 @@ class _Outage:
     def __init__(self, what: str) -> None:
         self.what = what
         self.since: float | None = None
+        self.reason: str | None = None  # what the outage's start said, while it lasts
         self.retry_at = 0.0
         self._lock = threading.Lock()  # the loop and the alarm watcher both report
 
@@ -60,12 +66,8 @@ class _Outage:
             self.since = now
             # the driver's words, not the wrapping of SQLAlchemy or of dqm.db.session
             cause = exc.__cause__ if isinstance(exc, DatabaseError | BrokerUnavailable) else exc
-            log.error(
-                "%s: %s; retrying every %.0f s",
-                self.what,
-                first_line(cause, with_type=True),
-                retry_s,
-            )
+            self.reason = f"{self.what}: {first_line(cause, with_type=True)}"
+            log.error("%s; retrying every %.0f s", self.reason, retry_s)
         self.retry_at = now + retry_s
 
     def ok(self) -> None:
@@ -80,6 +82,7 @@ class _Outage:
                 time.monotonic() - self.since,
             )
             self.since = None
+            self.reason = None
 
     @property
     def down(self) -> bool:
@@ -99,10 +102,13 @@ class JobServer:
         options: ServerOptions | None = None,
         catalog: Catalog | None = None,
         checks: CheckCatalog | None = None,
+        metrics_cache_s: float = metrics.CACHE_S,
     ) -> None:
-        """Raises:
-        DeclarationError: an analysis or check declaration is wrong, or its version went
-            backwards against the database.
+        """``metrics_cache_s``: seconds the metrics read from the database are kept.
+
+        Raises:
+            DeclarationError: an analysis or check declaration is wrong, or its version went
+                backwards against the database.
         """
         self.settings = settings
         self.executor = executor
@@ -153,15 +159,56 @@ class JobServer:
             on_database_error=lambda exc: self.database.failed(exc, self.options.outage_retry_s),
             on_database_ok=self.database.ok,
         )
-        self.consumer = MessageConsumer(settings, context, self._transaction)
-        self.scheduler = Scheduler(executor, self.options, context, self._transaction)
-        self.stopping = threading.Event()
         self.broker_outage = _Outage(f"broker {mask_url(settings.broker_url)} unreachable")
+        self.metrics = JobServerMetrics(
+            self._transaction,
+            database_up=lambda: not self.database.down,
+            broker_up=lambda: not self.broker_outage.down,
+            kinds=jobs.REGISTRY,
+            cache_s=metrics_cache_s,
+        )
+        self._probe = metrics.DatabaseProbe(settings.database_url)
+        self._metrics_server: metrics.MetricsServer | None = None
+        self.consumer = MessageConsumer(
+            settings, context, self._transaction, on_recorded=self.metrics.message_recorded
+        )
+        self.scheduler = Scheduler(
+            executor,
+            self.options,
+            context,
+            self._transaction,
+            on_finished=self.metrics.job_finished,
+        )
+        self.stopping = threading.Event()
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
         with transaction(self.engine) as session:
             yield session
+
+    def serve_metrics(self, address: str = "127.0.0.1", port: int = 0) -> str:
+        """Answer ``/metrics`` and ``/health`` over HTTP on ``address:port`` (0: a free port) until
+        the server stops; their URL.
+
+        Raises:
+            OSError: the address cannot be listened on.
+        """
+        self._metrics_server = metrics.MetricsServer(
+            self.metrics.registry, self.health, address, port
+        )
+        url = self._metrics_server.url
+        log.info("metrics on %s/metrics, health on %s/health", url, url)
+        return url
+
+    def health(self) -> tuple[int, dict[str, str]]:
+        """The ``/health`` answer: the database (this loop's outage, else a new connection tried
+        with a short timeout) and the broker (this loop's outage) reachable or not."""
+        return metrics.health_answer(
+            {
+                "database": self.database.reason or self._probe.problem(),
+                "broker": self.broker_outage.reason,
+            }
+        )
 
     @property
     def active(self) -> dict[int, object]:
@@ -252,6 +299,9 @@ class JobServer:
             self.database.failed(exc, self.options.outage_retry_s)
         self.executor.close()
         self.reports.stop()  # the reports asked for are written before the engine goes
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+            self._metrics_server = None
         self.engine.dispose()
         log.info("job server %s stopped", self.server_id)
 
