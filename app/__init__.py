@@ -13,6 +13,7 @@ Modules:
     editor: the Check editor's state (a check or the PMT cuts, back-tested before saving).
     events: the event display's state (a run's kept events, the one shown, its map's columns).
     api: the read-only JSON API served beside the pages.
+    metrics: ``/metrics`` (sessions, page builds, alarms, database) and ``/health`` beside them.
     pmtmap: the PMT map view (cut sliders, counts, the map, the flagged PMTs) and the Aitoff
         figure it shares with the event display.
     pmthistoryview: the PMT page's changes since the previous run, PMT search and masks.

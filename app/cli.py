@@ -156,6 +156,12 @@ def serve(
     pn.extension("tabulator", sizing_mode="stretch_width", notifications=True)
 
     from app.main import apps_in_memory, session_role
+    from app.metrics import DashboardMetrics
+    from app.source import Source
+
+    settings = cli_ctx.settings
+    shared_source = Source(database_url, checks_file=settings.checks_file)
+    dashboard_metrics = DashboardMetrics(shared_source)
 
     quieted: set[int] = set()  # the forked processes whose loop is quieted
 
@@ -181,6 +187,7 @@ def serve(
                 role=role,
                 login=bool(login),
                 checks_file=cli_ctx.settings.checks_file,
+                page_timer=dashboard_metrics.page_built,
             ).servable_template()
             log.info(
                 "a session opened: %d dashboard sessions in memory", apps_in_memory(collect=False)
@@ -207,25 +214,21 @@ def serve(
     gc.collect()
     gc.freeze()
     click.echo(
-        f"DQM dashboard on http://{address}:{port}/, its JSON API under /api/  (Ctrl-C to stop)",
+        f"DQM dashboard on http://{address}:{port}/, its JSON API under /api/, /metrics and "
+        "/health  (Ctrl-C to stop)",
         err=True,
     )
     from app.api import Api, api_routes
-    from app.source import Source
+    from app.metrics import metrics_routes
 
-    settings = cli_ctx.settings
-    api = Api(
-        Source(database_url, checks_file=settings.checks_file),
-        token=settings.api_token,
-        per_minute=settings.api_rate,
-    )
+    api = Api(shared_source, token=settings.api_token, per_minute=settings.api_rate)
     if num_procs > 1:
         from dqm.db.session import dispose_engines
 
         dispose_engines()  # each process opens its own connections: none cross the fork
     pn.serve(
         {"/": session},
-        extra_patterns=api_routes(api),
+        extra_patterns=[*api_routes(api), *metrics_routes(dashboard_metrics)],
         port=port,
         address=address,
         show=show and num_procs == 1,

@@ -12,7 +12,9 @@ be shared and the back button works; a bad parameter gives a friendly message.
 from __future__ import annotations
 
 import functools
+import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -98,6 +100,10 @@ class DQMApp(pn.viewable.Viewer):
         objects=list(Role), default=Role.VIEWER, doc="The user's role: what they may change."
     )
     login = param.Boolean(default=False, doc="Whether the server has a login page.")
+    page_timer = param.Callable(
+        default=None,
+        doc="Told (page, seconds) each time a page is built or shown again (the server's metrics).",
+    )
 
     def __init__(self, **params: Any) -> None:
         if params.get("run") and "page" not in params:
@@ -148,6 +154,7 @@ class DQMApp(pn.viewable.Viewer):
         self.param.update(page=page)
 
     def _route(self, *_: Any) -> None:
+        began = time.perf_counter()
         problems = []
         page = self.page if self.page in PAGES else "runs"
         if self.page not in PAGES:
@@ -202,6 +209,8 @@ class DQMApp(pn.viewable.Viewer):
         if content is not self.view:  # another tab of the same run changes nothing here
             self.view = content
             self._main[:] = [self._banner, self._message, content]
+        if self.page_timer is not None:
+            self.page_timer(page, time.perf_counter() - began)
 
     def try_cuts(self, run_type: str, cuts: HitRateCuts) -> None:
         """Open the Check editor with these cuts of this run type, ready to back-test."""
@@ -360,10 +369,11 @@ def create_app(
     login: bool | None = None,
     checks_file: Path | None = None,
     role: Role | None = None,
+    page_timer: Callable[[str, float], None] | None = None,
 ) -> DQMApp:
     """The dashboard on a database (default: the configured one, with the configured checks
     file). Under a server, the user is the one logged in (``pn.state.user``; anonymous visitors
-    are 'guest' and only read)."""
+    are 'guest' and only read); ``page_timer`` is told how long each page took to build."""
     if database_url is None:
         from dqm.config import load_settings
 
@@ -392,6 +402,7 @@ def create_app(
         user=user,
         role=role if role is not None else Role.VIEWER,
         login=login,
+        page_timer=page_timer,
     )
 
 

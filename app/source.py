@@ -33,6 +33,7 @@ from dqm.db.models import Run
 from dqm.db.session import engine_for, transaction
 from dqm.errors import InvalidValueError, first_line
 from dqm.histcodec import AnyHist, array_from_bytes
+from dqm.metrics import DatabaseProbe
 from dqm.pmtclass import HitRateCuts, classify
 from dqm.pmtstats import derived_pmt_quantities
 from dqm.states import AlarmState, Certification, FileState, JobState, RunStatus
@@ -617,7 +618,15 @@ class Source:
         self.database_url = database_url
         self.checks_file = checks_file
         self._declared: CheckCatalog | None = None
+        self._probe: DatabaseProbe | None = None
         engine_for(database_url)  # one engine per URL for the whole process
+
+    def database_problem(self) -> str | None:
+        """None when a new connection to the database answers within a short timeout, else one
+        sentence why not (for ``/health``; the answer is kept a second)."""
+        if self._probe is None:
+            self._probe = DatabaseProbe(self.database_url)
+        return self._probe.problem()
 
     def recent_runs(
         self,
