@@ -53,7 +53,9 @@ class DashboardMetrics:
         Gauge(
             metrics.DATABASE_UP, metrics.HELP[metrics.DATABASE_UP], registry=self.registry
         ).set_function(lambda: 0.0 if self.source.database_problem() else 1.0)
-        self.from_database = metrics.CachedCollector(self._read_alarms, cache_s)
+        self.from_database = metrics.CachedCollector(
+            self._read_alarms, cache_s, lambda: self.source.database_problem() is None
+        )
         self.registry.register(self.from_database)
 
     def page_built(self, page: str, seconds: float) -> None:

@@ -32,7 +32,9 @@ class JobServerMetrics:
 
     Args:
         transaction: opens a session in a transaction (the job server's way to the database).
-        database_up: whether the job server reaches the database now.
+        database_up: whether the job server reaches the database now (its loop's view).
+        readable: whether the database can be read now (the numbers read from it are left out
+            while not, so that a scrape stays quick).
         broker_up: whether it reaches the broker now.
         kinds: the job kinds it runs (their series exist from the start, at 0).
         cache_s: seconds the numbers read from the database are kept.
@@ -44,6 +46,7 @@ class JobServerMetrics:
         *,
         database_up: Callable[[], bool],
         broker_up: Callable[[], bool],
+        readable: Callable[[], bool] = lambda: True,
         kinds: Iterable[str],
         cache_s: float = metrics.CACHE_S,
     ) -> None:
@@ -69,7 +72,7 @@ class JobServerMetrics:
         )
         for name, up in ((metrics.DATABASE_UP, database_up), (metrics.BROKER_UP, broker_up)):
             Gauge(name, metrics.HELP[name], registry=self.registry).set_function(_as_number(up))
-        self.from_database = metrics.CachedCollector(self._read_database, cache_s)
+        self.from_database = metrics.CachedCollector(self._read_database, cache_s, readable)
         self.registry.register(self.from_database)
 
     def message_recorded(self, outcome: MessageOutcome) -> None:

@@ -164,6 +164,7 @@ class JobServer:
             self._transaction,
             database_up=lambda: not self.database.down,
             broker_up=lambda: not self.broker_outage.down,
+            readable=lambda: self._database_problem() is None,
             kinds=jobs.REGISTRY,
             cache_s=metrics_cache_s,
         )
@@ -204,11 +205,11 @@ class JobServer:
         """The ``/health`` answer: the database (this loop's outage, else a new connection tried
         with a short timeout) and the broker (this loop's outage) reachable or not."""
         return metrics.health_answer(
-            {
-                "database": self.database.reason or self._probe.problem(),
-                "broker": self.broker_outage.reason,
-            }
+            {"database": self._database_problem(), "broker": self.broker_outage.reason}
         )
+
+    def _database_problem(self) -> str | None:
+        return self.database.reason or self._probe.problem()
 
     @property
     def active(self) -> dict[int, object]:

@@ -110,6 +110,8 @@ def served(sqlite_database: str) -> Iterator[tuple[Served, DashboardMetrics]]:
 def test_the_numbers_move_with_the_pages_and_the_alarms(
     sqlite_database: str, served: tuple[Served, DashboardMetrics]
 ) -> None:
+    """Read afresh at each scrape: the pages built, the alarms as they open and are acknowledged,
+    then nothing from a database that is gone (and no wait for it)."""
     server, metrics = served
     before = scrape(server.url)
     counted = {dict(labels)["page"] for name, labels in before if name.endswith("_count")}
@@ -136,3 +138,11 @@ def test_the_numbers_move_with_the_pages_and_the_alarms(
     assert value(acknowledged, "dqm_open_alarms", severity="Warning") == 0
     assert value(acknowledged, "dqm_acknowledged_alarms", severity="Warning") == 1
     assert health(server.url) == (200, {"status": "ok", "database": "ok"})
+
+    for path in Path(sqlite_database.removeprefix("sqlite:///")).parent.glob("dqm.sqlite*"):
+        path.unlink()
+    _, body = wait_for(lambda: (found := health(server.url))[0] == 503 and found)
+    assert body["status"] == "unavailable" and "is not reachable" in body["database"]
+    gone = scrape(server.url)
+    assert value(gone, "dqm_database_up") == 0
+    assert not any(name == "dqm_open_alarms" for name, _ in gone)  # not read: no timeout waited

@@ -157,7 +157,9 @@ def test_health_follows_a_database_and_a_broker_that_go_away(tmp_path: Path) -> 
                 db_proxy.cut()
                 _, body = wait_for(lambda: (found := health(url))[0] == 503 and found)
                 assert body["database"] != "ok" and "\n" not in body["database"]
-                assert value(scrape(url), "dqm_database_up") == 0
+                cut = scrape(url)
+                assert value(cut, "dqm_database_up") == 0
+                assert not any(name == "dqm_jobs" for name, _ in cut)  # not read meanwhile
                 db_proxy.restore()
                 wait_for(
                     lambda: (
