@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -226,6 +227,7 @@ def serve(
         from dqm.db.session import dispose_engines
 
         dispose_engines()  # each process opens its own connections: none cross the fork
+        _stop_together()
     pn.serve(
         {"/": session},
         extra_patterns=[*api_routes(api), *metrics_routes(dashboard_metrics)],
@@ -245,6 +247,23 @@ def serve(
         check_unused_sessions_milliseconds=int(max(1.0, min(session_lifetime_s / 2, 17.0)) * 1000),
         **login,
     )
+
+
+def _stop_together() -> None:
+    """SIGTERM to the first process of ``--num-procs`` stops the processes it forked too (they
+    would go on serving without it otherwise); a forked one that gets it stops alone."""
+    import signal
+
+    def stop(signum: int, _frame: Any) -> None:
+        import psutil
+
+        for child in psutil.Process().children():
+            with contextlib.suppress(psutil.Error):
+                child.terminate()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    signal.signal(signal.SIGTERM, stop)
 
 
 def _served_locally(page: Any) -> None:

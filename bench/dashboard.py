@@ -230,7 +230,7 @@ class Server:
         return float(times.user + times.system)
 
     def close(self) -> None:
-        self.process.terminate()
+        self.process.terminate()  # with --num-procs, it stops the processes it forked
         self.process.wait(timeout=20)
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -126,11 +128,19 @@ def test_a_login_holds_across_the_processes(behind_nginx, page) -> None:
         assert page.get_by_text("shifter").count() > 0
 
 
-def test_one_server_of_several_processes_serves_pages_and_sliders(demo_data, page) -> None:
-    with dashboard(demo_data.env, "--num-procs", "2", "--refresh", "0", name="num-procs") as (
-        url,
-        _log,
-    ):
+def test_one_server_of_several_processes_serves_pages_and_stops_whole(demo_data, page) -> None:
+    options = ("--num-procs", "2", "--refresh", "0")
+    with dashboard(demo_data.env, *options, name="num-procs") as (url, _log):
         for _ in range(3):  # pages and websockets land on either process
             _open(page, f"{url}/?run={demo.FAULTY_RUN}&tab=pmt")
             page.get_by_text(re.compile(r"Dead [\d,]+ ·")).first.wait_for()
+    # stopped (SIGTERM to the first process): the processes it forked stop with it
+    port = int(url.rsplit(":", 1)[1])
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            break
+        assert time.monotonic() < deadline, "a forked process of dqm serve outlived the first"
+        time.sleep(0.2)
