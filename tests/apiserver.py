@@ -17,9 +17,11 @@ from app.api import Api, api_routes
 
 
 class Served:
-    """An API on a port of its own, in a thread with its own event loop."""
+    """An API (or other tornado routes) on a port of its own, in a thread with its own event
+    loop."""
 
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Api | list[Any]) -> None:
+        routes = api_routes(api) if isinstance(api, Api) else api
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         started = threading.Event()
@@ -27,7 +29,7 @@ class Served:
         def serve() -> None:
             self.loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self.loop)
-            app = tornado.web.Application(api_routes(api))
+            app = tornado.web.Application(routes)
             self.server = tornado.httpserver.HTTPServer(app)
             self.server.listen(self.port, "127.0.0.1")
             started.set()
@@ -49,3 +51,4 @@ class Served:
         self.loop.call_soon_threadsafe(self.server.stop)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()

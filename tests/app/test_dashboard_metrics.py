@@ -3,20 +3,16 @@ alarms open; 503 with the reason once its database is gone; the page timer of th
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import tornado.httpserver
-import tornado.web
+from apiserver import Served
 from metricsclient import health, scrape, total, value, wait_for
-from notifyservers import free_port
 from uihelpers import dashboard
 
 from app.main import PAGES, create_app
@@ -70,39 +66,10 @@ def test_dqm_serve_answers_metrics_and_health(tmp_path: Path) -> None:
         wait_for(lambda: value(scrape(url), "dqm_database_up") == 0)
 
 
-class Served:
-    """The metrics' routes on a port of their own, in a thread with its own event loop."""
-
-    def __init__(self, metrics: DashboardMetrics) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        started = threading.Event()
-
-        def serve() -> None:
-            self.loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self.loop)
-            self.server = tornado.httpserver.HTTPServer(
-                tornado.web.Application(metrics_routes(metrics))
-            )
-            self.server.listen(self.port, "127.0.0.1")
-            started.set()
-            self.loop.run_forever()
-
-        self.thread = threading.Thread(target=serve, daemon=True)
-        self.thread.start()
-        started.wait(10)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.stop)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        self.loop.close()
-
-
 @pytest.fixture
 def served(sqlite_database: str) -> Iterator[tuple[Served, DashboardMetrics]]:
     metrics = DashboardMetrics(Source(sqlite_database), cache_s=0.0)
-    server = Served(metrics)
+    server = Served(metrics_routes(metrics))
     yield server, metrics
     server.close()
 
