@@ -1683,11 +1683,11 @@ class Source:
             )
 
     def kept_events(self, run_id: int) -> list[keptevents.KeptEvent]:
-        """The raw events kept of a run for the event display (the first and the highest-energy
-        physics events of each done file), file after file, each with its file's ``seq``."""
+        """The raw events kept of a run for the event display (see ``queries.run_kept_events``:
+        the first and the highest-energy physics events of each done file while the run is at
+        work, of the run once it is final), in file order, each with its file's ``seq``."""
         with transaction(self.database_url) as session:
-            stored = queries.kept_events(session, run_id=run_id)
-        return [event for seq, data in stored for event in keptevents.decode(data, seq=seq)]
+            return queries.run_kept_events(session, run_id=run_id)
 
     # --- PMT status history and masks --------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from dqm import eventtable
 from dqm.errors import ConfigError, DQMError
 from dqm.paths import PROJECT_ROOT
 from dqm.users import Role, parse_role
@@ -121,6 +122,10 @@ KEYS: dict[str, tuple[str, str]] = {
         "DQM_COMPACT_AFTER",
         "a final run's per-file histograms and PMT sums are dropped this long after it ended",
     ),
+    "event_sample": (
+        "DQM_EVENT_SAMPLE",
+        "events a run keeps for its event-level plots, a uniform sample ('all': every event)",
+    ),
     "default_role": (
         "DQM_DEFAULT_ROLE",
         "the role of a logged-in user whom the roles do not name (viewer, shifter, expert)",
@@ -201,6 +206,8 @@ class Settings:
         mask_consecutive: a PMT dead in this many consecutive runs goes into a derived mask.
         compact_after_s: seconds after its end when a final run's per-file histograms and PMT
             sums are dropped, its run-level results kept (None: never).
+        event_sample: reconstructed events a run keeps for its event-level plots, a uniform
+            sample of them (None: every event); see :mod:`dqm.eventtable`.
         config_file: the TOML file that was read, if any.
         sources: for each key, where its value came from (``default``, the file path, or the
             environment variable).
@@ -221,6 +228,7 @@ class Settings:
     api_rate: int = 6000
     mask_consecutive: int = 3
     compact_after_s: float | None = 7 * 86_400.0
+    event_sample: int | None = eventtable.SAMPLE_EVENTS
     config_file: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
 
@@ -268,6 +276,9 @@ class Settings:
             "mask_consecutive": f"{self.mask_consecutive} runs",
             "compact_after": (
                 "never" if self.compact_after_s is None else f"{self.compact_after_s:g} s"
+            ),
+            "event_sample": (
+                "every event" if self.event_sample is None else f"{self.event_sample} events a run"
             ),
             "config_file": str(self.config_file) if self.config_file else "",
         }
@@ -488,6 +499,21 @@ def load_settings(
             compact_after_s = None
         else:
             compact_after_s = _duration(value, source, maximum_s=3650 * 86_400.0, zero=True)
+    event_sample: int | None = eventtable.SAMPLE_EVENTS
+    if "event_sample" in raw:
+        value, _base, source = raw["event_sample"]
+        if isinstance(value, str) and value.strip().lower() == "all":
+            event_sample = None
+        else:
+            try:
+                event_sample = int(str(value).strip().replace("_", ""))
+            except ValueError:
+                event_sample = 0
+            if isinstance(value, bool) or not 100 <= event_sample <= 100_000_000:
+                raise ConfigError(
+                    f"{source}: expected a number of events from 100 to 100000000, or 'all', "
+                    f"got {value!r}."
+                )
     mask_consecutive = 3
     if "mask_consecutive" in raw:
         value, _base, source = raw["mask_consecutive"]
@@ -522,6 +548,7 @@ def load_settings(
         api_rate=api_rate,
         mask_consecutive=mask_consecutive,
         compact_after_s=compact_after_s,
+        event_sample=event_sample,
         config_file=path,
         sources=sources,
     )

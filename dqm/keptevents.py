@@ -309,26 +309,35 @@ def reduce_events(
     """The final set of one file from candidates of its parts (chunks, ranges, earlier reductions):
     the ``keep_first`` of smallest entry and the ``keep_highest`` of highest energy (the smaller
     entry first on a tie), each once, its reasons given again from this choice, sorted by entry.
+    Events of several files (``seq`` set) give the run's set the same way, "first" going by file
+    and then by entry: the run's first events and its highest.
 
     Associative: any split of the candidates, reduced part by part and then together, gives the
-    same events with the same reasons. An entry given twice is taken to be the same event.
+    same events with the same reasons. An entry of a file given twice is taken to be the same
+    event.
     """
-    unique: dict[int, KeptEvent] = {}
+    unique: dict[tuple[int, int], KeptEvent] = {}
     for event in events:
-        unique.setdefault(event.entry, event)
-    candidates = list(unique.values())
+        unique.setdefault(_place(event), event)
+    places = sorted(unique)
+    candidates = [unique[place] for place in places]  # in file and entry order
     if not candidates:
         return []
-    entries = np.array([e.entry for e in candidates], dtype=np.int64)
+    order = np.arange(len(candidates), dtype=np.int64)
     energies = np.array([e.energy_mev for e in candidates], dtype=np.float64)
-    first = set(_first(entries, keep_first).tolist())
-    highest = set(_highest(energies, entries, keep_highest).tolist())
+    first = set(_first(order, keep_first).tolist())
+    highest = set(_highest(energies, order, keep_highest).tolist())
     kept = []
-    for position in sorted(first | highest, key=lambda p: candidates[p].entry):
+    for position in sorted(first | highest):
         reasons = ("first",) * (position in first) + ("highest",) * (position in highest)
         event = candidates[position]
         kept.append(event if event.reasons == reasons else replace(event, reasons=reasons))
     return kept
+
+
+def _place(event: KeptEvent) -> tuple[int, int]:
+    """Where an event is in its run: its file (-1 when not known) and its entry."""
+    return (-1 if event.seq is None else event.seq, event.entry)
 
 
 def _shuffled(values: np.ndarray) -> bytes:

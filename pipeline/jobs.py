@@ -274,7 +274,13 @@ def _complete_process_file(
         result.titles,
     )
     if result.events:
-        queries.save_event_table(session, run_id=job.run_id, file_id=file.id, columns=result.events)
+        queries.save_event_table(
+            session,
+            run_id=job.run_id,
+            file_id=file.id,
+            columns=result.events,
+            sample_size=context.settings.event_sample,
+        )
     if result.kept:
         queries.save_kept_events(
             session,

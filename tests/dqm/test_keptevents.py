@@ -316,3 +316,30 @@ def test_truncated_bytes_are_refused() -> None:
 def test_the_module_needs_numpy_only() -> None:
     watched = ["app", "daqsim", "pandas", "panel", "pipeline", "sqlalchemy"]
     assert modules_loaded(["dqm.keptevents"], watched) == []
+
+
+def test_the_runs_set_goes_by_file_then_entry_and_reduces_per_file_sets_in_any_order() -> None:
+    def event(seq: int, entry: int, energy: float) -> KeptEvent:
+        empty = np.zeros(0)
+        return KeptEvent(entry, 0.0, energy, (0.0, 0.0, 0.0), 0, empty, empty, empty, (), seq)
+
+    rng = np.random.default_rng(5)
+    files = [
+        [
+            event(seq, int(entry), float(rng.exponential(3.0)))
+            for entry in range(50 * seq, 50 * seq + 40)
+        ]
+        for seq in (2, 0, 1)
+    ]
+    whole = reduce_events([e for f in files for e in f], keep_first=3, keep_highest=4)
+    firsts = [(e.seq, e.entry) for e in whole if "first" in e.reasons]
+    assert firsts == [(0, 0), (0, 1), (0, 2)]  # file 0 first, though it came second
+    energies = sorted((e.energy_mev for f in files for e in f), reverse=True)[:4]
+    assert sorted(e.energy_mev for e in whole if "highest" in e.reasons) == sorted(energies)
+    assert [(e.seq, e.entry) for e in whole] == sorted((e.seq, e.entry) for e in whole)
+    per_file = [reduce_events(f, keep_first=3, keep_highest=4) for f in files]
+    for order in itertools.permutations(per_file):
+        again = reduce_events([e for f in order for e in f], keep_first=3, keep_highest=4)
+        assert [fields(e) for e in again] == [fields(e) for e in whole]
+    # the same entry in two files is two events
+    assert len(reduce_events([event(0, 7, 1.0), event(1, 7, 1.0)])) == 2

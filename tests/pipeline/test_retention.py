@@ -22,10 +22,11 @@ from helpers import make_settings, run_server, session, simulate
 
 from app.source import Source
 from dqm.db import migrate, queries
-from dqm.db.models import Histogram, JobState, PmtStats, RunStatus
-from dqm.keptevents import KeptEvent
+from dqm.db.models import EventTable, Histogram, JobState, KeptEvents, PmtStats, RunStatus
+from dqm.keptevents import KEEP_FIRST, KEEP_HIGHEST, KeptEvent
 
 RUN = 7101
+SAMPLE = 150
 
 
 def plain(value: Any) -> Any:
@@ -94,6 +95,15 @@ def every_page(source: Source, run_id: int) -> dict[str, Any]:
     }
 
 
+def stored_events(settings, run_id: int) -> tuple[int, int]:
+    """Reconstructed events and kept raw events stored of the run, over its files."""
+    with session(settings) as s:
+        tables = s.query(EventTable).filter(EventTable.run_id == run_id).all()
+        kept = s.query(KeptEvents).filter(KeptEvents.run_id == run_id).all()
+        assert all(t.file_id is not None for t in tables)
+        return sum(t.n_events for t in tables), sum(k.n_events for k in kept)
+
+
 def per_file_rows(settings, run_id: int) -> tuple[int, int]:
     with session(settings) as s:
         histograms = s.query(Histogram).filter(Histogram.run_id == run_id)
@@ -108,7 +118,8 @@ def per_file_rows(settings, run_id: int) -> tuple[int, int]:
 def processed(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'dqm.sqlite'}"
     migrate.upgrade(url)
-    settings = make_settings(tmp_path, url)
+    # a run's event sample smaller than its events, so that compaction has events to cut
+    settings = replace(make_settings(tmp_path, url), event_sample=SAMPLE)
     simulate(settings, RUN, n_files=3, events=200)
     run_server(settings)  # the default policy: compacted a week after the end, not now
     with session(settings) as s:
@@ -124,11 +135,19 @@ def test_compaction_drops_the_per_file_results_and_changes_no_page(processed) ->
     assert before["calib"] and before["rec"] and before["events"] and before["kept events"]
     assert before["analyses"] and before["checks"]
     assert per_file_rows(settings, RUN) == (3 * len(before["calib"] + before["rec"]), 3)
+    # every file keeps its own sample and its own first and highest events until compaction
+    assert len(before["events"][2]) == SAMPLE  # the records of the frame
+    events, kept = stored_events(settings, RUN)
+    assert events == 3 * SAMPLE and kept > 2 * (KEEP_FIRST + KEEP_HIGHEST)  # some are both
+    # a final run shows its own set of kept events: its first and its highest
+    reasons = [event["reasons"] for event in before["kept events"]]
+    assert len(reasons) == KEEP_FIRST + KEEP_HIGHEST - sum(len(r) == 2 for r in reasons)
 
     run_server(replace(settings, compact_after_s=0.0))
     with session(settings) as s:
         assert queries.get_run(s, run_id=RUN).compacted_at is not None
     assert per_file_rows(settings, RUN) == (0, 0)
+    assert stored_events(settings, RUN) == (SAMPLE, len(before["kept events"]))
     after = every_page(Source(settings.database_url), RUN)
     for page, shown in before.items():
         assert after[page] == shown, page

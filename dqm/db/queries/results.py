@@ -11,7 +11,7 @@ import numpy as np
 from sqlalchemy import and_, delete, exists, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from dqm import eventtable
+from dqm import eventtable, keptevents
 from dqm.db.models import EventTable, File, Histogram, Job, KeptEvents, PmtStats, Run
 from dqm.errors import InvalidValueError
 from dqm.histcodec import (
@@ -189,12 +189,18 @@ def pmt_arrays(row: PmtStats) -> dict[str, np.ndarray]:
 
 
 def save_event_table(
-    session: Session, *, run_id: int, file_id: int, columns: dict[str, Any]
+    session: Session,
+    *,
+    run_id: int,
+    file_id: int,
+    columns: Mapping[str, Any],
+    sample_size: int | None = None,
 ) -> EventTable:
-    """Store (or replace) a file's reconstructed events (see :mod:`dqm.eventtable`)."""
-    data = eventtable.encode_event_table(columns)
+    """Store (or replace) a file's reconstructed events (see :mod:`dqm.eventtable`): with
+    ``sample_size``, only its part of the run's sample of that size."""
+    data = eventtable.encode_event_table(columns, sample_size=sample_size)
+    n_events = min(len(columns[eventtable.COLUMNS[0]]), sample_size or np.iinfo(np.int64).max)
     row = session.scalars(select(EventTable).where(EventTable.file_id == file_id)).one_or_none()
-    n_events = len(columns[eventtable.COLUMNS[0]])
     if row is None:
         row = EventTable(run_id=run_id, file_id=file_id, n_events=n_events, data=data)
         session.add(row)
@@ -204,26 +210,24 @@ def save_event_table(
     return row
 
 
-def run_events(session: Session, *, run_id: int, max_events: int | None = None) -> dict[str, Any]:
-    """The reconstructed events of a run's DONE files, in file order, as float32 columns (the
-    first ``max_events`` if given)."""
-    rows = session.scalars(
-        select(EventTable)
-        .join(File, File.id == EventTable.file_id)
-        .where(EventTable.run_id == run_id, File.state == FileState.DONE)
-        .order_by(File.seq)
+def _event_table_rows(session: Session, run_id: int) -> list[EventTable]:
+    """The stored event tables of a run's DONE files, in file order."""
+    return list(
+        session.scalars(
+            select(EventTable)
+            .join(File, File.id == EventTable.file_id)
+            .where(EventTable.run_id == run_id, File.state == FileState.DONE)
+            .order_by(File.seq)
+        )
     )
-    parts: list[dict[str, Any]] = []
-    total = 0
-    for row in rows:
-        if max_events is not None and total >= max_events:
-            break
-        parts.append(eventtable.decode_event_table(row.data))
-        total += row.n_events
-    columns = {
-        name: np.concatenate([p[name] for p in parts]) if parts else np.zeros(0, "<f4")
-        for name in eventtable.COLUMNS
-    }
+
+
+def run_events(session: Session, *, run_id: int, max_events: int | None = None) -> dict[str, Any]:
+    """The reconstructed events of a run's DONE files as float32 columns: the run's sample (see
+    :mod:`dqm.eventtable`; every event when its files were stored unsampled), in file order, the
+    first ``max_events`` of it if given."""
+    tables = (eventtable.read_event_table(row.data) for row in _event_table_rows(session, run_id))
+    columns = eventtable.merge_tables(tables).columns
     if max_events is not None:
         columns = {name: values[:max_events] for name, values in columns.items()}
     return columns
@@ -260,6 +264,23 @@ def kept_events(session: Session, *, run_id: int) -> list[tuple[int, bytes]]:
         .order_by(File.seq)
     )
     return [(seq, data) for seq, data in rows]
+
+
+def run_kept_events(session: Session, *, run_id: int) -> list[keptevents.KeptEvent]:
+    """The kept events the event display shows of a run: while the run is at work, every DONE
+    file's own first and highest events (how each file began); once it is final, the run's set,
+    its first and its highest events (the set the retention policy keeps)."""
+    from dqm.db.queries.runs import FINAL_STATUSES
+
+    events = [
+        event
+        for seq, data in kept_events(session, run_id=run_id)
+        for event in keptevents.decode(data, seq=seq)
+    ]
+    run = session.get(Run, run_id)
+    if run is not None and run.status in FINAL_STATUSES:
+        return keptevents.reduce_events(events)
+    return events
 
 
 # --- retention -----------------------------------------------------------------------------------
@@ -320,9 +341,10 @@ def runs_to_compact(
 
 def compact_run(session: Session, *, run_id: int, now: dt.datetime | None = None) -> Compaction:
     """Drop a run's per-file histograms and PMT sums, which only a new merge would read: every
-    page, analysis, check, report and export reads the run's merged ones, which stay, as do its
-    per-file reconstructed and kept events. The run is marked compacted (a merge of it then
-    refuses to run on what is left). Idempotent.
+    page, analysis, check, report and export reads the run's merged ones, which stay. Each file's
+    reconstructed events are cut down to its part of the run's sample and its kept events to its
+    part of the run's set, which is all that a reader of a final run gets of them. The run is
+    marked compacted (a merge of it then refuses to run on what is left). Idempotent.
 
     Raises:
         NotFoundError: no such run.
@@ -368,8 +390,70 @@ def compact_run(session: Session, *, run_id: int, now: dt.datetime | None = None
     )
     for model in (Histogram, PmtStats):
         session.execute(delete(model).where(model.run_id == run_id, model.file_id.is_not(None)))
+    events_bytes = _cut_event_tables(session, run_id) + _cut_kept_events(session, run_id)
     run.compacted_at = now or utcnow()
     session.flush()
     return Compaction(
-        run_id, int(n_histograms), int(n_pmt or 0), int(histogram_bytes) + int(pmt_bytes or 0)
+        run_id,
+        int(n_histograms),
+        int(n_pmt or 0),
+        int(histogram_bytes) + int(pmt_bytes or 0) + events_bytes,
     )
+
+
+def _cut_event_tables(session: Session, run_id: int) -> int:
+    """Cut each DONE file's event table down to its part of the run's sample (what
+    :func:`run_events` reads stays the same); the bytes saved."""
+    rows = _event_table_rows(session, run_id)
+    tables = [eventtable.read_event_table(row.data) for row in rows]
+    run = eventtable.merge_tables(tables)
+    if run.sample_size is None:
+        return 0
+    kept = set(eventtable.sample_keys(run.columns).tolist())
+    saved = 0
+    for row, table in zip(rows, tables, strict=True):
+        inside = np.fromiter(
+            (key in kept for key in eventtable.sample_keys(table.columns).tolist()), dtype=bool
+        )
+        if inside.all():
+            continue
+        before = len(row.data)
+        if not inside.any():
+            session.delete(row)
+            saved += before
+            continue
+        row.data = eventtable.encode_event_table(
+            {name: values[inside] for name, values in table.columns.items()},
+            sample_size=run.sample_size,
+        )
+        row.n_events = int(inside.sum())
+        saved += before - len(row.data)
+    return saved
+
+
+def _cut_kept_events(session: Session, run_id: int) -> int:
+    """Cut each DONE file's kept events down to its part of the run's set (see
+    :func:`run_kept_events`); the bytes saved."""
+    rows = list(
+        session.execute(
+            select(KeptEvents, File.seq)
+            .join(File, File.id == KeptEvents.file_id)
+            .where(KeptEvents.run_id == run_id, File.state == FileState.DONE)
+            .order_by(File.seq)
+        )
+    )
+    events = [e for row, seq in rows for e in keptevents.decode(row.data, seq=seq)]
+    run_set = keptevents.reduce_events(events)
+    saved = 0
+    for row, seq in rows:
+        part = [e for e in run_set if e.seq == seq]
+        before = len(row.data)
+        if not part:
+            session.delete(row)
+            saved += before
+            continue
+        data = keptevents.encode(part)
+        if data != row.data:
+            row.data, row.n_events = data, len(part)
+            saved += before - len(data)
+    return saved
