@@ -164,10 +164,10 @@ def grown(template: dict[str, list[dict[str, Any]]], files: int, sample: int) ->
     for name in PMT_ARRAYS:
         values = histcodec.array_from_bytes(pmt[name])
         if name in ("hit_count", "fired_events", "dark_count", "signal_hits"):
-            arrays[name] = histcodec.array_to_bytes(_poisson_scaled(values, factor, rng))
+            arrays[name] = histcodec.pack_array(_poisson_scaled(values, factor, rng))
         else:  # sums of measured values: the same scale, with a measurement's spread
             noise = rng.normal(1.0, 0.01, values.size)
-            arrays[name] = histcodec.array_to_bytes(values * factor * noise)
+            arrays[name] = histcodec.pack_array(values * factor * noise)
     histograms = []
     for row in template["histograms"]:
         if row["file_id"] is not None:

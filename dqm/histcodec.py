@@ -8,6 +8,7 @@ decoded histograms of a run's files gives exactly what merging the originals wou
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
@@ -198,11 +199,40 @@ def decode_histogram(
     return h
 
 
+#: The first eight bytes of a packed array (:func:`pack_array`). Read as a float64 they are a NaN
+#: with a payload no computation gives, so no plain array starts with them.
+PACKED = b"DQMpk\x01\xf8\x7f"
+
+
 def array_to_bytes(array: npt.ArrayLike) -> bytes:
-    """A per-PMT array as little-endian float64 bytes."""
+    """A per-PMT array as little-endian float64 bytes (a database reads one value of them by its
+    offset: the calibration constants)."""
     return np.ascontiguousarray(array, dtype="<f8").tobytes()
 
 
+def pack_array(array: npt.ArrayLike) -> bytes:
+    """A per-PMT array, losslessly compressed: :data:`PACKED`, then its little-endian float64
+    bytes grouped by significance (all first bytes, then all second bytes, ...) through zlib.
+    Counts take about a third of their 8 bytes, sums of measured values about 85 %."""
+    values = np.ascontiguousarray(array, dtype="<f8")
+    grouped = values.view(np.uint8).reshape(-1, 8).T.tobytes()
+    return PACKED + zlib.compress(grouped, 6)
+
+
 def array_from_bytes(blob: bytes) -> npt.NDArray[np.float64]:
-    """The inverse of :func:`array_to_bytes` (a new, writable float64 array)."""
+    """The array of :func:`array_to_bytes` or :func:`pack_array` bytes (a new, writable float64
+    array).
+
+    Raises:
+        ValueError: packed bytes that are damaged.
+    """
+    blob = bytes(blob)
+    if blob.startswith(PACKED):
+        try:
+            grouped = zlib.decompress(blob[len(PACKED) :])
+        except zlib.error as exc:
+            raise ValueError(f"a packed per-PMT array is damaged: {exc}.") from None
+        if len(grouped) % 8:
+            raise ValueError("a packed per-PMT array is damaged: its length is not whole values.")
+        return np.frombuffer(grouped, np.uint8).reshape(8, -1).T.copy().view("<f8").reshape(-1)
     return np.frombuffer(blob, dtype="<f8").astype(np.float64)

@@ -258,7 +258,9 @@ class PmtStats(Base):
     """Per-PMT sums of one file (``file_id`` set) or of a whole run (``file_id`` NULL).
 
     Sums rather than means, so that a run's statistics are exactly the sum of its files'. Arrays are
-    little-endian float64 of length ``n_pmts``, stored as blobs (see :mod:`dqm.histcodec`).
+    float64 of length ``n_pmts``, stored as blobs losslessly compressed
+    (:func:`dqm.histcodec.pack_array`; rows stored before then hold the plain bytes, which read
+    the same).
     """
 
     __tablename__ = "pmt_stats"

@@ -17,9 +17,9 @@ from dqm.errors import InvalidValueError
 from dqm.histcodec import (
     AnyHist,
     array_from_bytes,
-    array_to_bytes,
     decode_histogram,
     encode_histogram,
+    pack_array,
 )
 from dqm.pmtstats import PMT_ARRAYS
 from dqm.states import FileState, JobState
@@ -151,7 +151,7 @@ def save_pmt_stats(
     row.n_events = n_events
     row.livetime_ns = livetime_ns
     for name in PMT_ARRAYS:
-        setattr(row, name, array_to_bytes(arrays[name]))
+        setattr(row, name, pack_array(arrays[name]))
     row.provenance = dict(provenance or {})
     row.created_at = utcnow()
     session.add(row)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -114,15 +117,46 @@ def test_the_sample_is_uniform() -> None:
 
 
 def test_a_table_stored_before_samples_existed_reads_as_every_event() -> None:
-    import io
-
     columns = _physics_like(100, 3)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **columns)  # the format before the sample's size was kept
+    np.savez_compressed(buffer, **columns)  # the format of tables stored before
     table = eventtable.read_event_table(buffer.getvalue())
     assert table.sample_size is None and _rows(table.columns) == _rows(columns)
     with pytest.raises(InvalidValueError, match="cannot hold -1 events"):
         eventtable.encode_event_table(columns, sample_size=-1)
+
+
+def test_tables_round_trip_exactly_and_smaller_than_their_floats() -> None:
+    columns = _physics_like(20_000, 4)
+    columns["energy_mev"][:3] = [np.nan, np.inf, -0.0]
+    for size in (None, 5_000, 30_000):
+        table = eventtable.read_event_table(
+            eventtable.encode_event_table(columns, sample_size=size)
+        )
+        assert table.sample_size == size
+        expected = eventtable.sample(columns, size)
+        for name in eventtable.COLUMNS:
+            assert table.columns[name].dtype == np.float32
+            np.testing.assert_array_equal(table.columns[name], expected[name])
+    assert len(eventtable.encode_event_table(columns)) < 0.85 * 20 * 20_000
+    empty = eventtable.read_event_table(eventtable.encode_event_table(_physics_like(0, 1)))
+    assert len(empty.columns["time_s"]) == 0
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"", "lack its header"),
+        (b"something else", "lack its header"),
+        (eventtable.MAGIC + b"\x09" + zlib.compress(b"x"), "format version 9"),
+        (eventtable.MAGIC + b"\x01garbage", "damaged"),
+        (eventtable.MAGIC + b"\x01" + zlib.compress(struct.pack("<Iq", 10, -1)), "damaged"),
+    ],
+)
+def test_garbage_is_refused_in_one_sentence(data: bytes, words: str) -> None:
+    with pytest.raises(InvalidValueError, match=words) as caught:
+        eventtable.read_event_table(data)
+    assert str(caught.value).endswith(".") and "\n" not in str(caught.value)
 
 
 def test_a_runs_events_are_the_sample_of_its_files(database: str) -> None:
