@@ -1719,7 +1719,7 @@ class Source:
             )
 
     def pmt_history(
-        self, pmt_id: int, run_type: str | None = None, limit: int = 200
+        self, pmt_id: int, run_type: str | None = None, limit: int | None = 200
     ) -> tuple[pd.DataFrame, int | None]:
         """One PMT over the ``limit`` latest runs (of ``run_type``), oldest first (columns
         :data:`PMT_HISTORY_COLUMNS`), and the first run in which it was dead.
