@@ -25,17 +25,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-# Each command module adds its commands to the group as it is imported.
-from dqm.cli import (  # noqa: F401
-    analyses,
-    certification,
-    checks,
-    database,
-    jobs,
-    notify,
-    pmts,
-    runs,
-)
+# Each command module adds its commands to the group as it is imported, when one of its commands
+# is asked for (dqm.cli.base.CORE_COMMANDS).
 from dqm.cli.base import (
     COMMAND_GROUP,
     EXIT_BAD_INPUT,

@@ -3,6 +3,7 @@ line, the context object passed to the commands, ``fail`` and the printing helpe
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -34,16 +35,49 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     sys.exit(code)
 
 
+#: The core commands and the module of :mod:`dqm.cli` that defines each. A module is imported
+#: when one of its commands is asked for, so that ``dqm goodruns`` does not wait for the imports
+#: of ``dqm checks`` (SciPy) or ``dqm analyses``; a test checks that the modules define exactly
+#: these.
+CORE_COMMANDS = {
+    "analyses": "analyses",
+    "signoff": "certification",
+    "certify": "certification",
+    "reopen": "certification",
+    "decisions": "certification",
+    "goodruns": "certification",
+    "checks": "checks",
+    "quality": "checks",
+    "reference": "checks",
+    "alarms": "checks",
+    "config": "database",
+    "init-db": "database",
+    "jobs": "jobs",
+    "retry": "jobs",
+    "messages": "jobs",
+    "notify": "notify",
+    "pmt": "pmts",
+    "mask": "pmts",
+    "runs": "runs",
+    "run": "runs",
+    "export": "runs",
+    "report": "runs",
+}
+
+
 class DQMGroup(click.Group):
-    """A click group that adds plugin commands and turns DQM errors into one line."""
+    """A click group that adds plugin commands and turns DQM errors into one line; the core
+    commands' modules are imported when a command of theirs is asked for (:data:`CORE_COMMANDS`)."""
 
     def _plugins(self) -> dict[str, Any]:
         return {ep.name: ep for ep in entry_points(group=COMMAND_GROUP)}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(set(super().list_commands(ctx)) | set(self._plugins()))
+        return sorted(set(super().list_commands(ctx)) | set(CORE_COMMANDS) | set(self._plugins()))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in CORE_COMMANDS:
+            importlib.import_module(f"dqm.cli.{CORE_COMMANDS[cmd_name]}")  # it adds its commands
         command = super().get_command(ctx, cmd_name)
         if command is None and cmd_name in self._plugins():
             command = self._plugins()[cmd_name].load()

@@ -192,3 +192,29 @@ def test_installed_console_script(database: str, tmp_path: Path) -> None:
     bad = run("run", "set", "20001", "--status", "nonsense")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and bad.stdout == ""
     assert run("--help").returncode == 0
+
+
+def test_each_core_command_is_where_the_lazy_table_says_and_a_command_imports_only_its_module() -> (
+    None
+):
+    import importlib
+
+    from dqm.cli.base import CORE_COMMANDS
+
+    defined: dict[str, str] = {}
+    for module in sorted(set(CORE_COMMANDS.values())):
+        before = set(cli.commands)
+        importlib.import_module(f"dqm.cli.{module}")
+        # a module imported earlier (by another test) has its commands in already
+        mine = {name for name in cli.commands if CORE_COMMANDS.get(name) == module}
+        defined.update({name: module for name in (set(cli.commands) - before) | mine})
+    assert defined == CORE_COMMANDS
+    # `dqm goodruns` starts without the imports of the checks and the analyses (SciPy)
+    code = (
+        "import sys; from dqm.cli import cli; import click; "
+        "cli.get_command(click.Context(cli), 'goodruns'); "
+        "print(sorted(m for m in ('scipy', 'dqm.checks.kinds', 'dqm.cli.checks', 'dqm.cli.analyses')"
+        " if m in sys.modules))"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert shown.stdout.strip() == "[]"
