@@ -18,7 +18,8 @@ Figures (the last line is one JSON object):
 - ``recent_runs_first_render_s``, ``run_page_first_render_s``, ``trend_year_first_render_s``:
   in Chromium, from the request to the page's content on the screen (median of 5 new pages),
   against ``dqm serve`` on that database: the recent-runs page, a run page (Base), a trend of one
-  analysis variable over the whole year.
+  analysis variable over the whole year; ``panel_floor_first_render_s`` the same for a page of
+  Panel alone (bench/dashboard.py's floor), what no page of the DQM can go under.
 - ``pmt_history_year_ms``: one PMT's history over the year in the run page's PMT search, from the
   PMT number to the history's table and first dead run (median of 20 PMTs, in this process).
 - ``goodruns_year_s``: ``dqm goodruns`` over the year, the whole command (median of 3).
@@ -52,7 +53,7 @@ from daqsim import SimulationConfig, simulate_run
 from dqm import eventtable, histcodec
 from dqm.config import load_settings
 from dqm.db import migrate, queries
-from dqm.db.models import Base
+from dqm.db.models import AnalysisValue, Base, Run
 from dqm.db.session import dispose_engines, transaction
 from dqm.pmtstats import PMT_ARRAYS
 from pipeline.executors import LocalExecutor
@@ -448,24 +449,23 @@ def goodruns_s(url: str, runs: int) -> float:
 
 
 def pmt_history_ms(url: str, runs: int) -> float:
+    """One PMT's history over every run of the year, as the run page's PMT search reads it."""
     from app.source import Source
-    from app.state import PmtHistoryState
 
-    last = FIRST_RUN + runs - 1
-    state = PmtHistoryState(source=Source(url), run_id=last)  # type: ignore[no-untyped-call]
+    source = Source(url)
     times = []
-    for pmt in np.random.default_rng(5).integers(0, 17_612, 21).tolist():
+    for pmt in np.random.default_rng(5).integers(0, 17_612, 11).tolist():
         t0 = time.perf_counter()
-        state.search(int(pmt))
+        history, _first_dead = source.pmt_history(int(pmt), "physics", limit=None)
         times.append((time.perf_counter() - t0) * 1e3)
-        if len(state.history) < runs * 0.9:
-            sys.exit(f"the history of PMT {pmt} has {len(state.history)} runs of {runs}")
+        if len(history) != runs:
+            sys.exit(f"the history of PMT {pmt} has {len(history)} runs of {runs}")
     return statistics.median(times[1:])
 
 
 def pages_s(url: str, runs: int, analysis: tuple[str, int, str]) -> dict[str, float]:
     sys.path.append(str(_benchpath.HERE))  # last: bench/pipeline.py must not hide the package
-    from dashboard import Server  # type: ignore[import-not-found]  # bench/dashboard.py's
+    from dashboard import Server, panel_floor_s  # type: ignore[import-not-found]
     from playwright.sync_api import sync_playwright
 
     env = {**os.environ, "DQM_DATABASE_URL": url}
@@ -494,6 +494,8 @@ def pages_s(url: str, runs: int, analysis: tuple[str, int, str]) -> dict[str, fl
                     times.append(time.perf_counter() - t0)
                     context.close()
                 figures[figure] = round(statistics.median(times[1:]), 2)
+            # the floor under every page: Panel alone, the same template, a table from memory
+            figures["panel_floor_first_render_s"] = round(panel_floor_s(browser, env), 2)
             browser.close()
     finally:
         server.close()
@@ -508,26 +510,39 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database made")
     parser.add_argument("--template-files", type=int, default=3)
     parser.add_argument("--template-events", type=int, default=3_000)
+    parser.add_argument(
+        "--measure-only",
+        action="store_true",
+        help="measure the year already in --database (one kept with --keep) without filling",
+    )
     args = parser.parse_args()
     if args.runs < 24 or args.files < 1:
         parser.error("--runs must be 24 or more and --files 1 or more.")
-    with tempfile.TemporaryDirectory(prefix="dqm-year-") as tmp:
-        t0 = time.perf_counter()
-        template = template_run(Path(tmp), args.template_files, args.template_events)
-        template_s = time.perf_counter() - t0
-    value = template["analysis_values"][0]
-    analysis = (value["analysis"], value["version"], value["variable"])
+    if args.measure_only and not args.database:
+        parser.error("--measure-only needs --database, the URL of a year kept with --keep.")
+    figures: dict[str, Any] = {}
+    if not args.measure_only:
+        with tempfile.TemporaryDirectory(prefix="dqm-year-") as tmp:
+            t0 = time.perf_counter()
+            template = template_run(Path(tmp), args.template_files, args.template_events)
+            figures["template_s"] = round(time.perf_counter() - t0, 1)
     with database(args.database, args.keep) as url:
-        migrate.upgrade(url)
-        t0 = time.perf_counter()
-        fill(url, template, args.runs, args.files)
-        fill_s = time.perf_counter() - t0
+        if not args.measure_only:
+            migrate.upgrade(url)
+            t0 = time.perf_counter()
+            fill(url, template, args.runs, args.files)
+            figures["fill_s"] = round(time.perf_counter() - t0, 1)
+        with transaction(url) as s:
+            args.runs = s.scalar(sa.select(sa.func.count()).select_from(Run)) or 0
+            args.files = s.scalar(sa.select(sa.func.max(Run.n_files))) or 0
+            value = s.scalars(sa.select(AnalysisValue).limit(1)).one()
+            analysis = (value.analysis, value.version, value.variable)
         total, tables = sizes(url)
-        figures: dict[str, Any] = {
+        print(f"database: {total / 1e9:.2f} GB; largest tables (MB): {tables}", file=sys.stderr)
+        figures = {
             "runs": args.runs,
             "files_per_run": args.files,
-            "template_s": round(template_s, 1),
-            "fill_s": round(fill_s, 1),
+            **figures,
             "database_gb": round(total / 1e9, 2),
             "gb_per_month": round(total / args.runs * 720 / 1e9, 3),
             "mb_per_run": round(total / args.runs / 1e6, 3),
