@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import html
+from collections.abc import Callable
 from typing import Any
 
 import holoviews as hv
@@ -51,6 +52,17 @@ STAGE_TITLES = {
     "pmt": "PMT",
     "analyses": "Analyses",
     "processing": "Processing",
+}
+#: The run page's tabs (RUN_TABS) as their headers say.
+TAB_TITLES = {
+    "base": "Base",
+    "calib": "Calib",
+    "rec": "Rec",
+    "pmt": "PMT info",
+    "events": "Events",
+    "analyses": "Analyses",
+    "checks": "Checks",
+    "certification": "Certification",
 }
 #: The tab that shows each stage.
 STAGE_TABS = {
@@ -486,48 +498,28 @@ class RunPage(_BuiltOnce):
 
     def _build(self) -> pn.viewable.Viewable:
         state = self._state
+        # A tab's content is built the first time the tab is shown: a run page opens on one tab,
+        # and the others (histograms drawn, the PMT map, the event display) would cost the page
+        # its first render for nothing.
+        self._tab_builders: dict[str, Callable[[], Any]] = {
+            "base": lambda: pn.Column(
+                pn.panel(self._base),
+                pn.panel(self._comments_section),
+                sizing_mode="stretch_width",
+            ),
+            "calib": lambda: self._stage_panel("calib"),
+            "rec": lambda: self._stage_panel("rec"),
+            "pmt": lambda: pn.panel(self._pmt),
+            "events": lambda: pn.panel(self._events),
+            "analyses": lambda: pn.panel(self._analyses),
+            "checks": lambda: pn.panel(self._checks),
+            "certification": lambda: pn.panel(self._certification),
+        }
+        self._tab_holders = {
+            tab: pn.Column(sizing_mode="stretch_width") for tab in self.param.tab.objects
+        }
         self._tabs = pn.Tabs(
-            (
-                "Base",
-                pn.Column(
-                    pn.panel(self._base),
-                    pn.panel(self._comments_section),
-                    sizing_mode="stretch_width",
-                ),
-            ),
-            (
-                "Calib",
-                pn.panel(
-                    pn.bind(
-                        self._stage,
-                        "calib",
-                        self.param.log_scale,
-                        state.param.histograms,
-                        state.param.reference,
-                        state.param.checks,
-                        state.param.comments,
-                    )
-                ),
-            ),
-            (
-                "Rec",
-                pn.panel(
-                    pn.bind(
-                        self._stage,
-                        "rec",
-                        self.param.log_scale,
-                        state.param.histograms,
-                        state.param.reference,
-                        state.param.checks,
-                        state.param.comments,
-                    )
-                ),
-            ),
-            ("PMT info", pn.panel(self._pmt)),
-            ("Events", pn.panel(self._events)),
-            ("Analyses", pn.panel(self._analyses)),
-            ("Checks", pn.panel(self._checks)),
-            ("Certification", pn.panel(self._certification)),
+            *[(TAB_TITLES[tab], self._tab_holders[tab]) for tab in self.param.tab.objects],
             dynamic=True,
             sizing_mode="stretch_width",
         )
@@ -539,6 +531,7 @@ class RunPage(_BuiltOnce):
             ["checks", "certification"],
         )
         self._tabs.active = list(self.param.tab.objects).index(self.tab)
+        self._fill_tab(self.tab)
         self._tabs.param.watch(self._tab_changed, "active")
         self.param.watch(self._tab_param_changed, "tab")
         download = pn.widgets.FileDownload(
@@ -869,7 +862,28 @@ class RunPage(_BuiltOnce):
         return self._state.root_file()
 
     def _tab_changed(self, event: Any) -> None:
+        self._fill_tab(self.param.tab.objects[event.new])
         self.tab = self.param.tab.objects[event.new]
+
+    def _fill_tab(self, tab: str) -> None:
+        """Build a tab's content, once, when it is first shown."""
+        holder = self._tab_holders[tab]
+        if not holder.objects:
+            holder.objects = [self._tab_builders[tab]()]
+
+    def _stage_panel(self, stage: str) -> Any:
+        state = self._state
+        return pn.panel(
+            pn.bind(
+                self._stage,
+                stage,
+                self.param.log_scale,
+                state.param.histograms,
+                state.param.reference,
+                state.param.checks,
+                state.param.comments,
+            )
+        )
 
     @param.depends("tab", "state.summary", watch=True)
     def _events_shown(self) -> None:
@@ -886,6 +900,7 @@ class RunPage(_BuiltOnce):
         return self._event_display
 
     def _tab_param_changed(self, event: Any) -> None:
+        self._fill_tab(event.new)
         index = list(self.param.tab.objects).index(event.new)
         if self._tabs.active != index:
             self._tabs.active = index

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import hist
 import numpy as np
+import panel as pn
 import pytest
 
 from app.main import DQMApp
 from app.source import Source
-from app.state import AlarmsState, JobsState, RecentRuns, RunState, parse_run_id
+from app.state import RUN_TABS, AlarmsState, JobsState, RecentRuns, RunState, parse_run_id
 from dqm import detector, pmtstats
 from dqm.checks.quality import Quality
 from dqm.db import migrate, queries
@@ -396,3 +397,18 @@ def test_alarms_banner_page_acknowledge_and_close(source: Source) -> None:
     expert.close(alarm_id, "known: the source run was mislabelled")
     assert expert.alarms["state"].tolist() == ["RESOLVED"]
     assert expert.alarms["resolved_by"].tolist() == ["eve"]
+
+
+def test_a_run_page_builds_a_tab_when_it_is_first_shown(source: Source) -> None:
+    from app.views import TAB_TITLES, RunPage
+
+    assert tuple(TAB_TITLES) == RUN_TABS
+    page = RunPage(state=RunState(source=source, run_id=102), tab="rec")
+    pn.panel(page).get_root()
+    built = {tab for tab, holder in page._tab_holders.items() if holder.objects}
+    assert built == {"rec"}  # neither the map of the PMT tab nor the other stages' plots
+    assert [page._tabs._names[i] for i in range(len(RUN_TABS))] == list(TAB_TITLES.values())
+    page.tab = "pmt"  # a badge or the URL
+    page._tabs.active = RUN_TABS.index("calib")  # a click on the tab
+    built = {tab for tab, holder in page._tab_holders.items() if holder.objects}
+    assert built == {"rec", "pmt", "calib"} and page.tab == "calib"
