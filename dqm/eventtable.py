@@ -3,8 +3,7 @@ database beside the file's histograms (the web server reads nothing but the data
 the dashboard through Datashader.
 
 Columns: ``x_mm``, ``y_mm``, ``z_mm`` (vertex), ``energy_mev`` (visible energy) and ``time_s``
-(trigger time), read as float32; stored to the millimetre and the keV, far below the
-reconstruction's resolution, and the time exactly. 20,000 events take about 0.22 MB.
+(trigger time). 20,000 events take about 0.33 MB (the floats' low bytes do not compress).
 
 **The run's sample.** A run of an hour has millions of events; the event-level plots need no more
 than a sample of them. A run keeps at most ``sample_size`` events (the setting
@@ -15,7 +14,8 @@ its files' samples, whatever the order in which they arrive, so each file stores
 (:func:`encode_event_table` with ``sample_size``), a reader merges the files' tables with
 :func:`merge_tables`, and the retention policy may cut each file's table down to its part of the
 run's sample without changing what any reader gets. The size a table was sampled to is stored in
-it, so a reader needs no setting.
+it, so a reader needs no setting. Analyses that declare ``event_table`` read the same sample: one
+that needs the statistics of every event reads a histogram, or a larger sample is set.
 """
 
 from __future__ import annotations
@@ -38,12 +38,8 @@ SAMPLE_EVENTS = 20_000
 
 #: The bytes that open an encoded table, then one byte of :data:`FORMAT_VERSION`.
 MAGIC = b"DQMEVTS"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 1
 _HEADER = struct.Struct("<Iq")  # events, the size sampled to (-1: every event)
-#: The steps the columns are stored to (format 2), far below the reconstruction's resolution
-#: (about 100 mm and 3 % at 1 MeV): whole millimetres and keV; the trigger time exactly.
-STEPS = {"x_mm": 1.0, "y_mm": 1.0, "z_mm": 1.0, "energy_mev": 0.001, "time_s": None}
-_MISSING = -(2**31)  # a value that is not finite (NaN when read back)
 _SAMPLE_SIZE = "sample_size"  # the member of a NumPy archive that held the size sampled to
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -108,49 +104,18 @@ def encode_event_table(
     ``sample_size``, only that :func:`sample` of them, and the size is kept with them.
 
     The bytes: :data:`MAGIC`, a version byte, then, zlib compressed, the number of events, the
-    sample's size (-1: none) and the columns one after the other, the vertex and the energy as
-    whole numbers of their :data:`STEPS` (int32) and the time as float32, each column's bytes
+    sample's size (-1: none) and the float32 columns one after the other, each column's bytes
     grouped by significance (which compresses the exponents, where plain bytes do not)."""
     _checked(columns)
     if sample_size is not None and sample_size < 0:
         raise InvalidValueError(f"an event sample cannot hold {sample_size} events.")
-    # sampled as they will read back, so that a reader's keys are the writer's
-    kept = sample(stored_values(columns), sample_size)
+    kept = sample(columns, sample_size)
     n = len(kept[COLUMNS[0]])
     parts = [_HEADER.pack(n, -1 if sample_size is None else sample_size)]
     for name in COLUMNS:
         values = np.ascontiguousarray(kept[name], dtype="<f4")
-        step = STEPS[name]
-        if step is not None:
-            values = _in_steps(values, step)
         parts.append(values.view(np.uint8).reshape(-1, 4).T.tobytes())
     return MAGIC + bytes([FORMAT_VERSION]) + zlib.compress(b"".join(parts), 6)
-
-
-def stored_values(columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The columns as a table stores them and gives them back: float32, to their :data:`STEPS`."""
-    stored = {}
-    for name in COLUMNS:
-        values = np.asarray(columns[name], dtype="<f4")
-        step = STEPS[name]
-        stored[name] = values if step is None else _from_steps(_in_steps(values, step), step)
-    return stored
-
-
-def _in_steps(values: np.ndarray, step: float) -> np.ndarray:
-    """Float values as whole numbers of ``step`` (int32); what is not finite, or beyond int32,
-    as :data:`_MISSING`."""
-    scaled = np.asarray(values, dtype=np.float64) / step
-    ok = np.isfinite(scaled) & (np.abs(scaled) < 2**31 - 1)
-    steps = np.full(scaled.shape, _MISSING, dtype="<i4")
-    steps[ok] = np.rint(scaled[ok])
-    return steps
-
-
-def _from_steps(steps: np.ndarray, step: float) -> np.ndarray:
-    values = (steps * step).astype("<f4")
-    values[steps == _MISSING] = np.nan
-    return values
 
 
 def read_event_table(data: bytes) -> StoredTable:
@@ -169,10 +134,10 @@ def read_event_table(data: bytes) -> StoredTable:
     if not data.startswith(MAGIC) or len(data) <= len(MAGIC):
         raise InvalidValueError("These bytes are not an event table: they lack its header.")
     version = data[len(MAGIC)]
-    if version not in (1, FORMAT_VERSION):
+    if version != FORMAT_VERSION:
         raise InvalidValueError(
             f"This event table is in format version {version}, which this version of the DQM "
-            f"does not read (it reads versions 1 to {FORMAT_VERSION})."
+            f"does not read (it reads version {FORMAT_VERSION})."
         )
     try:
         payload = zlib.decompress(data[len(MAGIC) + 1 :])
@@ -184,12 +149,8 @@ def read_event_table(data: bytes) -> StoredTable:
     columns = {}
     for k, name in enumerate(COLUMNS):
         start = _HEADER.size + 4 * n * k
-        grouped = np.frombuffer(payload, np.uint8, 4 * n, start).reshape(4, n).T.copy()
-        step = STEPS[name] if version >= 2 else None  # format 1: every column as float32
-        if step is None:
-            columns[name] = grouped.view("<f4").reshape(-1)
-        else:
-            columns[name] = _from_steps(grouped.view("<i4").reshape(-1), step)
+        grouped = np.frombuffer(payload, np.uint8, 4 * n, start)
+        columns[name] = grouped.reshape(4, n).T.copy().view("<f4").reshape(-1)
     return StoredTable(columns, None if stored_size < 0 else int(stored_size))
 
 

@@ -35,13 +35,8 @@ def test_a_runs_events_are_its_done_files_in_order(database: str) -> None:
         events = queries.run_events(s, run_id=5)
         assert set(events) == set(eventtable.COLUMNS)
         assert len(events["x_mm"]) == 150 and events["x_mm"].dtype == np.float32
-        stored = eventtable.stored_values
-        np.testing.assert_array_equal(
-            events["energy_mev"][:100], stored(_columns(100, 0))["energy_mev"]
-        )
-        np.testing.assert_array_equal(
-            events["energy_mev"][100:], stored(_columns(50, 20))["energy_mev"]
-        )
+        np.testing.assert_array_equal(events["energy_mev"][:100], _columns(100, 0)["energy_mev"])
+        np.testing.assert_array_equal(events["energy_mev"][100:], _columns(50, 20)["energy_mev"])
         assert len(queries.run_events(s, run_id=5, max_events=120)["z_mm"]) == 120
         assert len(queries.run_events(s, run_id=999)["z_mm"]) == 0
 
@@ -76,10 +71,7 @@ def test_the_sample_of_the_files_samples_is_the_sample_of_the_run() -> None:
     files = [_physics_like(n, seed) for seed, n in enumerate((3_000, 500, 4_000, 2_500))]
     size = 2_000
     run = eventtable.sample(
-        eventtable.stored_values(
-            {name: np.concatenate([f[name] for f in files]) for name in eventtable.COLUMNS}
-        ),
-        size,
+        {name: np.concatenate([f[name] for f in files]) for name in eventtable.COLUMNS}, size
     )
     assert len(run["x_mm"]) == size
     stored = [
@@ -142,24 +134,11 @@ def test_tables_round_trip_exactly_and_smaller_than_their_floats() -> None:
             eventtable.encode_event_table(columns, sample_size=size)
         )
         assert table.sample_size == size
-        expected = eventtable.sample(eventtable.stored_values(columns), size)
+        expected = eventtable.sample(columns, size)
         for name in eventtable.COLUMNS:
             assert table.columns[name].dtype == np.float32
             np.testing.assert_array_equal(table.columns[name], expected[name])
-    # stored to the millimetre and the keV: within half a step, and far smaller than the floats
-    back = eventtable.read_event_table(eventtable.encode_event_table(columns)).columns
-    for name, step in eventtable.STEPS.items():
-        finite = np.isfinite(columns[name])
-        error = np.abs(back[name][finite] - columns[name][finite])
-        limit = 0.0 if step is None else step / 2 + 1e-6 * np.abs(columns[name][finite])
-        assert np.all(error <= limit), name
-    assert np.isnan(back["energy_mev"][:2]).all()  # NaN and infinity: not a number
-    assert len(eventtable.encode_event_table(columns)) < 0.6 * 20 * 20_000
-    # what was read back is stored again unchanged
-    again = eventtable.read_event_table(eventtable.encode_event_table(back)).columns
-    assert _rows(again) == _rows(back) or all(
-        np.array_equal(again[n], back[n], equal_nan=True) for n in eventtable.COLUMNS
-    )
+    assert len(eventtable.encode_event_table(columns)) < 0.85 * 20 * 20_000
     empty = eventtable.read_event_table(eventtable.encode_event_table(_physics_like(0, 1)))
     assert len(empty.columns["time_s"]) == 0
 
@@ -194,15 +173,4 @@ def test_a_runs_events_are_the_sample_of_its_files(database: str) -> None:
     with transaction(database) as s:
         events = queries.run_events(s, run_id=6)
     whole = {name: np.concatenate([f[name] for f in files]) for name in eventtable.COLUMNS}
-    assert _rows(events) == _rows(eventtable.sample(eventtable.stored_values(whole), 1_000))
-
-
-def test_a_table_of_format_1_reads_its_float32_columns_exactly() -> None:
-    columns = _physics_like(50, 6)
-    grouped = [
-        np.ascontiguousarray(columns[name], "<f4").view(np.uint8).reshape(-1, 4).T.tobytes()
-        for name in eventtable.COLUMNS
-    ]
-    payload = struct.pack("<Iq", 50, 40) + b"".join(grouped)
-    table = eventtable.read_event_table(eventtable.MAGIC + b"\x01" + zlib.compress(payload))
-    assert table.sample_size == 40 and _rows(table.columns) == _rows(columns)
+    assert _rows(events) == _rows(eventtable.sample(whole, 1_000))
