@@ -336,16 +336,18 @@ def test_two_job_servers_share_a_run_and_one_takes_over_when_the_other_is_killed
         first_id = f"{os.uname().nodename}:{first.pid}"
         try:
             deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:  # the first has done some files, not all
+            while time.monotonic() < deadline:  # the first has done a file and holds another
                 with session(run.settings) as s:
-                    done = [
-                        j
-                        for j in queries.list_jobs(s, run_id=RUN, kind="process_file", limit=None)
-                        if j.state is JobState.DONE
-                    ]
-                if sum(j.worker == first_id for j in done) >= 2:
+                    jobs = queries.list_jobs(s, run_id=RUN, kind="process_file", limit=None)
+                done = [j for j in jobs if j.state is JobState.DONE]
+                held = [
+                    j
+                    for j in jobs
+                    if j.worker == first_id and j.state in (JobState.SUBMITTED, JobState.RUNNING)
+                ]
+                if held and any(j.worker == first_id for j in done):
                     break
-                time.sleep(0.2)
+                time.sleep(0.05)
             assert len(done) < run.n_files, "the run ended before the kill"
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(30)

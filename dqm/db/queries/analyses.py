@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import and_, delete, func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from dqm.db.models import (
@@ -18,6 +19,7 @@ from dqm.db.models import (
     AnalysisResult,
     AnalysisValue,
     Backfill,
+    CheckDeclarationRow,
     Job,
     Run,
     RunTag,
@@ -104,6 +106,44 @@ def change_run_tags(
 # --- declarations --------------------------------------------------------------------------------
 
 
+def record_declaration(
+    session: Session,
+    model: type[AnalysisDeclaration | CheckDeclarationRow],
+    *,
+    name: str,
+    version: int,
+    declaration: Mapping[str, Any],
+    origin: str,
+    now: dt.datetime | None = None,
+) -> Any:
+    """Record a declared version of an analysis or a check (or refresh it: the last declaration
+    wins). Several job servers starting at once each record the same declarations: a row another
+    one inserted meanwhile is refreshed instead (the insert is tried in a savepoint)."""
+    now = now or utcnow()
+    row: Any = session.get(model, (name, version))
+    if row is None:
+        try:
+            with session.begin_nested():
+                row = model(
+                    name=name,
+                    version=version,
+                    declaration=dict(declaration),
+                    origin=origin[:512],
+                    first_seen=now,
+                    last_seen=now,
+                )
+                session.add(row)
+            return row
+        except IntegrityError:  # inserted by another process since the get
+            # a locking read: the committed row, whatever the transaction's snapshot
+            row = session.get(model, (name, version), populate_existing=True, with_for_update=True)
+            if row is None:
+                raise
+    row.declaration, row.origin, row.last_seen = dict(declaration), origin[:512], now
+    session.flush()
+    return row
+
+
 def record_analysis_declaration(
     session: Session,
     *,
@@ -113,22 +153,16 @@ def record_analysis_declaration(
     origin: str,
     now: dt.datetime | None = None,
 ) -> AnalysisDeclaration:
-    """Record a declared version of an analysis (or refresh it: the last declaration wins)."""
-    now = now or utcnow()
-    row = session.get(AnalysisDeclaration, (name, version))
-    if row is None:
-        row = AnalysisDeclaration(
-            name=name,
-            version=version,
-            declaration=dict(declaration),
-            origin=origin[:512],
-            first_seen=now,
-            last_seen=now,
-        )
-        session.add(row)
-    else:
-        row.declaration, row.origin, row.last_seen = dict(declaration), origin[:512], now
-    session.flush()
+    """Record a declared version of an analysis (see :func:`record_declaration`)."""
+    row: AnalysisDeclaration = record_declaration(
+        session,
+        AnalysisDeclaration,
+        name=name,
+        version=version,
+        declaration=declaration,
+        origin=origin,
+        now=now,
+    )
     return row
 
 

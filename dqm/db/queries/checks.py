@@ -23,6 +23,7 @@ from dqm.db.models import (
     Run,
     RunStageQuality,
 )
+from dqm.db.queries.analyses import record_declaration
 from dqm.db.queries.changes import record_change
 from dqm.db.queries.runs import get_run
 from dqm.errors import InvalidValueError, NotFoundError
@@ -73,22 +74,17 @@ def record_check_declaration(
     origin: str,
     now: dt.datetime | None = None,
 ) -> CheckDeclarationRow:
-    """Record a declared version of a check (or refresh it: the last declaration wins)."""
-    now = now or utcnow()
-    row = session.get(CheckDeclarationRow, (name, version))
-    if row is None:
-        row = CheckDeclarationRow(
-            name=name,
-            version=version,
-            declaration=dict(declaration),
-            origin=origin[:512],
-            first_seen=now,
-            last_seen=now,
-        )
-        session.add(row)
-    else:
-        row.declaration, row.origin, row.last_seen = dict(declaration), origin[:512], now
-    session.flush()
+    """Record a declared version of a check (see :func:`~dqm.db.queries.analyses.
+    record_declaration`: several servers may record it at once)."""
+    row: CheckDeclarationRow = record_declaration(
+        session,
+        CheckDeclarationRow,
+        name=name,
+        version=version,
+        declaration=declaration,
+        origin=origin,
+        now=now,
+    )
     return row
 
 

@@ -165,3 +165,40 @@ def test_backfill_jobs_wait_behind_every_other_job(database: str) -> None:
         assert progress.jobs_by_state == {JobState.TODO: 2}
         with pytest.raises(NotFoundError, match="backfill 999"):
             queries.backfill_progress(s, backfill_id=999)
+
+
+@pytest.mark.parametrize("record", ["record_analysis_declaration", "record_check_declaration"])
+def test_two_servers_recording_one_declaration_at_once_both_succeed(
+    database: str, record: str
+) -> None:
+    """Job servers starting together record the same declarations: the one whose insert meets
+    the other's refreshes that row instead of failing."""
+    import threading
+
+    if database.startswith("sqlite"):
+        pytest.skip("SQLite has one writer at a time: its inserts never meet")
+    inserted, go_on = threading.Event(), threading.Event()
+
+    def other_server() -> None:
+        with transaction(database) as s:
+            getattr(queries, record)(
+                s, name="shared", version=1, declaration={"by": "other"}, origin="other"
+            )
+            inserted.set()
+            go_on.wait(10)  # commits while this one's insert waits on the key
+
+    thread = threading.Thread(target=other_server)
+    thread.start()
+    assert inserted.wait(10)
+    with transaction(database) as s:
+        timer = threading.Timer(0.5, go_on.set)
+        timer.start()
+        row = getattr(queries, record)(
+            s, name="shared", version=1, declaration={"by": "this"}, origin="this"
+        )
+        assert row.declaration == {"by": "this"}
+    thread.join(10)
+    with transaction(database) as s:
+        model = type(row)
+        (stored,) = s.query(model).filter_by(name="shared").all()
+        assert stored.declaration == {"by": "this"} and stored.origin == "this"
