@@ -22,8 +22,9 @@ Modules:
     rawformat: the raw-file format, written by the simulator and read by the pipeline.
     messages: the messages of data transfer, one validated definition.
     broker: connections to the message broker and its queue.
-    histcodec: lossless conversion of ``hist.Hist`` objects to database rows and back.
-    eventtable: a file's reconstructed events as a compact table stored in the database.
+    bytegroups: numbers' bytes grouped by significance, which compress (the shuffle filter).
+    histcodec: lossless conversion of ``hist.Hist`` objects and per-PMT arrays to database rows.
+    eventtable: a file's reconstructed events as a compact table, and a run's mergeable sample.
     keptevents: a few raw events of each file for the event display: choice and format.
     pmtstats: per-PMT quantities derived from the stored per-PMT sums.
     runstatus: the status of a run, derived from its messages, files and jobs.

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from dqm.bytegroups import grouped, ungrouped
 from dqm.errors import InvalidValueError
 
 COLUMNS = ("x_mm", "y_mm", "z_mm", "energy_mev", "time_s")
@@ -113,8 +114,7 @@ def encode_event_table(
     n = len(kept[COLUMNS[0]])
     parts = [_HEADER.pack(n, -1 if sample_size is None else sample_size)]
     for name in COLUMNS:
-        values = np.ascontiguousarray(kept[name], dtype="<f4")
-        parts.append(values.view(np.uint8).reshape(-1, 4).T.tobytes())
+        parts.append(grouped(kept[name], "<f4"))
     return MAGIC + bytes([FORMAT_VERSION]) + zlib.compress(b"".join(parts), 6)
 
 
@@ -149,14 +149,8 @@ def read_event_table(data: bytes) -> StoredTable:
     columns = {}
     for k, name in enumerate(COLUMNS):
         start = _HEADER.size + 4 * n * k
-        grouped = np.frombuffer(payload, np.uint8, 4 * n, start)
-        columns[name] = grouped.reshape(4, n).T.copy().view("<f4").reshape(-1)
+        columns[name] = ungrouped(payload[start : start + 4 * n], "<f4")
     return StoredTable(columns, None if stored_size < 0 else int(stored_size))
-
-
-def decode_event_table(data: bytes) -> dict[str, np.ndarray]:
-    """The columns of :func:`encode_event_table`'s bytes."""
-    return read_event_table(data).columns
 
 
 def merge_tables(tables: Iterable[StoredTable]) -> StoredTable:

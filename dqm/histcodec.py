@@ -16,6 +16,8 @@ import hist
 import numpy as np
 import numpy.typing as npt
 
+from dqm.bytegroups import grouped, ungrouped
+
 if TYPE_CHECKING:
     from boost_histogram.view import WeightedSumView
 
@@ -214,9 +216,7 @@ def pack_array(array: npt.ArrayLike) -> bytes:
     """A per-PMT array, losslessly compressed: :data:`PACKED`, then its little-endian float64
     bytes grouped by significance (all first bytes, then all second bytes, ...) through zlib.
     Counts take about a third of their 8 bytes, sums of measured values about 85 %."""
-    values = np.ascontiguousarray(array, dtype="<f8")
-    grouped = values.view(np.uint8).reshape(-1, 8).T.tobytes()
-    return PACKED + zlib.compress(grouped, 6)
+    return PACKED + zlib.compress(grouped(array, "<f8"), 6)
 
 
 def array_from_bytes(blob: bytes) -> npt.NDArray[np.float64]:
@@ -229,10 +229,7 @@ def array_from_bytes(blob: bytes) -> npt.NDArray[np.float64]:
     blob = bytes(blob)
     if blob.startswith(PACKED):
         try:
-            grouped = zlib.decompress(blob[len(PACKED) :])
-        except zlib.error as exc:
+            return ungrouped(zlib.decompress(blob[len(PACKED) :]), "<f8")
+        except (zlib.error, ValueError) as exc:
             raise ValueError(f"a packed per-PMT array is damaged: {exc}.") from None
-        if len(grouped) % 8:
-            raise ValueError("a packed per-PMT array is damaged: its length is not whole values.")
-        return np.frombuffer(grouped, np.uint8).reshape(8, -1).T.copy().view("<f8").reshape(-1)
     return np.frombuffer(blob, dtype="<f8").astype(np.float64)

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from dqm.bytegroups import grouped, ungrouped
 from dqm.errors import InvalidValueError
 
 __all__ = [
@@ -346,16 +347,6 @@ def _place(event: KeptEvent) -> tuple[int, int]:
     return (-1 if event.seq is None else event.seq, event.entry)
 
 
-def _shuffled(values: np.ndarray) -> bytes:
-    """The bytes of a 4-byte array grouped by significance (all first bytes, then all second
-    bytes, ...), which zlib compresses far better than the values' bytes in order."""
-    return values.view(np.uint8).reshape(-1, 4).T.tobytes()
-
-
-def _unshuffled(data: bytes, dtype: str) -> np.ndarray:
-    return np.frombuffer(data, np.uint8).reshape(4, -1).T.copy().view(dtype).reshape(-1)
-
-
 def _steps(values: np.ndarray, step: float) -> np.ndarray:
     """Values as whole numbers of ``step`` (int32; not finite: 0)."""
     scaled = np.nan_to_num(np.asarray(values, dtype=np.float64) / step, posinf=0.0, neginf=0.0)
@@ -389,9 +380,9 @@ def encode(events: Sequence[KeptEvent]) -> bytes:
         (
             _COUNT.pack(len(events)),
             table.tobytes(),
-            _shuffled(steps),
-            _shuffled(_steps(column("charge_pe", "<f4"), CHARGE_STEP_PE)),
-            _shuffled(_steps(column("first_hit_ns", "<f4"), TIME_STEP_NS)),
+            grouped(steps, "<u4"),
+            grouped(_steps(column("charge_pe", "<f4"), CHARGE_STEP_PE), "<i4"),
+            grouped(_steps(column("first_hit_ns", "<f4"), TIME_STEP_NS), "<i4"),
         )
     )
     return MAGIC + bytes([FORMAT_VERSION]) + zlib.compress(payload, 6)
@@ -425,13 +416,13 @@ def decode(data: bytes, *, seq: int | None = None) -> list[KeptEvent]:
         columns = [
             payload[offset + 4 * n_pmts * k : offset + 4 * n_pmts * (k + 1)] for k in range(3)
         ]
-        ids = np.cumsum(_unshuffled(columns[0], "<u4"), dtype="<u4").view("<i4")
+        ids = np.cumsum(ungrouped(columns[0], "<u4"), dtype="<u4").view("<i4")
         if version == 1:
-            charge = _unshuffled(columns[1], "<f4")
-            first_hit = _unshuffled(columns[2], "<f4")
+            charge = ungrouped(columns[1], "<f4")
+            first_hit = ungrouped(columns[2], "<f4")
         else:
-            charge = (_unshuffled(columns[1], "<i4") * CHARGE_STEP_PE).astype("<f4")
-            first_hit = (_unshuffled(columns[2], "<i4") * TIME_STEP_NS).astype("<f4")
+            charge = (ungrouped(columns[1], "<i4") * CHARGE_STEP_PE).astype("<f4")
+            first_hit = (ungrouped(columns[2], "<i4") * TIME_STEP_NS).astype("<f4")
     except (zlib.error, struct.error, ValueError) as exc:
         raise InvalidValueError(
             f"These kept events are damaged and cannot be read: {exc}."

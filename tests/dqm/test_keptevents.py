@@ -12,6 +12,7 @@ import pytest
 from imports import modules_loaded
 
 from dqm import keptevents
+from dqm.bytegroups import grouped
 from dqm.errors import InvalidValueError
 from dqm.keptevents import (
     CHARGE_STEP_PE,
@@ -278,9 +279,9 @@ def encode_v1(events: list[KeptEvent]) -> bytes:
         (
             keptevents._COUNT.pack(len(events)),
             table.tobytes(),
-            keptevents._shuffled(np.diff(ids, prepend=np.zeros(1, "<u4"))),
-            keptevents._shuffled(np.concatenate([e.charge_pe for e in events]).astype("<f4")),
-            keptevents._shuffled(np.concatenate([e.first_hit_ns for e in events]).astype("<f4")),
+            grouped(np.diff(ids, prepend=np.zeros(1, "<u4")), "<u4"),
+            grouped(np.concatenate([e.charge_pe for e in events]), "<f4"),
+            grouped(np.concatenate([e.first_hit_ns for e in events]), "<f4"),
         )
     )
     return MAGIC + bytes([1]) + zlib.compress(payload)

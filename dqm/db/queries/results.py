@@ -409,12 +409,10 @@ def _cut_event_tables(session: Session, run_id: int) -> int:
     run = eventtable.merge_tables(tables)
     if run.sample_size is None:
         return 0
-    kept = set(eventtable.sample_keys(run.columns).tolist())
+    kept = eventtable.sample_keys(run.columns)
     saved = 0
     for row, table in zip(rows, tables, strict=True):
-        inside = np.fromiter(
-            (key in kept for key in eventtable.sample_keys(table.columns).tolist()), dtype=bool
-        )
+        inside = np.isin(eventtable.sample_keys(table.columns), kept)
         if inside.all():
             continue
         before = len(row.data)
