@@ -199,3 +199,14 @@ def test_the_runs_a_derived_mask_looks_at() -> None:
     assert load_settings(env={}).mask_consecutive == 3
     settings = load_settings(env={"DQM_MASK_CONSECUTIVE": "5"})
     assert settings.mask_consecutive == 5 and settings.masked()["mask_consecutive"] == "5 runs"
+
+
+def test_the_event_sample_is_a_number_of_events_or_all() -> None:
+    assert load_settings(env={}).event_sample == 20_000
+    assert load_settings(env={"DQM_EVENT_SAMPLE": "50_000"}).event_sample == 50_000
+    every = load_settings(env={"DQM_EVENT_SAMPLE": "All"})
+    assert every.event_sample is None and every.masked()["event_sample"] == "every event"
+    for bad in ("x", "99", "-5", "1e6", "200000000"):
+        with pytest.raises(ConfigError, match="DQM_EVENT_SAMPLE: expected a number of events") as e:
+            load_settings(env={"DQM_EVENT_SAMPLE": bad})
+        assert str(e.value).count("\n") == 0
